@@ -1,0 +1,309 @@
+"""The HubSpot source: owners, deals and calls into the canonical store; KR rows back out.
+
+Deals and calls are read incrementally through the search API on (hs_lastmodifieddate,
+hs_object_id), each page stored together with the advanced cursor. A search cannot page past
+10,000 results, so a long sync runs as a series of windows, each a fresh search starting at
+the last stored (timestamp, id): a portal of any size syncs without loss. Key results are
+upserted into a custom object by their unique `okr_key`, sending only rows that changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from functools import cached_property, partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import hubspot
+from hubspot.crm.objects import (
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectBatchInputUpsert,
+)
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors.hubspot import helpers, settings
+from connectors.incremental import Cursor, load_cursor, save_cursor
+from connectors.ledger import pending_rows, record_written
+from connectors.results import StreamResult, WritebackResult
+from connectors.store import Activity, Deal, Owner, session_scope, upsert_rows
+
+log = logging.getLogger(__name__)
+SOURCE = settings.SOURCE
+_OWNER_FIELDS = ("email", "name", "team", "region", "is_active")
+
+
+class HubSpotSource:
+    """One HubSpot portal reached with a private app token (see `from_env`)."""
+
+    name = SOURCE
+    STREAMS = ("owners", "deals", "calls")
+
+    def __init__(self, access_token: str, host: str = settings.DEFAULT_HOST, ca_bundle: str | None = None,
+                 *, search_cap: int = settings.SEARCH_WINDOW,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not access_token:
+            raise ConnectorConfigError(f"HubSpot access token is empty: set {settings.TOKEN_ENV}")
+        options: dict[str, Any] = {"access_token": access_token, "host": host.rstrip("/"),
+                                   "retry": False}  # retries are ours (tenacity), not urllib3's
+        if ca_bundle:
+            options["ssl_ca_cert"] = ca_bundle
+        self._client = hubspot.Client.create(**options)
+        self.host = host
+        self.search_cap = search_cap  # results one search window may page through
+        self._sleep = sleep
+        self._calls = helpers.CallCounter()
+        self._key_result_type: str | None = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"HubSpotSource(host={self.host!r})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> HubSpotSource:
+        """HUBSPOT_ACCESS_TOKEN (required), HUBSPOT_HOST and OKR_SYNC_CA_BUNDLE (optional)."""
+        token = (env.get(settings.TOKEN_ENV) or "").strip()
+        if not token:
+            raise ConnectorConfigError(
+                f"HubSpot is not configured: set {settings.TOKEN_ENV} to a private app access token"
+                f" (optionally {settings.HOST_ENV} for another API host)")
+        host = (env.get(settings.HOST_ENV) or settings.DEFAULT_HOST).strip()
+        if not host.startswith(("https://", "http://")):
+            raise ConnectorConfigError(f"{settings.HOST_ENV} must be an http(s) URL, got {host!r}")
+        ca_bundle = (env.get(settings.CA_BUNDLE_ENV) or "").strip() or None
+        if ca_bundle and not Path(ca_bundle).is_file():
+            raise ConnectorConfigError(
+                f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
+        return cls(token, host, ca_bundle)
+
+    def close(self) -> None:
+        """Close the connection pools (idle keep-alive connections hold server threads open)."""
+        if "_api" in self.__dict__:
+            for api in vars(self._api).values():
+                api.api_client.last_response = None  # it holds the socket open past the pool's close
+                api.api_client.rest_client.pool_manager.clear()
+            del self.__dict__["_api"]
+
+    def __enter__(self) -> HubSpotSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def api_calls(self) -> int:
+        """Requests made so far by this source (retries included)."""
+        return self._calls.count
+
+    @cached_property
+    def _api(self) -> SimpleNamespace:
+        """The generated APIs, built once: each `client.crm...` lookup makes a new connection pool."""
+        crm = self._client.crm
+        return SimpleNamespace(search=crm.objects.search_api, batch=crm.objects.batch_api,
+                               owners=crm.owners.owners_api, pipelines=crm.pipelines.pipelines_api,
+                               properties=crm.properties.core_api, schemas=crm.schemas.core_api)
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, **kwargs)
+
+    def _failure(self, exc: BaseException, action: str) -> ConnectorError:
+        status = helpers.api_status(exc)
+        hint = f"; check {settings.TOKEN_ENV} and the private app's scopes" if status in (401, 403) else ""
+        return ConnectorError(f"HubSpot {action} failed: {helpers.api_message(exc)}{hint}")
+
+    # -- extract --------------------------------------------------------------------------------
+    def extract(self, engine: Engine, stream: str) -> StreamResult:
+        """Bring one stream's new and changed records into the store; returns counts."""
+        if stream not in self.STREAMS:
+            raise ConnectorError(f"HubSpot has no stream {stream!r}; streams: {', '.join(self.STREAMS)}")
+        before = self.api_calls
+        try:
+            extract = self._extract_owners if stream == "owners" else partial(self._extract_search, stream=stream)
+            records = extract(engine)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            if helpers.api_status(exc) is None and not helpers.is_transient(exc):
+                raise
+            raise self._failure(exc, f"extract of {stream}") from exc
+        return StreamResult(SOURCE, stream, records, self.api_calls - before)
+
+    def _owner_pages(self, archived: bool) -> Iterator[Any]:
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self._call(self._api.owners.get_page, limit=settings.OWNERS_PAGE_SIZE, after=after,
+                              archived=archived)
+            yield from page.results
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return
+            if after in seen:
+                raise ConnectorError(f"HubSpot owners paging loops at after={after}")
+            seen.add(after)
+
+    def _extract_owners(self, engine: Engine) -> int:
+        """All owners, active and archived (cheap); only new or changed ones count and get written."""
+        rows = [helpers.owner_row(owner)
+                for archived in (False, True) for owner in self._owner_pages(archived)]
+        with Session(engine) as session:
+            query = select(Owner).where(Owner.source == SOURCE)
+            stored = {owner.source_id: owner for owner in session.exec(query)}
+
+        def changed(row: dict[str, Any]) -> bool:
+            old = stored.get(row["source_id"])
+            if old is None or helpers.naive_utc(row["modified_at"]) != helpers.naive_utc(old.modified_at):
+                return True
+            return any(getattr(old, name) != row[name] for name in _OWNER_FIELDS)
+
+        fresh = [row for row in rows if changed(row)]
+        latest = max(rows, key=lambda row: (row["modified_at"] or helpers.EPOCH, int(row["source_id"])),
+                     default=None)
+        cursor = Cursor(latest["modified_at"], latest["source_id"]) if latest else Cursor()
+        with session_scope(engine) as session:
+            upsert_rows(session, Owner, fresh)
+            save_cursor(session, SOURCE, "owners", cursor, len(fresh))
+        return len(fresh)
+
+    def _deal_lookups(self) -> helpers.DealLookups:
+        pipelines = self._call(self._api.pipelines.get_all, settings.DEAL_PIPELINE_OBJECT)
+        stages = {stage.id: helpers.stage_from_pipeline(stage)
+                  for pipeline in pipelines.results for stage in pipeline.stages or []}
+        deal_type = self._call(self._api.properties.get_by_name, settings.DEAL_PIPELINE_OBJECT,
+                               settings.DEAL_TYPE_PROPERTY)
+        return helpers.DealLookups(stages, {option.value: option.label for option in deal_type.options or []})
+
+    def _extract_search(self, engine: Engine, stream: str) -> int:
+        object_type, properties = settings.SEARCH_STREAMS[stream]
+        model, mapper = (Deal, helpers.deal_row) if stream == "deals" else (Activity, helpers.call_row)
+        lookups = self._deal_lookups() if stream == "deals" else None
+        cursor = window = load_cursor(engine, SOURCE, stream)
+        after: str | None = None
+        records = 0
+        while True:
+            if after is not None and after.isdigit() and int(after) >= self.search_cap:
+                window, after = self._next_window(stream, window, cursor), None
+            request = helpers.search_request(window, properties, settings.SEARCH_PAGE_SIZE, after)
+            try:
+                page = self._call(self._api.search.do_search, object_type, request)
+            except Exception as exc:
+                # A 400 deep into a window is the search cap (a portal may enforce a lower one):
+                # start a new window from the last stored record instead of failing the sync.
+                if after is None or helpers.api_status(exc) != 400:
+                    raise
+                log.info("HubSpot %s search refused after=%s (%s); new window", stream, after,
+                         helpers.api_message(exc))
+                window, after = self._next_window(stream, window, cursor), None
+                continue
+            if page.results:
+                last = page.results[-1]
+                stamp = helpers.parse_time(last.properties.get(settings.CURSOR_PROPERTY)) \
+                    or helpers.parse_time(last.updated_at)
+                cursor = Cursor(stamp, str(last.id))
+                with session_scope(engine) as session:
+                    upsert_rows(session, model, [mapper(record, lookups) for record in page.results])
+                    save_cursor(session, SOURCE, stream, cursor, records + len(page.results))
+                records += len(page.results)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after or not page.results:
+                break
+        if not records:
+            with session_scope(engine) as session:
+                save_cursor(session, SOURCE, stream, cursor, 0)
+        return records
+
+    @staticmethod
+    def _next_window(stream: str, window: Cursor, cursor: Cursor) -> Cursor:
+        """The next window starts at the last stored record; a window that stored nothing would loop."""
+        if cursor == window:
+            raise ConnectorError(f"HubSpot {stream} search made no progress in a whole window at {cursor};"
+                                 " stopping instead of looping")
+        return cursor
+
+    # -- writeback ------------------------------------------------------------------------------
+    def check_writeback_target(self) -> None:
+        """Find the okr_key_result custom object and check it has the properties okr-sync writes."""
+        try:
+            schemas = self._call(self._api.schemas.get_all)
+        except Exception as exc:
+            if helpers.api_status(exc) is None and not helpers.is_transient(exc):
+                raise
+            raise self._failure(exc, "reading custom object schemas") from exc
+        wanted = settings.KEY_RESULT_OBJECT
+        schema = next((item for item in schemas.results if item.name == wanted
+                       or (item.fully_qualified_name or "").endswith(f"_{wanted}")), None)
+        if schema is None:
+            raise ConnectorError(
+                f"HubSpot has no custom object {wanted!r} to write key results into. An admin creates"
+                " it once with POST /crm/v3/schemas and the body in"
+                " connectors.hubspot.settings.KEY_RESULT_SCHEMA (custom objects need an Enterprise portal).")
+        present = {prop.name: prop for prop in schema.properties or []}
+        needed = [*settings.KEY_RESULT_FIELDS.values(), settings.LAST_SYNCED_PROPERTY]
+        missing = [name for name in needed if name not in present]
+        if missing:
+            raise ConnectorError(f"HubSpot custom object {wanted!r} lacks properties {missing}; add them"
+                                 " as in connectors.hubspot.settings.KEY_RESULT_SCHEMA")
+        if not present[settings.KEY_RESULT_ID_PROPERTY].has_unique_value:
+            raise ConnectorError(f"Property {settings.KEY_RESULT_ID_PROPERTY!r} of {wanted!r} must have"
+                                 " unique values (hasUniqueValue), or upserts could duplicate key results")
+        self._key_result_type = schema.object_type_id
+
+    def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
+        """Upsert changed KR rows by okr_key; per-record rejections are reported and retried next run."""
+        before = self.api_calls
+        result = WritebackResult(SOURCE)
+        payloads = list({row["key"]: {"key": row["key"], **helpers.key_result_properties(row)}
+                         for row in rows}.values())  # one per key: the last row wins
+        pending = pending_rows(engine, SOURCE, payloads)
+        result.unchanged = len(payloads) - len(pending)
+        if pending:
+            if self._key_result_type is None:
+                self.check_writeback_target()
+            synced = helpers.iso_ms(datetime.now(UTC))
+            for start in range(0, len(pending), settings.BATCH_SIZE):
+                self._upsert_batch(engine, pending[start:start + settings.BATCH_SIZE], synced, result)
+        result.api_calls = self.api_calls - before
+        return result
+
+    def _upsert_batch(self, engine: Engine, batch: list[tuple[Mapping[str, Any], str]], synced: str,
+                      result: WritebackResult) -> None:
+        digests = {payload["key"]: digest for payload, digest in batch}
+        inputs = [SimplePublicObjectBatchInputUpsert(
+            id=payload["key"], id_property=settings.KEY_RESULT_ID_PROPERTY,
+            properties={**{name: value for name, value in payload.items() if name != "key"},
+                        settings.LAST_SYNCED_PROPERTY: synced})
+            for payload, _ in batch]
+        try:
+            response = self._call(self._api.batch.upsert, self._key_result_type,
+                                  BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
+        except Exception as exc:
+            status = helpers.api_status(exc)
+            if status is None and not helpers.is_transient(exc):
+                raise
+            if status in (401, 403):
+                raise self._failure(exc, "key result upsert") from exc
+            result.failed += len(batch)
+            result.errors.extend(f"{key}: {helpers.api_message(exc)}" for key in digests)
+            return
+        written = []
+        for record in response.results or []:
+            key = (record.properties or {}).get(settings.KEY_RESULT_ID_PROPERTY)
+            if key in digests:
+                written.append((key, digests.pop(key), str(record.id)))
+                if record.new:
+                    result.created += 1
+                else:
+                    result.updated += 1
+        record_written(engine, SOURCE, written)
+        messages = {}
+        for error in getattr(response, "errors", None) or []:
+            for key in (error.context or {}).get("id", []):
+                messages[key] = error.message
+        for key in digests:  # sent, not confirmed: failed, and pending again next run
+            result.failed += 1
+            result.errors.append(f"{key}: {messages.get(key, 'not confirmed by HubSpot')}")

@@ -1,0 +1,272 @@
+"""Small pieces of the HubSpot connector: retries, error text, search requests, record mapping.
+
+Mapping turns HubSpot's all-string properties into canonical values that equal what the
+Salesforce connector stores for the same logical record (stage labels, type labels,
+probabilities in percent, UTC calendar dates), so rules never care which CRM was read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import urllib3
+from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity.wait import wait_base
+
+from connectors.hubspot import settings
+from connectors.incremental import Cursor
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# -- errors and retries -------------------------------------------------------------------------
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of a hubspot-api-client ApiException (each API package has its own class)."""
+    if type(exc).__module__.startswith("hubspot.") and isinstance(getattr(exc, "status", None), int):
+        return exc.status  # type: ignore[attr-defined]
+    return None
+
+
+def api_message(exc: BaseException) -> str:
+    """HubSpot's own error message and category, for reports (never headers, never the token)."""
+    status = api_status(exc)
+    if status is None:
+        return f"{type(exc).__name__}: {exc}"
+    body = getattr(exc, "body", None)
+    try:
+        data = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    category = data.get("category") or data.get("errorType") or getattr(exc, "reason", "") or "error"
+    raw = body.decode(errors="replace") if isinstance(body, bytes) else body
+    message = data.get("message") or raw or ""
+    return f"HTTP {status} {category}: {message}".strip()
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another attempt: rate limits, server errors, dropped or refused connections."""
+    status = api_status(exc)
+    if status is not None:
+        return status == 429 or status >= 500
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+
+
+def retry_after_seconds(exc: BaseException | None) -> float | None:
+    headers = getattr(exc, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:  # an HTTP date: fall back to backoff
+        return None
+
+
+class wait_retry_after(wait_base):
+    """Sleep what the server asked for in Retry-After, else exponential backoff with jitter."""
+
+    def __init__(self, fallback: wait_base, maximum: float) -> None:
+        self.fallback, self.maximum = fallback, maximum
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        asked = retry_after_seconds(outcome.exception() if outcome else None)
+        return min(asked, self.maximum) if asked is not None else self.fallback(retry_state)
+
+
+@dataclass
+class CallCounter:
+    """Requests sent to HubSpot, retries included (each attempt costs API quota)."""
+
+    count: int = 0
+
+
+def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
+             sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> T:
+    """Call one generated API method with retries on transient failures; other errors raise at once."""
+
+    def attempt() -> T:
+        counter.count += 1
+        return fn(*args, _request_timeout=settings.REQUEST_TIMEOUT, **kwargs)
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("HubSpot call %s failed (%s); retry %d of %d", getattr(fn, "__name__", fn),
+                    api_message(error) if error else "?", state.attempt_number, settings.RETRY_ATTEMPTS - 1)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.RETRY_ATTEMPTS),
+        wait=wait_retry_after(wait_random_exponential(multiplier=settings.RETRY_WAIT_INITIAL,
+                                                      max=settings.RETRY_WAIT_MAX), settings.RETRY_WAIT_MAX),
+        retry=retry_if_exception(is_transient), sleep=sleep, before_sleep=before_sleep, reraise=True)
+    return retrying(attempt)
+
+
+# -- values -------------------------------------------------------------------------------------
+def parse_time(value: Any) -> datetime | None:
+    """A UTC datetime from an ISO string, a ms epoch string or a client-parsed datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return EPOCH + timedelta(milliseconds=int(text))
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_date(value: Any) -> date | None:
+    moment = parse_time(value)
+    return moment.date() if moment else None
+
+
+def to_ms(moment: datetime) -> int:
+    """Exact ms epoch (integer arithmetic: no float rounding at the cursor's edge)."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return (aware - EPOCH) // timedelta(milliseconds=1)
+
+
+def to_float(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    return float(value)
+
+
+def to_wire(value: Any) -> str:
+    """A property value as HubSpot stores it: a string; None clears the property."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else format(round(value, 9), ".15g")
+    if isinstance(value, datetime):
+        return iso_ms(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def iso_ms(moment: datetime) -> str:
+    aware = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.strftime("%Y-%m-%dT%H:%M:%S.") + f"{aware.microsecond // 1000:03d}Z"
+
+
+def naive_utc(moment: datetime | None) -> datetime | None:
+    """Comparable with what SQLite gives back (it drops the zone; the store keeps UTC)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment and moment.tzinfo else moment
+
+
+# -- search requests ----------------------------------------------------------------------------
+def search_request(cursor: Cursor, properties: tuple[str, ...], limit: int,
+                   after: str | None) -> PublicObjectSearchRequest:
+    """Records after the (timestamp, id) cursor, oldest change first.
+
+    Two filter groups (ORed): modified after the watermark, or modified exactly at it with a
+    larger id. With no cursor yet, every record.
+    """
+    groups: list[FilterGroup] = []
+    if cursor.watermark is not None:
+        stamp = str(to_ms(cursor.watermark))
+        if cursor.last_id is None:
+            groups.append(FilterGroup(filters=[Filter(property_name=settings.CURSOR_PROPERTY, operator="GTE",
+                                                      value=stamp)]))
+        else:
+            groups.append(FilterGroup(filters=[Filter(property_name=settings.CURSOR_PROPERTY, operator="GT",
+                                                      value=stamp)]))
+            groups.append(FilterGroup(filters=[
+                Filter(property_name=settings.CURSOR_PROPERTY, operator="EQ", value=stamp),
+                Filter(property_name=settings.ID_PROPERTY, operator="GT", value=cursor.last_id)]))
+    return PublicObjectSearchRequest(
+        filter_groups=groups, properties=list(properties), limit=limit, after=after,
+        sorts=[{"propertyName": settings.CURSOR_PROPERTY, "direction": "ASCENDING"}])  # type: ignore[list-item]
+
+
+# -- canonical records --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stage:
+    label: str
+    is_closed: bool
+    is_won: bool
+    probability: float | None  # percent
+
+
+@dataclass(frozen=True)
+class DealLookups:
+    """Portal-specific ids to labels, loaded once per run: stage ids and deal type values."""
+
+    stages: Mapping[str, Stage]
+    deal_types: Mapping[str, str]
+
+
+def stage_from_pipeline(stage: Any) -> Stage:
+    metadata = stage.metadata or {}
+    probability = to_float(metadata.get("probability"))
+    closed = str(metadata.get("isClosed", "false")).lower() == "true"
+    return Stage(stage.label, closed, closed and probability == 1.0,
+                 None if probability is None else round(probability * 100, 6))
+
+
+def owner_row(owner: Any) -> dict[str, Any]:
+    teams = owner.teams or []
+    primary = next((team for team in teams if team.primary), teams[0] if teams else None)
+    name = " ".join(part for part in (owner.first_name, owner.last_name) if part) or None
+    return {"source": settings.SOURCE, "source_id": str(owner.id), "email": owner.email, "name": name,
+            "team": primary.name if primary else None, "region": None, "is_active": not owner.archived,
+            "modified_at": parse_time(owner.updated_at), "custom": {}}
+
+
+def deal_row(record: Any, lookups: DealLookups) -> dict[str, Any]:
+    props = record.properties or {}
+    stage_id = props.get("dealstage")
+    stage = lookups.stages.get(stage_id or "")
+    probability = to_float(props.get("hs_deal_stage_probability"))
+    if probability is not None:
+        probability = round(probability * 100, 6)
+    elif stage:
+        probability = stage.probability
+    deal_type = props.get("dealtype")
+    return {
+        "source": settings.SOURCE, "source_id": str(record.id), "name": props.get("dealname"),
+        "owner_id": props.get("hubspot_owner_id") or None, "account_id": None,
+        "deal_type": lookups.deal_types.get(deal_type, deal_type) if deal_type else None,
+        "stage": stage.label if stage else stage_id, "amount": to_float(props.get("amount")),
+        "probability": probability,
+        "is_closed": stage.is_closed if stage else props.get("hs_is_closed") == "true",
+        "is_won": stage.is_won if stage else props.get("hs_is_closed_won") == "true",
+        "created_date": utc_date(props.get("createdate")), "close_date": utc_date(props.get("closedate")),
+        "lead_source": props.get("lead_source") or None,
+        "modified_at": parse_time(props.get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at),
+        "is_deleted": False, "custom": {},
+    }
+
+
+def call_row(record: Any, _lookups: DealLookups | None = None) -> dict[str, Any]:
+    props = record.properties or {}
+    duration = to_float(props.get("hs_call_duration"))
+    return {
+        "source": settings.SOURCE, "source_id": str(record.id), "kind": "call",
+        "subject": props.get("hs_call_title"), "owner_id": props.get("hubspot_owner_id") or None,
+        "deal_id": None,
+        "activity_date": utc_date(props.get("hs_timestamp")),
+        "duration_seconds": int(duration) // 1000 if duration is not None else None,
+        "outcome": props.get("hs_call_disposition") or None,
+        "modified_at": parse_time(props.get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at),
+        "is_deleted": False, "custom": {},
+    }
+
+
+def key_result_properties(row: Mapping[str, Any]) -> dict[str, str]:
+    """A KR row as custom object properties (wire strings), without last_synced."""
+    return {prop: to_wire(row.get(field)) for field, prop in settings.KEY_RESULT_FIELDS.items()}

@@ -1,0 +1,94 @@
+"""Constants of the HubSpot connector: endpoints, properties, page and batch sizes, the KR object.
+
+Kept apart from the code (as dlt verified sources do) so a portal-specific tweak is a
+one-line change here rather than a hunt through the extraction logic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SOURCE = "hubspot"
+
+# Environment (credentials come from here only).
+TOKEN_ENV = "HUBSPOT_ACCESS_TOKEN"
+HOST_ENV = "HUBSPOT_HOST"
+CA_BUNDLE_ENV = "OKR_SYNC_CA_BUNDLE"
+DEFAULT_HOST = "https://api.hubapi.com"
+
+# Paging and batching limits of the CRM v3 API.
+SEARCH_PAGE_SIZE = 200  # search maximum
+SEARCH_RESULT_CAP = 10_000  # a search cannot page past this many results
+# Results one search window pages through before restarting from the stored cursor. One page:
+# offset paging (`after`) would skip a record whenever another one is modified mid-sync (it
+# moves to the end of the hs_lastmodifieddate order and shifts every later offset), while a
+# fresh keyset search per page costs the same number of calls and cannot skip.
+SEARCH_WINDOW = SEARCH_PAGE_SIZE
+OWNERS_PAGE_SIZE = 100
+BATCH_SIZE = 100  # batch endpoints accept at most 100 inputs
+REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+
+# Retries (tenacity): 429, 5xx and connection errors; Retry-After is honoured when sent.
+RETRY_ATTEMPTS = 4
+RETRY_WAIT_INITIAL = 0.5
+RETRY_WAIT_MAX = 20.0
+
+# Incremental streams read through the search API.
+CURSOR_PROPERTY = "hs_lastmodifieddate"
+ID_PROPERTY = "hs_object_id"
+DEAL_PIPELINE_OBJECT = "deals"
+DEAL_TYPE_PROPERTY = "dealtype"
+SEARCH_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    # stream -> (object type, properties to read)
+    "deals": ("deals", (
+        "dealname", "amount", "dealstage", "pipeline", "closedate", "createdate", "dealtype",
+        "hs_deal_stage_probability", "lead_source", "hubspot_owner_id", "hs_lastmodifieddate", "hs_object_id",
+    )),
+    "calls": ("calls", (
+        "hs_timestamp", "hs_call_title", "hs_call_duration", "hs_call_direction", "hs_call_disposition",
+        "hs_call_status", "hubspot_owner_id", "hs_createdate", "hs_lastmodifieddate", "hs_object_id",
+    )),
+}
+
+# Writeback target: a custom object an admin creates once (schema below).
+KEY_RESULT_OBJECT = "okr_key_result"
+KEY_RESULT_ID_PROPERTY = "okr_key"
+# KR row field -> custom object property (the payload okr-sync writes, minus last_synced).
+KEY_RESULT_FIELDS: dict[str, str] = {
+    "key": "okr_key", "title": "name", "objective_title": "objective", "period": "period", "group": "group",
+    "metric": "metric", "value": "current_value", "baseline": "baseline", "target": "target",
+    "progress": "progress", "score": "score", "expected_progress": "expected_progress", "status": "status",
+    "unit": "unit",
+}
+LAST_SYNCED_PROPERTY = "last_synced"
+
+_NUMBER_PROPERTIES = {"current_value", "baseline", "target", "progress", "score", "expected_progress"}
+_LABELS = {"okr_key": "OKR key", "name": "Key result", "current_value": "Current value",
+           "expected_progress": "Expected progress", "last_synced": "Last synced"}
+
+
+def _property(name: str) -> dict[str, Any]:
+    if name in _NUMBER_PROPERTIES:
+        kind, field_type = "number", "number"
+    elif name == LAST_SYNCED_PROPERTY:
+        kind, field_type = "datetime", "date"
+    else:
+        kind, field_type = "string", "text"
+    spec: dict[str, Any] = {"name": name, "label": _LABELS.get(name, name.replace("_", " ").capitalize()),
+                            "type": kind, "fieldType": field_type}
+    if name == KEY_RESULT_ID_PROPERTY:
+        spec["hasUniqueValue"] = True
+    return spec
+
+
+# What an admin posts to /crm/v3/schemas to create the writeback object (Enterprise portals).
+KEY_RESULT_SCHEMA: dict[str, Any] = {
+    "name": KEY_RESULT_OBJECT,
+    "labels": {"singular": "OKR key result", "plural": "OKR key results"},
+    "primaryDisplayProperty": "name",
+    "secondaryDisplayProperties": [KEY_RESULT_ID_PROPERTY],
+    "requiredProperties": [KEY_RESULT_ID_PROPERTY, "name"],
+    "searchableProperties": [KEY_RESULT_ID_PROPERTY, "name"],
+    "properties": [_property(name) for name in [*KEY_RESULT_FIELDS.values(), LAST_SYNCED_PROPERTY]],
+    "associatedObjects": [],
+}

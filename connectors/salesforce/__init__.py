@@ -1,0 +1,264 @@
+"""The Salesforce source: incremental extraction into the canonical store and KR writeback.
+
+Uses the real simple-salesforce client. Credentials come only from environment variables;
+every page of records is stored together with its cursor in one transaction, so a run that
+dies mid-stream resumes where the last committed page ended. Writeback upserts by the
+external key and sends only rows whose content changed since the last confirmed write.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
+from sqlalchemy.engine import Engine
+
+from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors.incremental import Cursor, load_cursor, save_cursor
+from connectors.ledger import pending_rows, record_written
+from connectors.results import StreamResult, WritebackResult
+from connectors.salesforce.helpers import (
+    MAPPERS,
+    SOURCE,
+    describe_errors,
+    error_codes,
+    incremental_soql,
+    kr_payload,
+    make_session,
+    parse_datetime,
+    sf_datetime,
+    with_retry,
+)
+from connectors.salesforce.settings import (
+    API_VERSION,
+    KR_COLLECTION_PATH,
+    KR_EXTERNAL_ID,
+    KR_FIELDS,
+    KR_OBJECT,
+    KR_SYNCED_FIELD,
+    LOGIN_DOMAIN,
+    QUERY_BATCH_SIZE,
+    WRITE_BATCH_SIZE,
+    StreamSpec,
+)
+from connectors.salesforce.settings import (
+    STREAMS as STREAM_SPECS,
+)
+from connectors.store import session_scope, upsert_rows
+
+__all__ = ["SalesforceSource"]
+
+# Each way to authenticate, with the variables it needs (checked in this order).
+CREDENTIAL_SETS = {
+    "session": ("SALESFORCE_INSTANCE_URL", "SALESFORCE_ACCESS_TOKEN"),
+    "password": ("SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN"),
+    "client_credentials": ("SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET"),
+}
+MAX_LOCATOR_RESTARTS = 3
+
+
+class _CallCounter:
+    """A requests response hook counting every HTTP call this source makes (login included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
+        self.count += 1
+        return response
+
+
+class SalesforceSource:
+    """Extract users, opportunities and calls from one org; write KR rows into OKR_Key_Result__c."""
+
+    name = SOURCE
+    STREAMS = tuple(STREAM_SPECS)
+
+    def __init__(self, client: Salesforce, calls: _CallCounter | None = None) -> None:
+        """Wrap a connected client; `calls` is a counter already hooked on its session, if any."""
+        self.client = client
+        self.query_batch_size = QUERY_BATCH_SIZE  # Salesforce may still send smaller pages
+        if calls is None:
+            calls = _CallCounter()
+            client.session.hooks["response"].append(calls)
+        self._calls = calls
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made so far by this source."""
+        return self._calls.count
+
+    def close(self) -> None:
+        """Close the HTTP session (idle keep-alive connections otherwise linger until collected)."""
+        self.client.session.close()
+
+    def __enter__(self) -> SalesforceSource:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ,
+                 session: requests.Session | None = None) -> SalesforceSource:
+        """Connect with credentials from environment variables only (see CREDENTIAL_SETS).
+
+        `session` lets a caller bring its own transport (e.g. adapters in tests); otherwise one is
+        built, trusting only $OKR_SYNC_CA_BUNDLE when that is set.
+        """
+        values = {name: (env.get(name) or "").strip() for name in (
+            *(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
+            "SALESFORCE_API_VERSION", "OKR_SYNC_CA_BUNDLE")}
+        method = _credential_method(values)
+        session = session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None)
+        calls = _CallCounter()  # hooked before the client logs in, so the login call counts too
+        session.hooks["response"].append(calls)
+        domain = values["SALESFORCE_DOMAIN"] or LOGIN_DOMAIN
+        version = values["SALESFORCE_API_VERSION"] or API_VERSION
+        options: dict[str, Any] = {"session": session, "version": version}
+        if method == "session":
+            options |= {"instance_url": values["SALESFORCE_INSTANCE_URL"],
+                        "session_id": values["SALESFORCE_ACCESS_TOKEN"]}
+        elif method == "password":
+            options |= {"username": values["SALESFORCE_USERNAME"], "password": values["SALESFORCE_PASSWORD"],
+                        "security_token": values["SALESFORCE_SECURITY_TOKEN"], "domain": domain}
+        else:
+            if domain in ("login", "test"):
+                raise ConnectorConfigError(
+                    "The Salesforce client-credentials flow needs SALESFORCE_DOMAIN set to the org's My "
+                    "Domain (e.g. 'acme.my' for https://acme.my.salesforce.com); 'login' and 'test' cannot "
+                    "issue tokens.")
+            options |= {"consumer_key": values["SALESFORCE_CLIENT_ID"],
+                        "consumer_secret": values["SALESFORCE_CLIENT_SECRET"], "domain": domain}
+        try:
+            client = Salesforce(**options)
+        except SalesforceAuthenticationFailed as error:
+            raise ConnectorError(f"Salesforce login failed ({error.code}): {error.auth_message}") from None
+        return cls(client, calls)
+
+    # -- extraction ------------------------------------------------------------------------------
+    def extract(self, engine: Engine, stream: str) -> StreamResult:
+        """Store the stream's records changed since its cursor; returns counts for this run."""
+        if stream not in STREAM_SPECS:
+            expected = ", ".join(self.STREAMS)
+            raise ValueError(f"unknown Salesforce stream {stream!r}; expected one of {expected}")
+        spec = STREAM_SPECS[stream]
+        model, mapper = MAPPERS[stream]
+        calls_before = self.api_calls
+        cursor = load_cursor(engine, SOURCE, stream)
+        stored = restarts = 0
+        while True:
+            try:
+                for records in self._pages(spec, cursor):
+                    if not records:
+                        continue
+                    last = records[-1]
+                    cursor = Cursor(parse_datetime(last["SystemModstamp"]), last["Id"])
+                    stored += len(records)
+                    with session_scope(engine) as session:
+                        upsert_rows(session, model, (mapper(record) for record in records))
+                        save_cursor(session, SOURCE, stream, cursor, stored)
+                break
+            except SalesforceMalformedRequest as error:
+                # an expired query cursor: query again from the last committed page
+                if "INVALID_QUERY_LOCATOR" not in error_codes(error) or restarts >= MAX_LOCATOR_RESTARTS:
+                    raise
+                restarts += 1
+        if stored == 0:
+            with session_scope(engine) as session:
+                save_cursor(session, SOURCE, stream, cursor, 0)
+        return StreamResult(SOURCE, stream, stored, self.api_calls - calls_before)
+
+    def _pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
+        """queryAll pages (deleted rows included), following nextRecordsUrl until done."""
+        headers = {"Sforce-Query-Options": f"batchSize={self.query_batch_size}"}
+        result = with_retry(self.client.query, incremental_soql(spec, cursor), include_deleted=True,
+                            headers=headers)
+        while True:
+            yield list(result["records"])
+            if result["done"]:
+                return
+            result = with_retry(self.client.query_more, result["nextRecordsUrl"], identifier_is_url=True,
+                                headers=headers)
+
+    # -- writeback -------------------------------------------------------------------------------
+    def check_writeback_target(self) -> None:
+        """Fail early, naming what is missing, when the org lacks the deployed KR custom object."""
+        try:
+            describe = with_retry(self.client.restful, f"sobjects/{KR_OBJECT}/describe")
+        except SalesforceResourceNotFound:
+            raise ConnectorError(
+                f"Salesforce object {KR_OBJECT} does not exist in this org: deploy "
+                "connectors/salesforce/metadata (see its README.md) before writing key results.") from None
+        fields = {field["name"]: field for field in (describe or {}).get("fields", [])}
+        problems = []
+        missing = [name for name in KR_FIELDS if name not in fields]
+        if missing:
+            problems.append("missing fields " + ", ".join(missing))
+        key = fields.get(KR_EXTERNAL_ID)
+        if key is not None and not (key.get("externalId") and key.get("unique")):
+            problems.append(f"{KR_EXTERNAL_ID} must be an External ID marked Unique")
+        read_only = [name for name in KR_FIELDS if name in fields and not fields[name].get("updateable")]
+        if read_only:
+            problems.append("fields not writable by this user: " + ", ".join(read_only))
+        if problems:
+            raise ConnectorError(f"Salesforce object {KR_OBJECT} is not ready for writeback: "
+                                 + "; ".join(problems) + " (deploy connectors/salesforce/metadata).")
+
+    def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
+        """Upsert changed KR rows by Key__c, 200 per call; rejected rows are sent again next run."""
+        counts = Counter(str(row["key"]) for row in rows)
+        duplicates = sorted(key for key, count in counts.items() if count > 1)
+        if duplicates:
+            raise ValueError(f"duplicate key result keys: {', '.join(duplicates[:5])}")
+        result = WritebackResult(target=SOURCE)
+        calls_before = self.api_calls
+        pending = pending_rows(engine, SOURCE, [{"key": str(row["key"]), **kr_payload(row)} for row in rows])
+        result.unchanged = len(rows) - len(pending)
+        synced = sf_datetime(datetime.now(UTC))
+        for start in range(0, len(pending), WRITE_BATCH_SIZE):
+            batch = pending[start:start + WRITE_BATCH_SIZE]
+            records = [{"attributes": {"type": KR_OBJECT}, **{name: value for name, value in row.items()
+                                                              if name != "key"}, KR_SYNCED_FIELD: synced}
+                       for row, _digest in batch]
+            outcomes = with_retry(self.client.restful, KR_COLLECTION_PATH, method="PATCH",
+                                  json={"allOrNone": False, "records": records}) or []
+            written = []
+            for (row, digest), outcome in zip(batch, outcomes, strict=True):
+                if outcome.get("success"):
+                    written.append((row["key"], digest, outcome.get("id")))
+                    if outcome.get("created"):
+                        result.created += 1
+                    else:
+                        result.updated += 1
+                else:
+                    result.failed += 1
+                    result.errors.append(f"key {row['key']}: {describe_errors(outcome)}")
+            record_written(engine, SOURCE, written)
+        result.api_calls = self.api_calls - calls_before
+        return result
+
+
+def _credential_method(values: Mapping[str, str]) -> str:
+    """The first complete set of credentials, or a ConnectorConfigError naming what is missing."""
+    for method, names in CREDENTIAL_SETS.items():
+        if all(values[name] for name in names):
+            return method
+    partial = [(method, [name for name in names if not values[name]])
+               for method, names in CREDENTIAL_SETS.items() if any(values[name] for name in names)]
+    if partial:
+        details = "; ".join(f"for the {method.replace('_', ' ')} login also set {', '.join(missing)}"
+                            for method, missing in partial)
+        raise ConnectorConfigError(f"Salesforce credentials are incomplete: {details}.")
+    options = " or ".join("(" + " + ".join(names) + ")" for names in CREDENTIAL_SETS.values())
+    raise ConnectorConfigError(f"No Salesforce credentials in the environment: set {options}.")

@@ -1,0 +1,182 @@
+"""Helpers of the Salesforce source: SOQL building, record mapping, retries, the KR payload.
+
+Everything here is plain functions over dicts, so the source module stays a thin loop over
+pages and batches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import format_soql
+from simple_salesforce.exceptions import SalesforceError, SalesforceGeneralError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from connectors.incremental import Cursor
+from connectors.salesforce.settings import (
+    KR_EXTERNAL_ID,
+    KR_NUMBER_FIELDS,
+    KR_TEXT_FIELDS,
+    KR_TRUNCATED,
+    PRIMARY_KEY,
+    REPLICATION_KEY,
+    StreamSpec,
+)
+from connectors.store import Activity, Deal, Owner
+
+SOURCE = "salesforce"
+RETRY_ATTEMPTS = 5
+T = TypeVar("T")
+
+
+# -- transport -----------------------------------------------------------------------------------
+def make_session(ca_bundle: str | None = None) -> requests.Session:
+    """Our own session (to count calls); with a CA bundle it trusts only that CA, ignoring the env."""
+    session = requests.Session()
+    if ca_bundle:
+        session.verify = ca_bundle
+        session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise override `verify`
+    return session
+
+
+def is_transient(error: BaseException) -> bool:
+    """429 and 5xx answers and broken connections are worth another try; anything else is not."""
+    if isinstance(error, SalesforceGeneralError):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, requests.ConnectionError | requests.Timeout)
+
+
+_retrying = retry(retry=retry_if_exception(is_transient), wait=wait_random_exponential(multiplier=0.5, max=8),
+                  stop=stop_after_attempt(RETRY_ATTEMPTS), reraise=True)
+
+
+def with_retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one API call, retrying transient failures with exponential backoff and jitter."""
+    return _retrying(call)(*args, **kwargs)
+
+
+def error_codes(error: SalesforceError) -> set[str]:
+    """The errorCode values of a Salesforce error response body (a JSON list)."""
+    content = error.content
+    if isinstance(content, list):
+        return {str(item.get("errorCode")) for item in content if isinstance(item, dict)}
+    return set()
+
+
+# -- extraction ----------------------------------------------------------------------------------
+def incremental_soql(spec: StreamSpec, cursor: Cursor) -> str:
+    """The stream's query after `cursor`, in (SystemModstamp, Id) order, built with format_soql only.
+
+    Many records can share one SystemModstamp, so the cursor is a (timestamp, Id) pair: records
+    at the same second but with a higher Id are still new.
+    """
+    conditions = [spec.where] if spec.where else []
+    if cursor.watermark is not None and cursor.last_id:
+        conditions.append(format_soql(
+            "(({key:literal} > {mark}) OR ({key:literal} = {mark} AND {pk:literal} > {last}))",
+            key=REPLICATION_KEY, pk=PRIMARY_KEY, mark=cursor.watermark, last=cursor.last_id))
+    elif cursor.watermark is not None:
+        conditions.append(format_soql("{key:literal} >= {mark}", key=REPLICATION_KEY, mark=cursor.watermark))
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+    return format_soql("SELECT {fields:literal} FROM {sobject:literal}{where:literal} "
+                       "ORDER BY {key:literal}, {pk:literal}", fields=", ".join(spec.fields),
+                       sobject=spec.sobject, where=where, key=REPLICATION_KEY, pk=PRIMARY_KEY)
+
+
+def parse_datetime(value: str | None) -> datetime | None:
+    """Salesforce's "2026-10-22T21:03:23.000+0000" as an aware UTC datetime."""
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def parse_date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def owner_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "source": SOURCE, "source_id": record["Id"], "email": record.get("Email"), "name": record.get("Name"),
+        "team": record.get("Department"), "region": record.get("Division"),
+        "is_active": bool(record.get("IsActive")), "modified_at": parse_datetime(record["SystemModstamp"]),
+        "custom": {},
+    }
+
+
+def deal_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    created = parse_datetime(record.get("CreatedDate"))
+    return {
+        "source": SOURCE, "source_id": record["Id"], "name": record.get("Name"),
+        "owner_id": record.get("OwnerId"), "account_id": record.get("AccountId"),
+        "deal_type": record.get("Type"), "stage": record.get("StageName"),
+        "amount": _float(record.get("Amount")), "probability": _float(record.get("Probability")),
+        "is_closed": bool(record.get("IsClosed")), "is_won": bool(record.get("IsWon")),
+        "created_date": created.date() if created else None,  # UTC date, as every source maps it
+        "close_date": parse_date(record.get("CloseDate")), "lead_source": record.get("LeadSource"),
+        "modified_at": parse_datetime(record["SystemModstamp"]), "is_deleted": bool(record.get("IsDeleted")),
+        "custom": {},
+    }
+
+
+def call_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    duration = record.get("CallDurationInSeconds")
+    return {
+        "source": SOURCE, "source_id": record["Id"], "kind": "call", "subject": record.get("Subject"),
+        "owner_id": record.get("OwnerId"), "deal_id": record.get("WhatId"),
+        "activity_date": parse_date(record.get("ActivityDate")),
+        "duration_seconds": None if duration is None else int(duration),
+        "outcome": record.get("CallDisposition"), "modified_at": parse_datetime(record["SystemModstamp"]),
+        "is_deleted": bool(record.get("IsDeleted")), "custom": {},
+    }
+
+
+MAPPERS: dict[str, tuple[type, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
+    "users": (Owner, owner_row),
+    "opportunities": (Deal, deal_row),
+    "calls": (Activity, call_row),
+}
+
+
+# -- writeback -----------------------------------------------------------------------------------
+def sf_datetime(moment: datetime) -> str:
+    """A datetime in Salesforce's wire format (UTC, milliseconds)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _number(value: Any) -> float | None:
+    """Numbers as the Number(18, 4) fields store them, so the ledger sees what the org keeps."""
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return round(number, 4) if math.isfinite(number) else None
+
+
+def kr_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The OKR_Key_Result__c fields of one KR row, without Last_Synced__c (the ledger's fingerprint)."""
+    payload: dict[str, Any] = {KR_EXTERNAL_ID: str(row["key"])}
+    for key, (field, length) in KR_TEXT_FIELDS.items():
+        text = _text(row.get(key))
+        payload[field] = text[:length] if text is not None and key in KR_TRUNCATED else text
+    for key, field in KR_NUMBER_FIELDS.items():
+        payload[field] = _number(row.get(key))
+    return payload
+
+
+def describe_errors(outcome: Mapping[str, Any]) -> str:
+    """One line for a failed record of an sObject Collections response."""
+    parts = [f"{error.get('statusCode')}: {error.get('message')}" for error in outcome.get("errors") or []]
+    return "; ".join(parts) or "rejected without an error message"

@@ -1,0 +1,333 @@
+"""The sandbox org served as HubSpot's CRM v3 API (the subset okr-sync and its tests use).
+
+Shapes follow the real API closely enough for hubspot-api-client's generated models, with
+client-side validation on: owners, objects (list, read, search, batch), pipelines,
+properties and custom object schemas. Writes are accepted only on custom objects, as a
+private app with read-only CRM scopes plus custom-object write scopes would see it.
+
+Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
+- `search_cap`: results a search can page through (HubSpot: 10,000);
+- `faults`: a deque of HTTP statuses the next requests answer with (429 carries Retry-After: 0).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from connectors.sandbox.generator import STAGES, TEAMS
+from connectors.sandbox.hubspot_catalog import (
+    EPOCH_ISO,
+    NAME_PATTERN,
+    PROPERTY_TYPES,
+    STAGE_IDS,
+    Catalog,
+    ObjectType,
+    iso_from_ms,
+    schema_json,
+)
+from connectors.sandbox.hubspot_search import ApiError, CountCache, find_record, list_page, search
+from connectors.sandbox.hubspot_writes import batch_write
+from connectors.sandbox.ids import hs_id, hs_number
+from connectors.sandbox.state import SandboxState
+
+SEARCH_CAP = 10_000
+MAX_LIST_LIMIT = 100
+MAX_OWNER_LIMIT = 500
+MAX_BATCH_INPUTS = 100
+USER_ID_OFFSET = 9_100_000
+RATE_MAX, RATE_INTERVAL_MS, RATE_DAILY = 190, 10_000, 625_000
+JsonBody = Annotated[dict[str, Any], Body()]
+PropertyNames = Annotated[list[str] | None, Query()]
+IdProperty = Annotated[str | None, Query(alias="idProperty")]
+AUTH_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and you"
+                " can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
+
+
+def error_body(message: str, category: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": "error", "message": message, "correlationId": str(uuid.uuid4()),
+                            "category": category}
+    if context:
+        body["context"] = context
+    return body
+
+
+class RateWindow:
+    """Counts requests for the X-HubSpot-RateLimit-* headers (informational, not enforced)."""
+
+    def __init__(self) -> None:
+        self._times: collections.deque[float] = collections.deque()
+        self._daily = 0
+        self._lock = threading.Lock()
+
+    def headers(self) -> dict[str, str]:
+        now = time.monotonic()
+        with self._lock:
+            self._times.append(now)
+            self._daily += 1
+            while self._times and now - self._times[0] > RATE_INTERVAL_MS / 1000:
+                self._times.popleft()
+            used = len(self._times)
+            daily = self._daily
+        return {"X-HubSpot-RateLimit-Max": str(RATE_MAX),
+                "X-HubSpot-RateLimit-Remaining": str(max(RATE_MAX - used, 0)),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(RATE_INTERVAL_MS),
+                "X-HubSpot-RateLimit-Daily": str(RATE_DAILY),
+                "X-HubSpot-RateLimit-Daily-Remaining": str(max(RATE_DAILY - daily, 0))}
+
+
+def _fault_response(status: int) -> JSONResponse:
+    if status == 429:
+        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                "policyName": "TEN_SECONDLY_ROLLING"}
+        return JSONResponse(body, 429, headers={"Retry-After": "0"})
+    return JSONResponse(error_body("Internal error (injected by the sandbox)", "INTERNAL_ERROR"), status)
+
+
+def owner_json(row: Any) -> dict[str, Any]:
+    team = row["team"]
+    team_id = str(1000 + TEAMS.index(team)) if team in TEAMS else str(team)
+    return {
+        "id": hs_id("owners", row["id"]), "email": row["email"], "type": "PERSON",
+        "firstName": row["first_name"], "lastName": row["last_name"],
+        "userId": USER_ID_OFFSET + row["id"], "userIdIncludingInactive": USER_ID_OFFSET + row["id"],
+        "createdAt": iso_from_ms(row["created_ms"]), "updatedAt": iso_from_ms(row["modified_ms"]),
+        "archived": not row["is_active"],
+        "teams": [{"id": team_id, "name": team, "primary": True}] if team else [],
+    }
+
+
+def pipeline_json() -> dict[str, Any]:
+    """The portal's one deal pipeline; default-pipeline stages carry createdAt = epoch, as in HubSpot."""
+    stages = [{"id": STAGE_IDS[key], "label": label, "displayOrder": order, "archived": False,
+               "metadata": {"isClosed": str(closed).lower(), "probability": repr(probability / 100)},
+               "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO,
+               "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
+              for order, (key, (label, probability, closed, _won)) in enumerate(STAGES.items())]
+    return {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "archived": False,
+            "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO, "stages": stages}
+
+
+def create_app(state: SandboxState) -> FastAPI:
+    """The HubSpot face of one sandbox org."""
+    app = FastAPI(title="okr-sync sandbox: HubSpot CRM v3", docs_url=None, redoc_url=None, openapi_url=None)
+    catalog = Catalog(state)
+    token = state.token
+    app.state.search_cap = SEARCH_CAP
+    app.state.faults = collections.deque()
+    app.state.catalog = catalog
+    rate = RateWindow()
+    counts = CountCache()
+
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.headers.get("authorization") != f"Bearer {token}":
+            response: Response = JSONResponse(error_body(AUTH_MESSAGE, "INVALID_AUTHENTICATION"), 401)
+        elif app.state.faults:
+            response = _fault_response(app.state.faults.popleft())
+        else:
+            response = await call_next(request)
+        response.headers.update(rate.headers())
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.category, exc.context), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors())
+        return JSONResponse(error_body(f"Invalid input JSON on line 1: {details}", "VALIDATION_ERROR"), 400)
+
+    def resolve(object_type: str) -> ObjectType:
+        kind = catalog.resolve(object_type)
+        if kind is None:
+            raise ApiError(400, f"Unable to infer object type from: {object_type}")
+        return kind
+
+    # -- owners ------------------------------------------------------------------------------
+    @app.get("/crm/v3/owners")
+    @app.get("/crm/v3/owners/")
+    def list_owners(limit: int = 100, after: str | None = None, email: str | None = None,
+                    archived: bool = False) -> dict[str, Any]:
+        if not 0 < limit <= MAX_OWNER_LIMIT:
+            raise ApiError(400, f"limit must be between 1 and {MAX_OWNER_LIMIT}")
+        start = hs_number("owners", after) if after and after.isdigit() else 0
+        sql = "SELECT * FROM owners WHERE deleted = 0 AND is_active = ? AND id >= ?"
+        params: list[Any] = [0 if archived else 1, start]
+        if email:
+            sql, params = sql + " AND lower(email) = lower(?)", [*params, email]
+        rows = state.query(sql + " ORDER BY id LIMIT ?", [*params, limit + 1])
+        response: dict[str, Any] = {"results": [owner_json(row) for row in rows[:limit]]}
+        if len(rows) > limit:
+            next_after = hs_id("owners", rows[limit]["id"])
+            response["paging"] = {"next": {"after": next_after, "link": f"?after={next_after}"}}
+        return response
+
+    @app.get("/crm/v3/owners/{owner_id}")
+    def get_owner(owner_id: str, id_property: IdProperty = None, archived: bool = False) -> dict[str, Any]:
+        try:
+            by_user = id_property == "userId"
+            number = int(owner_id) - USER_ID_OFFSET if by_user else hs_number("owners", owner_id)
+        except ValueError:
+            number = -1
+        rows = state.query("SELECT * FROM owners WHERE deleted = 0 AND id = ? AND is_active = ?",
+                           (number, 0 if archived else 1))
+        if not rows:
+            raise ApiError(404, f"Owner {owner_id} not found", "OBJECT_NOT_FOUND")
+        return owner_json(rows[0])
+
+    # -- objects -----------------------------------------------------------------------------
+    @app.get("/crm/v3/objects/{object_type}")
+    def list_objects(object_type: str, limit: int = 10, after: str | None = None,
+                     properties: PropertyNames = None, archived: bool = False) -> dict[str, Any]:
+        if not 0 < limit <= MAX_LIST_LIMIT:
+            raise ApiError(400, f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        return list_page(state, resolve(object_type), limit, after, properties, archived)
+
+    @app.get("/crm/v3/objects/{object_type}/{record_id}")
+    def get_object(object_type: str, record_id: str, properties: PropertyNames = None,
+                   id_property: IdProperty = None, archived: bool = False) -> dict[str, Any]:
+        record = find_record(state, resolve(object_type), record_id, properties, id_property, archived)
+        if record is None:
+            raise ApiError(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND",
+                           {"id": [record_id]})
+        return record
+
+    @app.post("/crm/v3/objects/{object_type}/search")
+    def search_objects(object_type: str, body: JsonBody) -> dict[str, Any]:
+        return search(state, resolve(object_type), body, app.state.search_cap, counts)
+
+    @app.post("/crm/v3/objects/{object_type}/batch/{action}")
+    def batch(object_type: str, action: str, body: JsonBody) -> JSONResponse:
+        kind = resolve(object_type)
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            raise ApiError(400, "Invalid input JSON: 'inputs' must be a list")
+        if len(inputs) > MAX_BATCH_INPUTS:
+            raise ApiError(400, f"The maximum number of inputs supported in a batch is {MAX_BATCH_INPUTS}",
+                           context={"inputs": [str(len(inputs))]})
+        if action not in ("read", "create", "update", "upsert"):
+            raise ApiError(404, f"Unknown batch action {action!r}", "OBJECT_NOT_FOUND")
+        if action != "read" and not kind.custom:
+            raise ApiError(403, "This app hasn't been granted all required scopes to make this call.",
+                           "MISSING_SCOPES", {"requiredScopes": [f"crm.objects.{kind.name}.write"]})
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        results, errors = batch_write(state, kind, action, inputs, body)
+        payload: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
+                                   "completedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        if errors:
+            payload.update(numErrors=len(errors), errors=errors)
+            return JSONResponse(payload, 207)
+        return JSONResponse(payload, 201 if action == "create" else 200)
+
+    # -- pipelines ---------------------------------------------------------------------------
+    def deal_pipelines(object_type: str) -> list[dict[str, Any]]:
+        if resolve(object_type).name != "deals":
+            return []
+        return [pipeline_json()]
+
+    @app.get("/crm/v3/pipelines/{object_type}")
+    def list_pipelines(object_type: str) -> dict[str, Any]:
+        return {"results": deal_pipelines(object_type)}
+
+    @app.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
+    def get_pipeline(object_type: str, pipeline_id: str) -> dict[str, Any]:
+        for pipeline in deal_pipelines(object_type):
+            if pipeline["id"] == pipeline_id:
+                return pipeline
+        raise ApiError(404, f"Unable to find pipeline {pipeline_id}", "OBJECT_NOT_FOUND")
+
+    # -- properties --------------------------------------------------------------------------
+    @app.get("/crm/v3/properties/{object_type}")
+    def list_properties(object_type: str, archived: bool = False) -> dict[str, Any]:
+        kind = resolve(object_type)
+        return {"results": [] if archived else [prop.to_json() for prop in kind.properties.values()]}
+
+    @app.get("/crm/v3/properties/{object_type}/{name}")
+    def get_property(object_type: str, name: str) -> dict[str, Any]:
+        prop = resolve(object_type).properties.get(name)
+        if prop is None:
+            raise ApiError(404, f"Unable to find property {name} for object type {object_type}",
+                           "OBJECT_NOT_FOUND")
+        return prop.to_json()
+
+    @app.post("/crm/v3/properties/{object_type}", status_code=201)
+    def create_property(object_type: str, body: JsonBody) -> dict[str, Any]:
+        kind = resolve(object_type)
+        spec = validate_property(body)
+        if spec["name"] in kind.properties:
+            raise ApiError(409, f"Property named '{spec['name']}' already exists.", "OBJECT_ALREADY_EXISTS")
+        return catalog.add_property(kind, spec).to_json()
+
+    # -- schemas (custom objects) ------------------------------------------------------------
+    @app.get("/crm/v3/schemas")
+    @app.get("/crm-object-schemas/v3/schemas")  # the path hubspot-api-client uses
+    def list_schemas() -> dict[str, Any]:
+        return {"results": [schema_json(kind) for kind in catalog.object_types() if kind.custom]}
+
+    @app.get("/crm/v3/schemas/{object_type}")
+    @app.get("/crm-object-schemas/v3/schemas/{object_type}")
+    def get_schema(object_type: str) -> dict[str, Any]:
+        kind = catalog.resolve(object_type)
+        if kind is None or not kind.custom:
+            raise ApiError(404, f"Unable to find object type {object_type}", "OBJECT_NOT_FOUND")
+        return schema_json(kind)
+
+    @app.post("/crm/v3/schemas", status_code=201)
+    @app.post("/crm-object-schemas/v3/schemas", status_code=201)
+    def create_schema(body: JsonBody) -> dict[str, Any]:
+        egg = validate_schema(body)
+        if catalog.resolve(egg["name"]) is not None:
+            raise ApiError(409, f"An object type named {egg['name']} already exists", "OBJECT_ALREADY_EXISTS")
+        schema = catalog.add_schema(egg)
+        kind = catalog.resolve(schema["objectTypeId"])
+        assert kind is not None
+        return schema_json(kind)
+
+    return app
+
+
+def validate_property(body: dict[str, Any]) -> dict[str, Any]:
+    """A property definition as PropertyCreate / ObjectTypePropertyCreate describe it."""
+    name, kind = str(body.get("name") or ""), body.get("type")
+    if not NAME_PATTERN.match(name):
+        raise ApiError(400, f"Property name {name!r} must be lowercase letters, digits and underscores")
+    if kind not in PROPERTY_TYPES:
+        raise ApiError(400, f"Property type {kind!r} must be one of {sorted(PROPERTY_TYPES)}")
+    if not body.get("label") or not body.get("fieldType"):
+        raise ApiError(400, f"Property {name} needs a label and a fieldType")
+    if kind == "enumeration" and not body.get("options"):
+        raise ApiError(400, f"Enumeration property {name} needs options")
+    return {key: body[key] for key in ("name", "label", "type", "fieldType", "groupName", "description",
+                                       "options", "hasUniqueValue") if key in body}
+
+
+def validate_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """An ObjectSchemaEgg: a valid name, labels, and properties that cover the declared roles."""
+    name = str(body.get("name") or "")
+    if not NAME_PATTERN.match(name):
+        raise ApiError(400, f"Object name {name!r} must be lowercase letters, digits and underscores")
+    labels = body.get("labels") or {}
+    if not labels.get("singular") or not labels.get("plural"):
+        raise ApiError(400, "labels.singular and labels.plural are required")
+    properties = [validate_property(spec) for spec in body.get("properties") or []]
+    if not properties:
+        raise ApiError(400, "A custom object needs at least one property")
+    names = {spec["name"] for spec in properties}
+    declared = [body.get("primaryDisplayProperty"), *(body.get("requiredProperties") or []),
+                *(body.get("searchableProperties") or []), *(body.get("secondaryDisplayProperties") or [])]
+    missing = sorted({str(entry) for entry in declared if entry and entry not in names})
+    if missing:
+        raise ApiError(400, f"Properties {missing} are referenced but not defined")
+    return {**body, "name": name, "properties": properties}

@@ -1,0 +1,258 @@
+"""Reads of the sandbox HubSpot portal: search requests compiled to SQLite, list pages, lookups.
+
+Search filters become a WHERE clause over the sandbox tables with bound parameters only (SQL
+text comes from the catalogue, never from the request), so a search over a million deals
+uses the (modified_ms, id) index instead of scanning rows in Python.
+
+Ordering: results follow the requested sort, and ties are broken by record id ascending
+(HubSpot documents no tie order; the sandbox picks this one so (timestamp, id) cursors work).
+Without a sort, results come in id order. `after` is an offset into that order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.sandbox.hubspot_catalog import ObjectType, PropertyDef, iso_from_ms, ms_from_text
+from connectors.sandbox.state import SandboxState
+
+MAX_FILTER_GROUPS = 5
+MAX_FILTERS = 25
+MAX_SEARCH_LIMIT = 200
+COMPARISONS = {"EQ": "=", "NEQ": "!=", "LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
+
+
+class ApiError(Exception):
+    """An error the API answers with HubSpot's error body."""
+
+    def __init__(self, status: int, message: str, category: str = "VALIDATION_ERROR",
+                 context: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.category, self.context = status, message, category, context
+
+
+@dataclass
+class Query:
+    """A compiled WHERE clause with its parameters."""
+
+    where: str
+    params: list[Any]
+
+
+def filter_value(prop: PropertyDef, raw: Any) -> Any:
+    """A request value converted to what the property's SQL expression compares against."""
+    if raw is None:
+        raise ApiError(400, f"A value is required for the filter on {prop.name}")
+    text = str(raw)
+    try:
+        if prop.offset:
+            return int(text) - prop.offset
+        if prop.type in ("datetime", "date"):
+            return ms_from_text(text)
+        if prop.type == "number":
+            return float(text)
+    except ValueError:
+        message = f"{text!r} is not a valid value for property {prop.name} of type {prop.type}"
+        raise ApiError(400, message) from None
+    if prop.type == "bool":
+        return text.lower()
+    return text
+
+
+def _compile_filter(kind: ObjectType, spec: dict[str, Any], params: list[Any]) -> str:
+    name, operator = spec.get("propertyName"), str(spec.get("operator") or "EQ").upper()
+    prop = kind.properties.get(str(name))
+    if prop is None:
+        raise ApiError(400, f"There was a problem with the request: property {name!r} does not exist"
+                            f" on {kind.name}", context={"propertyName": [str(name)]})
+    column = prop.comparable
+    if operator in COMPARISONS:
+        params.append(filter_value(prop, spec.get("value")))
+        if operator == "NEQ":
+            return f"({column} IS NULL OR {column} != ?)"
+        return f"{column} {COMPARISONS[operator]} ?"
+    if operator == "BETWEEN":
+        params.extend([filter_value(prop, spec.get("value")), filter_value(prop, spec.get("highValue"))])
+        return f"{column} BETWEEN ? AND ?"
+    if operator in ("IN", "NOT_IN"):
+        values = [filter_value(prop, value) for value in spec.get("values") or []]
+        if not values:
+            raise ApiError(400, f"{operator} on {prop.name} needs a non-empty 'values' list")
+        params.extend(values)
+        marks = ", ".join("?" for _ in values)
+        if operator == "IN":
+            return f"{column} IN ({marks})"
+        return f"({column} IS NULL OR {column} NOT IN ({marks}))"
+    if operator == "HAS_PROPERTY":
+        return f"({column} IS NOT NULL AND {column} != '')"
+    if operator == "NOT_HAS_PROPERTY":
+        return f"({column} IS NULL OR {column} = '')"
+    if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        params.append(str(spec.get("value") or "").strip("*").lower())
+        test = f"instr(lower({column}), ?) > 0"
+        return test if operator == "CONTAINS_TOKEN" else f"NOT ({test})"
+    raise ApiError(400, f"Unknown filter operator {operator!r}")
+
+
+def compile_filters(kind: ObjectType, body: dict[str, Any]) -> Query:
+    """filterGroups are ORed, filters within a group ANDed; free-text `query` is ANDed on top."""
+    groups = body.get("filterGroups") or []
+    if len(groups) > MAX_FILTER_GROUPS:
+        raise ApiError(400, f"Too many filter groups ({len(groups)}); the limit is {MAX_FILTER_GROUPS}")
+    total = sum(len(group.get("filters") or []) for group in groups)
+    if total > MAX_FILTERS:
+        raise ApiError(400, f"Too many filters ({total}); the limit is {MAX_FILTERS}")
+    params: list[Any] = list(kind.params)
+    clauses = [kind.where]
+    ored = []
+    for group in groups:
+        filters = [_compile_filter(kind, spec, params) for spec in group.get("filters") or []]
+        if filters:
+            ored.append("(" + " AND ".join(filters) + ")")
+    if ored:
+        clauses.append("(" + " OR ".join(ored) + ")")
+    text = str(body.get("query") or "").strip().lower()
+    if text and kind.searchable:
+        columns = [kind.properties[name].sql for name in kind.searchable if name in kind.properties]
+        clauses.append("(" + " OR ".join(f"instr(lower({column}), ?) > 0" for column in columns) + ")")
+        params.extend([text] * len(columns))
+    return Query(" AND ".join(clauses), params)
+
+
+def _order_by(kind: ObjectType, sorts: list[Any]) -> str:
+    terms = []
+    for sort in sorts:
+        if isinstance(sort, str):  # the client's "property" / "-property" shorthand
+            name, descending = sort.lstrip("-"), sort.startswith("-")
+        else:
+            name = str(sort.get("propertyName"))
+            descending = str(sort.get("direction") or "ASCENDING").upper() == "DESCENDING"
+        prop = kind.properties.get(name)
+        if prop is None:
+            raise ApiError(400, f"Cannot sort by unknown property {name!r}")
+        terms.append(f"{prop.comparable} {'DESC' if descending else 'ASC'}")
+    return ", ".join([*terms, "id ASC"])
+
+
+def wanted_properties(kind: ObjectType, requested: list[str] | None) -> list[PropertyDef]:
+    """The known properties a request asked for (unknown names are ignored, as HubSpot does)."""
+    names: list[str] = []
+    for entry in requested or []:
+        names.extend(part.strip() for part in str(entry).split(",") if part.strip())
+    names = names or list(kind.defaults)
+    return [kind.properties[name] for name in dict.fromkeys(names) if name in kind.properties]
+
+
+def _select(kind: ObjectType, props: list[PropertyDef]) -> str:
+    columns = [f"{prop.sql} AS p{index}" for index, prop in enumerate(props)]
+    system = ["id AS _id", f"{kind.created_sql} AS _created", f"{kind.updated_sql} AS _updated"]
+    return ", ".join([*system, *columns])
+
+
+def render(kind: ObjectType, row: Any, props: list[PropertyDef], archived: bool = False) -> dict[str, Any]:
+    """One record in HubSpot's object shape; every property value a string (or null)."""
+    return {
+        "id": kind.record_id(row["_id"]),
+        "properties": {prop.name: prop.to_wire(row[f"p{index}"]) for index, prop in enumerate(props)},
+        "createdAt": iso_from_ms(row["_created"]), "updatedAt": iso_from_ms(row["_updated"]),
+        "archived": archived,
+    }
+
+
+class CountCache:
+    """Totals of recent searches, so paging through one search counts its matches once.
+
+    A count over half a million deals costs ~0.5 s (the `deleted` flag is not in the index);
+    pages of the same search share it until any write changes the database.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def count(self, state: SandboxState, sql: str, params: list[Any]) -> int:
+        key = (sql, tuple(params), state.query("SELECT total_changes()")[0][0])
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        total = state.query(sql, params)[0][0]
+        with self._lock:
+            self._entries[key] = total
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return total
+
+
+def search(state: SandboxState, kind: ObjectType, body: dict[str, Any], cap: int,
+           counts: CountCache | None = None) -> dict[str, Any]:
+    """POST /crm/v3/objects/{type}/search."""
+    limit = int(body.get("limit") or 10)
+    if not 0 < limit <= MAX_SEARCH_LIMIT:
+        raise ApiError(400, f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
+    try:
+        offset = int(body.get("after") or 0)
+    except ValueError:
+        raise ApiError(400, f"Invalid paging cursor after={body.get('after')!r}") from None
+    if offset >= cap:
+        raise ApiError(400, "There was a problem with the request.",
+                       context={"after": [str(offset)], "maxResults": [str(cap)]})
+    query = compile_filters(kind, body)
+    props = wanted_properties(kind, body.get("properties"))
+    for extra in ("hs_object_id", "hs_lastmodifieddate", "createdate", "hs_createdate"):
+        if extra in kind.properties and kind.properties[extra] not in props:
+            props.append(kind.properties[extra])
+    count_sql = f"SELECT COUNT(*) FROM {kind.table} WHERE {query.where}"
+    total = (counts or CountCache()).count(state, count_sql, query.params)
+    rows = state.query(
+        f"SELECT {_select(kind, props)} FROM {kind.table} WHERE {query.where}"
+        f" ORDER BY {_order_by(kind, body.get('sorts') or [])} LIMIT ? OFFSET ?",
+        [*query.params, limit, offset])
+    response: dict[str, Any] = {"total": total, "results": [render(kind, row, props) for row in rows]}
+    if offset + len(rows) < total:
+        response["paging"] = {"next": {"after": str(offset + len(rows))}}
+    return response
+
+
+def list_page(state: SandboxState, kind: ObjectType, limit: int, after: str | None,
+              requested: list[str] | None, archived: bool) -> dict[str, Any]:
+    """GET /crm/v3/objects/{type}: keyset pages in id order; `after` is the next id to return."""
+    props = wanted_properties(kind, requested)
+    where = kind.archived_where if archived else kind.where
+    start = 0
+    if after:
+        try:
+            start = int(after) - kind.id_offset
+        except ValueError:
+            raise ApiError(400, f"Invalid paging cursor after={after!r}") from None
+    rows = state.query(f"SELECT {_select(kind, props)} FROM {kind.table} WHERE {where} AND id >= ?"
+                       " ORDER BY id LIMIT ?", [*kind.params, start, limit + 1])
+    response: dict[str, Any] = {"results": [render(kind, row, props, archived) for row in rows[:limit]]}
+    if len(rows) > limit:
+        next_after = kind.record_id(rows[limit]["_id"])
+        response["paging"] = {"next": {"after": next_after, "link": f"?after={next_after}"}}
+    return response
+
+
+def find_record(state: SandboxState, kind: ObjectType, record_id: str, requested: list[str] | None,
+                id_property: str | None = None, archived: bool = False) -> dict[str, Any] | None:
+    """One record by its id or by the value of a unique property; None when there is none."""
+    props = wanted_properties(kind, requested)
+    if id_property and id_property != "hs_object_id":
+        prop = kind.properties.get(id_property)
+        if prop is None or not prop.unique:
+            raise ApiError(400, f"{id_property} is not a unique property of {kind.name}")
+        condition, value = f"{prop.comparable} = ?", filter_value(prop, record_id)
+    else:
+        try:
+            condition, value = "id = ?", int(record_id) - kind.id_offset
+        except ValueError:
+            return None
+    where = kind.archived_where if archived else kind.where
+    rows = state.query(f"SELECT {_select(kind, props)} FROM {kind.table} WHERE {where} AND {condition}",
+                       [*kind.params, value])
+    return render(kind, rows[0], props, archived) if rows else None

@@ -1,0 +1,435 @@
+"""The sandbox org served as the Salesforce REST API (what simple-salesforce talks to).
+
+Shapes, status codes and error bodies follow Salesforce's documented behaviour (see
+/work/shared/reference/crm-api-facts.md): JSON error lists ``[{"message", "errorCode"}]``,
+``query`` / ``queryAll`` / ``queryMore`` with real server-side cursors, describe, limits with the
+``Sforce-Limit-Info`` header, sObject Collections writes (create / update / upsert by external id)
+into the OKR custom object, and the OAuth token + SOAP login endpoints the client's login flows
+call. The sandbox accepts any non-empty client id / secret / username / password: it hands out
+the org's one access token (``state.token``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+from xml.etree import ElementTree
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connectors.sandbox import soql
+from connectors.sandbox.ids import sf_id
+from connectors.sandbox.salesforce_schema import (
+    MODSTAMP_SQL,
+    SCHEMAS,
+    ApiError,
+    describe_global,
+    describe_sobject,
+)
+from connectors.sandbox.salesforce_writes import CollectionWriter, Payload
+from connectors.sandbox.state import SandboxState
+
+VERSIONS = (("Spring '24", "60.0"), ("Summer '24", "61.0"), ("Winter '25", "62.0"))
+DAILY_API_REQUESTS = 15_000
+DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
+OPEN_CURSORS = 16
+FAULTS_META_KEY = "salesforce.faults"
+ORG_ID = "00DSB0000000001EAA"
+_VERSION = re.compile(r"v\d+\.\d")
+_FAULT_BODIES = {
+    403: ("TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED"),
+    429: ("ConcurrentPerOrgLongTxn Limit exceeded.", "REQUEST_LIMIT_EXCEEDED"),
+    500: ("An unexpected error occurred. Please include this ErrorId if you contact support: "
+          "1234567-89 (-1)", "UNKNOWN_EXCEPTION"),
+    503: ("Server is temporarily unavailable, please try again later.", "SERVER_UNAVAILABLE"),
+}
+
+
+def inject_faults(state: SandboxState, status: int = 503, count: int = 1, after: int = 0,
+                  code: str | None = None) -> None:
+    """Let `after` data API calls through, then fail the next `count` with `status` (and `code`).
+
+    For exercising clients' retries (429 / 5xx), runs that die mid-stream (e.g. a 403) and
+    expired query cursors (400 INVALID_QUERY_LOCATOR).
+    """
+    fault = {"status": status, "count": count, "after": after, "code": code}
+    state.set_meta(FAULTS_META_KEY, json.dumps(fault))
+
+
+def wire_datetime(seconds: float) -> str:
+    """Salesforce's datetime wire format; the org stores whole seconds, as a real org shows .000."""
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _wire_value(spec: soql.FieldSpec) -> Callable[[Any], Any]:
+    if spec.type in soql.ID_TYPES:
+        target = spec.reference_to or ""
+        return lambda value: sf_id(target, int(value))
+    converters: dict[str, Callable[[Any], Any]] = {
+        "boolean": bool, "datetime": wire_datetime, "double": float, "currency": float, "percent": float,
+        "int": int}
+    return converters.get(spec.type, lambda value: value)
+
+
+class _Usage:
+    """API calls in a rolling 24 h window, for /limits, the Sforce-Limit-Info header and the cap."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self._calls: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def record(self) -> int:
+        now = time.monotonic()
+        with self._lock:
+            while self._calls and self._calls[0] < now - 86_400:
+                self._calls.popleft()
+            self._calls.append(now)
+            return len(self._calls)
+
+    @property
+    def used(self) -> int:
+        return len(self._calls)
+
+
+@dataclass
+class _Cursor:
+    table: str
+    compiled: soql.CompiledQuery
+    total: int
+    batch_size: int
+
+
+class _Cursors:
+    """Open query cursors. Each is a TEMP table of the whole result taken when the query ran, so
+    queryMore pages never shift or change when records are written between pages."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self._open: OrderedDict[str, _Cursor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def open(self, compiled: soql.CompiledQuery, batch_size: int) -> tuple[str, _Cursor]:
+        with self._lock:
+            self._counter += 1
+            locator = f"01gSB{self._counter:010d}"
+            table = f"sf_cursor_{self._counter}"
+            sql, params = compiled.select()
+            self.state.query(f"CREATE TEMP TABLE {table} AS {sql}", params)
+            total = self.state.query(f"SELECT COUNT(*) FROM temp.{table}")[0][0]
+            self._open[locator] = cursor = _Cursor(table, compiled, total, batch_size)
+            while len(self._open) > OPEN_CURSORS:
+                self._drop(next(iter(self._open)))
+            return locator, cursor
+
+    def get(self, locator: str) -> _Cursor:
+        with self._lock:
+            cursor = self._open.get(locator)
+            if cursor is None:
+                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            self._open.move_to_end(locator)
+            return cursor
+
+    def rows(self, cursor: _Cursor, start: int) -> list[Any]:
+        return self.state.query(f"SELECT * FROM temp.{cursor.table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                (start, cursor.batch_size))
+
+    def close(self, locator: str) -> None:
+        with self._lock:
+            self._drop(locator)
+
+    def _drop(self, locator: str) -> None:
+        cursor = self._open.pop(locator, None)
+        if cursor is not None:
+            self.state.query(f"DROP TABLE IF EXISTS temp.{cursor.table}")
+
+
+class _QueryService:
+    """query / queryAll / queryMore: compile, probe, snapshot when there is more than one page."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.cursors = _Cursors(state)
+
+    def run(self, version: str, text: str, include_deleted: bool, batch_size: int) -> dict[str, Any]:
+        try:
+            compiled = soql.compile_soql(text, SCHEMAS, include_deleted)
+        except soql.SoqlError as error:
+            raise ApiError(400, error.code, error.message) from error
+        if compiled.count_only:
+            sql, params = compiled.count()
+            return {"totalSize": self.state.query(sql, params)[0][0], "done": True, "records": []}
+        sql, params = compiled.select(cap=batch_size + 1)
+        rows = self.state.query(sql, params)
+        if len(rows) <= batch_size:
+            return self._page(version, compiled, rows, len(rows), None)
+        locator, cursor = self.cursors.open(compiled, batch_size)
+        return self._more(version, locator, cursor, 0)
+
+    def more(self, version: str, locator_with_offset: str) -> dict[str, Any]:
+        locator, _, offset = locator_with_offset.rpartition("-")
+        if not offset.isdigit():
+            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        return self._more(version, locator, self.cursors.get(locator), int(offset))
+
+    def _more(self, version: str, locator: str, cursor: _Cursor, offset: int) -> dict[str, Any]:
+        rows = self.cursors.rows(cursor, offset)
+        end = offset + len(rows)
+        if end >= cursor.total:
+            self.cursors.close(locator)
+            return self._page(version, cursor.compiled, rows, cursor.total, None)
+        return self._page(version, cursor.compiled, rows, cursor.total,
+                          f"/services/data/{version}/query/{locator}-{end}")
+
+    @staticmethod
+    def _page(version: str, compiled: soql.CompiledQuery, rows: list[Any], total: int,
+              next_url: str | None) -> dict[str, Any]:
+        sobject = compiled.sobject
+        id_wire = _wire_value(sobject.id_field)
+        converters = [(spec.name, _wire_value(spec)) for spec in compiled.fields]
+        url_base = f"/services/data/{version}/sobjects/{sobject.name}/"
+        records = []
+        for row in rows:
+            record: dict[str, Any] = {"attributes": {"type": sobject.name, "url": url_base + id_wire(row[0])}}
+            for index, (name, convert) in enumerate(converters, start=1):
+                value = row[index]
+                record[name] = None if value is None else convert(value)
+            records.append(record)
+        page: dict[str, Any] = {"totalSize": total, "done": next_url is None}
+        if next_url is not None:
+            page["nextRecordsUrl"] = next_url
+        page["records"] = records
+        return page
+
+
+def _ensure_indexes(state: SandboxState) -> None:
+    """Index SystemModstamp as served (whole seconds) with the id, for incremental ORDER BY scans."""
+    for table in ("owners", "accounts", "deals", "calls"):
+        state.query(f"CREATE INDEX IF NOT EXISTS sf_ix_{table}_modstamp ON {table} (({MODSTAMP_SQL}), id)")
+
+
+def _batch_size(request: Request) -> int:
+    match = re.search(r"batchSize\s*=\s*(\d+)", request.headers.get("Sforce-Query-Options", ""))
+    return min(max(int(match.group(1)), MIN_BATCH), MAX_BATCH) if match else DEFAULT_BATCH
+
+
+def _check_version(version: str) -> None:
+    if not _VERSION.fullmatch(version):
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _errors(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse([{"message": message, "errorCode": code}], status_code=status)
+
+
+def create_app(state: SandboxState) -> FastAPI:
+    """The Salesforce face of the sandbox org."""
+    app = FastAPI(title="okr-sync sandbox: Salesforce", openapi_url=None, docs_url=None, redoc_url=None,
+                  redirect_slashes=False)
+    _ensure_indexes(state)
+    queries = _QueryService(state)
+    writer = CollectionWriter(state)
+    usage = _Usage(DAILY_API_REQUESTS)
+    fault_lock = threading.Lock()
+
+    def take_fault() -> tuple[int, str | None] | None:
+        with fault_lock:
+            raw = state.get_meta(FAULTS_META_KEY)
+            fault = json.loads(raw) if raw else {}
+            if fault.get("count", 0) <= 0:
+                return None
+            if fault.get("after", 0) > 0:
+                fault["after"] -= 1
+                state.set_meta(FAULTS_META_KEY, json.dumps(fault))
+                return None
+            fault["count"] -= 1
+            state.set_meta(FAULTS_META_KEY, json.dumps(fault))
+            return int(fault["status"]), fault.get("code")
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Auth, injected faults and the daily allocation, in that order, for every data call."""
+        if not request.url.path.startswith("/services/data/v"):
+            return await call_next(request)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() not in ("bearer", "oauth") or not hmac.compare_digest(token.strip(), state.token):
+            return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        fault = take_fault()
+        if fault is not None:
+            status, code = fault
+            message, default_code = _FAULT_BODIES.get(status, _FAULT_BODIES[500])
+            return _errors(status, code or default_code, message if code is None else f"injected {code}")
+        used = usage.record()
+        if used > usage.maximum:
+            return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        response = await call_next(request)
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{usage.maximum}"
+        return response
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return _errors(error.status, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_body(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return _errors(400, "JSON_PARSER_ERROR", f"The request body is not valid JSON: {error.errors()[:1]}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            return _errors(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed.")
+        return _errors(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # -- login ------------------------------------------------------------------------------
+    @app.post("/services/oauth2/token")
+    async def oauth_token(request: Request) -> JSONResponse:
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        basic, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if basic.lower() == "basic" and encoded:
+            client_id, _, client_secret = base64.b64decode(encoded).decode().partition(":")
+            form.setdefault("client_id", client_id)
+            form.setdefault("client_secret", client_secret)
+        grant = form.get("grant_type", "")
+        if grant not in ("password", "client_credentials", "refresh_token"):
+            return _oauth_error("unsupported_grant_type", "grant type not supported")
+        needs_secret = grant != "refresh_token"
+        if not form.get("client_id") or (needs_secret and not form.get("client_secret")):
+            return _oauth_error("invalid_client", "invalid client credentials")
+        if grant == "password" and not (form.get("username") and form.get("password")):
+            return _oauth_error("invalid_grant", "authentication failure")
+        base = str(request.base_url).rstrip("/")
+        issued = str(int(time.time() * 1000))
+        identity = f"{base}/id/{ORG_ID}/{sf_id('User', 1)}"
+        signature = base64.b64encode(hmac.new(state.token.encode(), (identity + issued).encode(),
+                                              hashlib.sha256).digest()).decode()
+        return JSONResponse({"access_token": state.token, "instance_url": base, "id": identity,
+                             "token_type": "Bearer", "issued_at": issued, "signature": signature})
+
+    @app.post("/services/Soap/u/{version}")
+    async def soap_login(version: str, request: Request) -> Response:
+        """The partner SOAP login simple-salesforce uses for username + password + security token."""
+        try:
+            root = ElementTree.fromstring(await request.body())
+        except ElementTree.ParseError:
+            root = ElementTree.Element("empty")
+        values = {element.tag.rsplit("}", 1)[-1]: (element.text or "") for element in root.iter()}
+        if not values.get("username") or not values.get("password"):
+            return Response(_soap(_LOGIN_FAULT), status_code=500, media_type="text/xml")
+        base = str(request.base_url).rstrip("/")
+        result = (f"<loginResponse><result><passwordExpired>false</passwordExpired><sandbox>true</sandbox>"
+                  f"<serverUrl>{base}/services/Soap/u/{version}/{ORG_ID[:15]}</serverUrl>"
+                  f"<sessionId>{state.token}</sessionId><userId>{sf_id('User', 1)}</userId>"
+                  "</result></loginResponse>")
+        return Response(_soap(result), media_type="text/xml")
+
+    # -- discovery and limits ---------------------------------------------------------------
+    @app.get("/services/data")
+    @app.get("/services/data/")
+    def versions() -> JSONResponse:
+        return JSONResponse([{"label": label, "url": f"/services/data/v{number}", "version": number}
+                             for label, number in VERSIONS])
+
+    @app.get("/services/data/{version}")
+    @app.get("/services/data/{version}/")
+    def resources(version: str) -> JSONResponse:
+        _check_version(version)
+        names = ("composite", "limits", "query", "queryAll", "sobjects")
+        return JSONResponse({name: f"/services/data/{version}/{name}" for name in names})
+
+    @app.get("/services/data/{version}/limits")
+    @app.get("/services/data/{version}/limits/")
+    def limits(version: str) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse({
+            "DailyApiRequests": {"Max": usage.maximum, "Remaining": max(usage.maximum - usage.used, 0)},
+            "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000},
+            "DataStorageMB": {"Max": 1024, "Remaining": 1000},
+        })
+
+    # -- query ------------------------------------------------------------------------------
+    @app.get("/services/data/{version}/query")
+    @app.get("/services/data/{version}/query/")
+    def query(version: str, request: Request, q: str = "") -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(queries.run(version, q, False, _batch_size(request)))
+
+    @app.get("/services/data/{version}/queryAll")
+    @app.get("/services/data/{version}/queryAll/")
+    def query_all(version: str, request: Request, q: str = "") -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(queries.run(version, q, True, _batch_size(request)))
+
+    @app.get("/services/data/{version}/query/{locator}")
+    @app.get("/services/data/{version}/queryAll/{locator}")
+    def query_more(version: str, locator: str) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(queries.more(version, locator))
+
+    # -- describe ---------------------------------------------------------------------------
+    @app.get("/services/data/{version}/sobjects")
+    @app.get("/services/data/{version}/sobjects/")
+    def sobjects(version: str) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(describe_global(version))
+
+    @app.get("/services/data/{version}/sobjects/{name}/describe")
+    @app.get("/services/data/{version}/sobjects/{name}/describe/")
+    def describe(version: str, name: str) -> JSONResponse:
+        _check_version(version)
+        schema = SCHEMAS.get(name.lower())
+        if schema is None:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        return JSONResponse(describe_sobject(schema, version))
+
+    # -- sObject Collections ------------------------------------------------------------------
+    @app.post("/services/data/{version}/composite/sobjects")
+    def create_records(version: str, payload: Payload) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(writer.write("create", payload))
+
+    @app.patch("/services/data/{version}/composite/sobjects")
+    def update_records(version: str, payload: Payload) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(writer.write("update", payload))
+
+    @app.patch("/services/data/{version}/composite/sobjects/{name}/{external_id_field}")
+    def upsert_records(version: str, name: str, external_id_field: str,
+                       payload: Payload) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(writer.write("upsert", payload, name, external_id_field))
+
+    return app
+
+
+def _oauth_error(error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+
+_BAD_LOGIN = "Invalid username, password, security token; or user locked out."
+_LOGIN_FAULT = ("<soapenv:Fault><faultcode>sf:INVALID_LOGIN</faultcode>"
+                f"<faultstring>INVALID_LOGIN: {_BAD_LOGIN}</faultstring><detail>"
+                "<sf:LoginFault xmlns:sf=\"urn:fault.partner.soap.sforce.com\">"
+                f"<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode><sf:exceptionMessage>{_BAD_LOGIN}"
+                "</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault>")
+
+
+def _soap(body: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
+            '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
+            f"<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>")
+

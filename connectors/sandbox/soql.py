@@ -1,0 +1,524 @@
+"""A small SOQL parser and compiler, so the sandbox answers queries with SQLite, not Python loops.
+
+Subset: ``SELECT f, ... | COUNT() FROM Obj [WHERE expr] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
+[LIMIT n] [OFFSET n]`` with AND / OR / NOT / parentheses, = != < <= > >=, [NOT] IN, LIKE and the
+literals simple_salesforce's ``quote_soql_value`` produces. WHERE and ORDER BY compile through each
+object's field mapping to SQL with bound parameters (a value never becomes SQL text), so a filter
+over a million rows runs inside SQLite. Rejections carry Salesforce's error codes and its
+"ERROR at Row:R:Column:C" messages, so clients see what a real org would answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from connectors.sandbox.ids import SF_PREFIX, sf_number
+
+STRING_TYPES = frozenset({"string", "picklist", "email", "textarea", "phone", "url", "combobox"})
+NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
+ID_TYPES = frozenset({"id", "reference"})
+_ID_ABOVE_ALL = 1 << 62  # an id of a later key prefix sorts after every id of this object
+
+KEYWORDS = frozenset({"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC",
+                      "DESC", "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "TRUE", "FALSE", "NULL"})
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<string>'(?:[^'\\]|\\.)*')
+  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
+  | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<op>!=|<=|>=|=|<|>)
+  | (?P<punct>[(),])
+""", re.VERBOSE | re.DOTALL)
+_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f",
+            "%": "\\%", "_": "\\_"}  # \% and \_ stay escaped: they only mean something to LIKE
+
+
+class SoqlError(Exception):
+    """A query Salesforce would reject; `code` is its errorCode (MALFORMED_QUERY, INVALID_FIELD...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- the schema a query compiles against -------------------------------------------------------
+@dataclass(frozen=True)
+class FieldSpec:
+    """One sObject field: its SQL expression over the object's table and its describe facts."""
+
+    name: str
+    sql: str
+    type: str
+    label: str = ""
+    reference_to: str | None = None  # the sObject whose integer ids the column holds (id/reference)
+    length: int = 0
+    custom: bool = False
+    external_id: bool = False
+    unique: bool = False
+    nillable: bool = True
+    createable: bool = False
+    updateable: bool = False
+    picklist: tuple[str, ...] = ()
+    precision: int = 0
+    scale: int = 0
+
+
+@dataclass(frozen=True)
+class SObjectSchema:
+    """An sObject served from one sandbox table; `live_where` hides deleted rows outside queryAll."""
+
+    name: str
+    label: str
+    table: str
+    fields: tuple[FieldSpec, ...]
+    base_where: str = "1 = 1"
+    live_where: str | None = None
+    custom: bool = False
+    writable: bool = False
+
+    @cached_property
+    def _by_name(self) -> dict[str, FieldSpec]:
+        return {spec.name.lower(): spec for spec in self.fields}
+
+    def field(self, name: str) -> FieldSpec | None:
+        """Field names are case-insensitive in SOQL, as in the REST API."""
+        return self._by_name.get(name.lower())
+
+    @property
+    def id_field(self) -> FieldSpec:
+        spec = self.field("Id")
+        assert spec is not None, f"{self.name} has no Id field"
+        return spec
+
+
+# -- syntax tree ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Literal:
+    kind: str  # string | number | boolean | null | date | datetime
+    value: Any
+    pos: int
+
+
+@dataclass(frozen=True)
+class Comparison:
+    field: Name
+    op: str  # = != < <= > >= LIKE IN NOT IN
+    value: Literal | tuple[Literal, ...]
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # AND | OR
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Expr
+
+
+Expr = Comparison | BoolOp | Not
+
+
+@dataclass(frozen=True)
+class OrderItem:
+    field: Name
+    descending: bool = False
+    nulls: str | None = None  # FIRST | LAST
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    fields: tuple[Name, ...]
+    count_only: bool
+    sobject: Name
+    where: Expr | None = None
+    order_by: tuple[OrderItem, ...] = ()
+    limit: int | None = None
+    offset: int | None = None
+
+
+def located(text: str, pos: int, detail: str) -> str:
+    """Salesforce's error text: the query line, a caret, then 'ERROR at Row:R:Column:C'."""
+    row = text.count("\n", 0, pos) + 1
+    line_start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    line = text[line_start:] if line_end < 0 else text[line_start:line_end]
+    column = pos - line_start + 1
+    return f"\n{line}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\n{detail}"
+
+
+# -- parsing -------------------------------------------------------------------------------------
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise SoqlError("MALFORMED_QUERY", located(text, pos, f"unexpected token: {text[pos]}"))
+        kind = match.lastgroup or ""
+        if kind != "ws":
+            tokens.append(Token(kind, match.group(), pos))
+        pos = match.end()
+    tokens.append(Token("eof", "<EOF>", len(text)))
+    return tokens
+
+
+def _unquote(token: Token, text: str) -> str:
+    out, body, index = [], token.text[1:-1], 0
+    while index < len(body):
+        char = body[index]
+        if char == "\\":
+            escaped = body[index + 1]
+            if escaped not in _ESCAPES:
+                raise SoqlError("MALFORMED_QUERY", located(text, token.pos, "Invalid string literal "
+                                                           f"'{token.text}'. Illegal character sequence "
+                                                           f"'\\{escaped}' in string literal."))
+            out.append(_ESCAPES[escaped])
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.index = 0
+
+    @property
+    def current(self) -> Token:
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        token = self.tokens[self.index]
+        self.index = min(self.index + 1, len(self.tokens) - 1)
+        return token
+
+    def at(self, *keywords: str) -> bool:
+        token = self.current
+        return token.kind == "name" and token.text.upper() in keywords
+
+    def fail(self, token: Token | None = None) -> SoqlError:
+        token = token or self.current
+        return SoqlError("MALFORMED_QUERY", located(self.text, token.pos, f"unexpected token: {token.text}"))
+
+    def keyword(self, word: str) -> Token:
+        if not self.at(word):
+            raise self.fail()
+        return self.advance()
+
+    def punct(self, char: str) -> Token:
+        if self.current.text != char or self.current.kind != "punct":
+            raise self.fail()
+        return self.advance()
+
+    def name(self) -> Name:
+        token = self.current
+        if token.kind != "name" or token.text.upper() in KEYWORDS:
+            raise self.fail()
+        self.advance()
+        return Name(token.text, token.pos)
+
+    def integer(self) -> int:
+        token = self.advance()
+        if token.kind != "number" or not token.text.isdigit():
+            raise self.fail(token)
+        return int(token.text)
+
+    def query(self) -> Query:
+        self.keyword("SELECT")
+        fields: list[Name] = []
+        count_only = False
+        if self.at("COUNT") and self.tokens[self.index + 1].text == "(":
+            self.advance()
+            self.punct("(")
+            self.punct(")")
+            count_only = True
+        else:
+            fields.append(self.name())
+            while self.current.text == ",":
+                self.advance()
+                fields.append(self.name())
+        self.keyword("FROM")
+        sobject = self.name()
+        where = order_by = limit = offset = None
+        if self.at("WHERE"):
+            self.advance()
+            where = self.expression()
+        if self.at("ORDER"):
+            self.advance()
+            self.keyword("BY")
+            order_by = [self.order_item()]
+            while self.current.text == ",":
+                self.advance()
+                order_by.append(self.order_item())
+        if self.at("LIMIT"):
+            self.advance()
+            limit = self.integer()
+        if self.at("OFFSET"):
+            self.advance()
+            offset = self.integer()
+        if self.current.kind != "eof":
+            raise self.fail()
+        return Query(self.text, tuple(fields), count_only, sobject, where, tuple(order_by or ()), limit,
+                     offset)
+
+    def order_item(self) -> OrderItem:
+        field = self.name()
+        descending, nulls = False, None
+        if self.at("ASC", "DESC"):
+            descending = self.advance().text.upper() == "DESC"
+        if self.at("NULLS"):
+            self.advance()
+            if not self.at("FIRST", "LAST"):
+                raise self.fail()
+            nulls = self.advance().text.upper()
+        return OrderItem(field, descending, nulls)
+
+    def expression(self) -> Expr:
+        """Terms joined by AND or by OR; SOQL needs parentheses to mix the two, so do we."""
+        items = [self.term()]
+        joiner: str | None = None
+        while self.at("AND", "OR"):
+            word = self.current.text.upper()
+            if joiner not in (None, word):
+                raise self.fail()
+            joiner = word
+            self.advance()
+            items.append(self.term())
+        return items[0] if joiner is None else BoolOp(joiner, tuple(items))
+
+    def term(self) -> Expr:
+        if self.at("NOT"):
+            self.advance()
+            return Not(self.term())
+        if self.current.text == "(" and self.current.kind == "punct":
+            self.advance()
+            inner = self.expression()
+            self.punct(")")
+            return inner
+        return self.comparison()
+
+    def comparison(self) -> Comparison:
+        field = self.name()
+        token = self.current
+        if token.kind == "op":
+            self.advance()
+            return Comparison(field, token.text, self.literal())
+        if self.at("LIKE"):
+            self.advance()
+            return Comparison(field, "LIKE", self.literal())
+        negated = self.at("NOT")
+        if negated:
+            self.advance()
+        self.keyword("IN")
+        self.punct("(")
+        values = [self.literal()]
+        while self.current.text == ",":
+            self.advance()
+            values.append(self.literal())
+        self.punct(")")
+        return Comparison(field, "NOT IN" if negated else "IN", tuple(values))
+
+    def literal(self) -> Literal:
+        token = self.advance()
+        if token.kind == "string":
+            return Literal("string", _unquote(token, self.text), token.pos)
+        if token.kind == "number":
+            return Literal("number", float(token.text) if "." in token.text else int(token.text), token.pos)
+        if token.kind == "date":
+            return Literal("date", token.text, token.pos)
+        if token.kind == "datetime":
+            seconds = datetime.fromisoformat(token.text).timestamp()
+            return Literal("datetime", int(seconds) if seconds.is_integer() else seconds, token.pos)
+        word = token.text.upper() if token.kind == "name" else ""
+        if word in ("TRUE", "FALSE"):
+            return Literal("boolean", word == "TRUE", token.pos)
+        if word == "NULL":
+            return Literal("null", None, token.pos)
+        raise self.fail(token)
+
+
+def parse(text: str) -> Query:
+    """Parse one SOQL statement; raises SoqlError(MALFORMED_QUERY) on syntax errors."""
+    if not text or not text.strip():
+        raise SoqlError("MALFORMED_QUERY", "A query string has to be specified")
+    return _Parser(text).query()
+
+
+# -- compiling -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompiledQuery:
+    """SQL pieces of one query. `select()` puts the record's integer id first, then the fields."""
+
+    sobject: SObjectSchema
+    fields: tuple[FieldSpec, ...]
+    count_only: bool
+    from_sql: str
+    params: tuple[Any, ...]
+    order_sql: str
+    limit: int | None
+    offset: int
+
+    def select(self, cap: int | None = None) -> tuple[str, list[Any]]:
+        limit = self.limit if cap is None else cap if self.limit is None else min(cap, self.limit)
+        columns = ", ".join([f"({self.sobject.id_field.sql}) AS c_id"]
+                            + [f"({spec.sql}) AS c{index}" for index, spec in enumerate(self.fields)])
+        sql = f"SELECT {columns} {self.from_sql} {self.order_sql} LIMIT ? OFFSET ?"
+        return sql, [*self.params, -1 if limit is None else limit, self.offset]
+
+    def count(self) -> tuple[str, list[Any]]:
+        sql = f"SELECT COUNT(*) FROM (SELECT 1 {self.from_sql} LIMIT ? OFFSET ?)"
+        return sql, [*self.params, -1 if self.limit is None else self.limit, self.offset]
+
+
+def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False
+                  ) -> CompiledQuery:
+    """Resolve names against `schemas` (keyed by lower-case object name) and build bound SQL."""
+    sobject = schemas.get(query.sobject.text.lower())
+    if sobject is None:
+        raise SoqlError("INVALID_TYPE", located(query.text, query.sobject.pos, (
+            f"sObject type '{query.sobject.text}' is not supported. If you are attempting to use a custom"
+            " object, be sure to append the '__c' after the entity name. Please reference your WSDL or the"
+            " describe call for the appropriate names.")))
+    fields: list[FieldSpec] = []
+    for ref in query.fields:
+        spec = _resolve(query.text, sobject, ref)
+        if spec in fields:
+            raise SoqlError("MALFORMED_QUERY",
+                            located(query.text, ref.pos, f"duplicate field selected: {ref.text}"))
+        fields.append(spec)
+    params: list[Any] = []
+    conditions = [sobject.base_where]
+    if sobject.live_where and not include_deleted:
+        conditions.append(sobject.live_where)
+    if query.where is not None:
+        conditions.append(_compile_expr(query.text, sobject, query.where, params))
+    from_sql = f"FROM {sobject.table} WHERE " + " AND ".join(f"({condition})" for condition in conditions)
+    order_terms: list[str] = []
+    ordered_by_id = False
+    for item in query.order_by:
+        spec = _resolve(query.text, sobject, item.field)
+        ordered_by_id = spec is sobject.id_field
+        term = f"({spec.sql})" + (" COLLATE NOCASE" if spec.type in STRING_TYPES else "")
+        term += " DESC" if item.descending else " ASC"
+        order_terms.append(term + (f" NULLS {item.nulls}" if item.nulls else ""))
+    if not ordered_by_id:  # a stable order, so snapshots and OFFSET page deterministically
+        order_terms.append(f"({sobject.id_field.sql}) ASC")
+    return CompiledQuery(sobject, tuple(fields), query.count_only, from_sql, tuple(params),
+                         "ORDER BY " + ", ".join(order_terms), query.limit, query.offset or 0)
+
+
+def compile_soql(text: str, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False
+                 ) -> CompiledQuery:
+    return compile_query(parse(text), schemas, include_deleted)
+
+
+def _resolve(text: str, sobject: SObjectSchema, ref: Name) -> FieldSpec:
+    spec = sobject.field(ref.text)
+    if spec is not None:
+        return spec
+    if "." in ref.text:
+        detail = (f"Didn't understand relationship '{ref.text.split('.')[0]}' in field path. If you are"
+                  " attempting to use a custom relationship, be sure to append the '__r' after the custom"
+                  " relationship name. Please reference your WSDL or the describe call for the appropriate"
+                  " names.")
+    else:
+        detail = (f"No such column '{ref.text}' on entity '{sobject.name}'. If you are attempting to use a"
+                  " custom field, be sure to append the '__c' after the custom field name. Please reference"
+                  " your WSDL or the describe call for the appropriate names.")
+    raise SoqlError("INVALID_FIELD", located(text, ref.pos, detail))
+
+
+def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any]) -> str:
+    if isinstance(expr, BoolOp):
+        return f" {expr.op} ".join(f"({_compile_expr(text, sobject, item, params)})" for item in expr.items)
+    if isinstance(expr, Not):
+        return f"NOT ({_compile_expr(text, sobject, expr.item, params)})"
+    spec = _resolve(text, sobject, expr.field)
+    column = f"({spec.sql})"
+    if spec.type in STRING_TYPES:
+        column += " COLLATE NOCASE"
+    if isinstance(expr.value, tuple):
+        values = [_bind(text, spec, literal) for literal in expr.value]
+        present = [value for value in values if value is not None]
+        marks = ", ".join("?" * len(present)) or "NULL"
+        params.extend(present)
+        if expr.op == "IN":
+            sql = f"{column} IN ({marks})"
+            return f"({sql} OR {column} IS NULL)" if None in values else sql
+        sql = f"({column} IS NULL OR {column} NOT IN ({marks}))"
+        return f"({column} IS NOT NULL AND {column} NOT IN ({marks}))" if None in values else sql
+    literal = expr.value
+    if expr.op == "LIKE":
+        if spec.type not in STRING_TYPES or literal.kind != "string":
+            raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", located(
+                text, expr.field.pos, f"invalid operator on {spec.type} field: LIKE on {spec.name}"))
+        params.append(literal.value)
+        return f"({spec.sql}) LIKE ? ESCAPE '\\'"
+    value = _bind(text, spec, literal)
+    if value is None:
+        if expr.op not in ("=", "!="):
+            raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", located(
+                text, literal.pos, f"invalid operator on null value: {expr.op}"))
+        return f"{column} IS {'NOT ' if expr.op == '!=' else ''}NULL"
+    params.append(value)
+    if expr.op == "!=":  # SOQL's != also matches rows where the field is null
+        return f"{column} IS NOT ?"
+    return f"{column} {expr.op} ?"
+
+
+def _bind(text: str, spec: FieldSpec, literal: Literal) -> Any:
+    """The SQL parameter for a literal compared with `spec`, or an error if the types disagree."""
+    if literal.kind == "null":
+        return None
+    expected = {"boolean": "boolean", "date": "date", "datetime": "datetime"}.get(spec.type)
+    if spec.type in ID_TYPES or spec.type in STRING_TYPES:
+        expected = "string"
+    elif spec.type in NUMBER_TYPES:
+        expected = "number"
+    if literal.kind != expected:
+        quoted = " and should not be enclosed in quotes" if literal.kind == "string" else ""
+        raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", located(
+            text, literal.pos, f"value of filter criterion for field '{spec.name}' must be of type "
+                               f"{spec.type}{quoted}"))
+    if spec.type in ID_TYPES:
+        return id_key(text, literal, spec.reference_to or "")
+    return literal.value
+
+
+def id_key(text: str, literal: Literal, sobject: str) -> int:
+    """The integer an id literal compares as, keeping Salesforce's string order across key prefixes."""
+    value = str(literal.value)
+    if len(value) not in (15, 18) or not value.isalnum():
+        raise SoqlError("INVALID_QUERY_FILTER_OPERATOR",
+                        located(text, literal.pos, f"invalid ID field: {value}"))
+    prefix = SF_PREFIX[sobject]
+    if value[:3] != prefix:
+        return -1 if value[:3] < prefix else _ID_ABOVE_ALL
+    return sf_number(value)[1]

@@ -1,0 +1,176 @@
+"""The sandbox org's persistent state: one SQLite file in the sandbox data directory.
+
+Both CRM faces read the same logical tables (owners, accounts, deals, calls), which is what
+makes them one org. Records written through the APIs (OKR custom objects) live in
+`custom_records`, kept apart per CRM as they would be in two real systems.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from connectors.sandbox.generator import OrgSpec, generate_org
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS owners (
+    id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, team TEXT, region TEXT,
+    is_active INTEGER, created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY, name TEXT, country TEXT, industry TEXT, account_type TEXT, owner_id INTEGER,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS deals (
+    id INTEGER PRIMARY KEY, name TEXT, account_id INTEGER, owner_id INTEGER, deal_type TEXT, stage TEXT,
+    amount REAL, probability REAL, created_date TEXT, close_date TEXT, lead_source TEXT,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY, owner_id INTEGER, deal_id INTEGER, subject TEXT, ts_ms INTEGER,
+    duration_s INTEGER, direction TEXT, outcome TEXT, created_ms INTEGER, modified_ms INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS ix_deals_live_modified ON deals (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_calls_live_modified ON calls (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_owners_live_modified ON owners (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_accounts_live_modified ON accounts (deleted, modified_ms, id);
+CREATE TABLE IF NOT EXISTS custom_records (
+    crm TEXT NOT NULL, object TEXT NOT NULL, id INTEGER NOT NULL, unique_key TEXT,
+    fields TEXT NOT NULL, created_ms INTEGER NOT NULL, modified_ms INTEGER NOT NULL,
+    PRIMARY KEY (crm, object, id), UNIQUE (crm, object, unique_key));
+"""
+
+ENTITY_TABLES = {"owner": "owners", "account": "accounts", "deal": "deals", "call": "calls"}
+INSERT_BATCH = 5_000
+
+
+class SandboxState:
+    """Thread-safe access to the sandbox database (the HTTP servers run in threads)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "sandbox.db"
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- set-up ---------------------------------------------------------------------------
+    @property
+    def is_seeded(self) -> bool:
+        return self.get_meta("spec") is not None
+
+    def seed(self, spec: OrgSpec) -> dict[str, int]:
+        """Load a generated org in batches (streamed: memory stays flat for any size)."""
+        counts = dict.fromkeys(ENTITY_TABLES, 0)
+        pending: dict[str, list[dict[str, Any]]] = {entity: [] for entity in ENTITY_TABLES}
+        with self.transaction():
+            for entity, row in generate_org(spec):
+                pending[entity].append(row)
+                counts[entity] += 1
+                if len(pending[entity]) >= INSERT_BATCH:
+                    self._insert(ENTITY_TABLES[entity], pending[entity])
+                    pending[entity] = []
+            for entity, rows in pending.items():
+                self._insert(ENTITY_TABLES[entity], rows)
+            self.set_meta("spec", json.dumps(spec.to_json()))
+            if self.get_meta("token") is None:
+                self.set_meta("token", secrets.token_urlsafe(24))
+        return counts
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = list(rows[0])
+        placeholders = ", ".join(f":{name}" for name in columns)
+        self._conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
+        )
+
+    @property
+    def spec(self) -> OrgSpec:
+        raw = self.get_meta("spec")
+        if raw is None:
+            raise RuntimeError(f"sandbox at {self.data_dir} has no org yet")
+        return OrgSpec.from_json(json.loads(raw))
+
+    @property
+    def token(self) -> str:
+        token = self.get_meta("token")
+        if token is None:
+            token = secrets.token_urlsafe(24)
+            self.set_meta("token", token)
+        return token
+
+    # -- access -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def next_modstamp_ms(self) -> int:
+        """A write time: wall clock, but never before the generated org's anchor."""
+        return max(int(time.time() * 1000), int(self.spec.anchor.timestamp() * 1000) + 1000)
+
+    # -- custom objects (writeback targets) --------------------------------------------------
+    def custom_records(self, crm: str, obj: str) -> list[dict[str, Any]]:
+        rows = self.query(
+            "SELECT id, unique_key, fields, created_ms, modified_ms FROM custom_records"
+            " WHERE crm = ? AND object = ? ORDER BY id", (crm, obj))
+        return [{**dict(row), "fields": json.loads(row["fields"])} for row in rows]
+
+    def upsert_custom(self, crm: str, obj: str, unique_key: str, fields: dict[str, Any]) -> tuple[int, bool]:
+        """Create or update one custom record by its unique key; returns (id, created)."""
+        now = self.next_modstamp_ms()
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, fields FROM custom_records WHERE crm = ? AND object = ? AND unique_key = ?",
+                (crm, obj, unique_key)).fetchone()
+            if row is not None:
+                merged = {**json.loads(row["fields"]), **fields}
+                conn.execute("UPDATE custom_records SET fields = ?, modified_ms = ? WHERE crm = ? AND"
+                             " object = ? AND id = ?", (json.dumps(merged), now, crm, obj, row["id"]))
+                return row["id"], False
+            next_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM custom_records WHERE crm = ?"
+                                   " AND object = ?", (crm, obj)).fetchone()[0]
+            conn.execute("INSERT INTO custom_records (crm, object, id, unique_key, fields, created_ms,"
+                         " modified_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (crm, obj, next_id, unique_key, json.dumps(fields), now, now))
+            return next_id, True
+
+
+def open_sandbox(data_dir: Path, spec: OrgSpec | None = None) -> SandboxState:
+    """Open the sandbox in `data_dir`, generating the org on first use (kept across restarts)."""
+    state = SandboxState(data_dir)
+    if not state.is_seeded:
+        state.seed(spec or OrgSpec())
+    return state

@@ -1,0 +1,168 @@
+"""The canonical store: what connectors produce, whatever CRM it came from.
+
+Every row carries its `source` ("salesforce" or "hubspot") and the CRM's own id, so the
+same logical org synced from both CRMs lives side by side and rules can pick one source.
+Values are normalised here (dates as dates, amounts as floats, stage labels, owner emails)
+so that okr_mapping never needs to know which CRM a record came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+DATABASE_URL_ENV = "OKR_SYNC_DATABASE_URL"
+DEFAULT_DATABASE_PATH = Path(".okr-sync") / "store.db"
+
+SOURCES = ("salesforce", "hubspot")
+
+
+class Owner(SQLModel, table=True):
+    """A CRM user who owns deals and activities (Salesforce User, HubSpot owner)."""
+
+    __tablename__ = "owner"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    email: str | None = Field(default=None, index=True)
+    name: str | None = None
+    team: str | None = None
+    region: str | None = None
+    is_active: bool = True
+    modified_at: datetime | None = None
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Deal(SQLModel, table=True):
+    """An opportunity / deal; amounts in the org currency, dates as calendar dates."""
+
+    __tablename__ = "deal"
+    __table_args__ = (Index("ix_deal_source_close", "source", "close_date"),)
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    name: str | None = None
+    owner_id: str | None = None
+    account_id: str | None = None
+    deal_type: str | None = None  # "New Business" | "Renewal" | "Upsell" (CRM label)
+    stage: str | None = None  # stage label, e.g. "Closed Won"
+    amount: float | None = None
+    probability: float | None = None  # 0-100
+    is_closed: bool = False
+    is_won: bool = False
+    created_date: date | None = None
+    close_date: date | None = None
+    lead_source: str | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Activity(SQLModel, table=True):
+    """A sales activity; `kind` is "call" for now (emails and meetings come later)."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_source_date", "source", "activity_date"),)
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    kind: str = "call"
+    subject: str | None = None
+    owner_id: str | None = None
+    deal_id: str | None = None
+    activity_date: date | None = None
+    duration_seconds: int | None = None
+    outcome: str | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class SyncState(SQLModel, table=True):
+    """The incremental cursor of one stream: (timestamp, id) of the last record stored."""
+
+    __tablename__ = "sync_state"
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    watermark: datetime | None = None
+    last_id: str | None = None
+    records_last_run: int = 0
+    updated_at: datetime | None = None
+
+
+class WritebackLedger(SQLModel, table=True):
+    """What okr-sync last wrote for one KR key into one CRM, so unchanged rows are not re-sent."""
+
+    __tablename__ = "writeback_ledger"
+    target: str = Field(primary_key=True)  # "salesforce" | "hubspot"
+    key: str = Field(primary_key=True)
+    fingerprint: str
+    record_id: str | None = None
+    written_at: datetime
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The store's SQLAlchemy URL: explicit, then $OKR_SYNC_DATABASE_URL, then a local SQLite file."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(DATABASE_URL_ENV)
+    if from_env:
+        return from_env
+    DEFAULT_DATABASE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_DATABASE_PATH}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """Create the engine and the tables; SQLite gets WAL so a reader never blocks the sync."""
+    resolved = database_url(url)
+    engine = create_engine(resolved)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def upsert_rows(session: Session, model: type[SQLModel], rows: Iterable[dict[str, Any]]) -> int:
+    """Insert or replace canonical rows by primary key; returns the row count.
+
+    Uses the dialect's native upsert (SQLite / PostgreSQL ON CONFLICT) so a re-extracted
+    record overwrites its previous version instead of duplicating it. The rows go as one
+    executemany of a single statement, far cheaper than one giant multi-row VALUES.
+    """
+    batch = list(rows)
+    if not batch:
+        return 0
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table)
+    keys = [column.name for column in table.primary_key.columns]
+    updates = {name: statement.excluded[name] for name in batch[0] if name not in keys}
+    session.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), batch)
+    return len(batch)

@@ -1,0 +1,196 @@
+"""The `okr-sync` command line: demo, run, validate and the CRM sandbox.
+
+Exit codes: 0 success, 1 failure (a CRM or the store failed), 2 bad input (config,
+missing credentials). Errors are one readable message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+# Prefect reads these at import: no telemetry (no network here) and a quiet local API server.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+app = typer.Typer(help="Compute sales OKRs from Salesforce and HubSpot and write progress back.",
+                  no_args_is_help=True, add_completion=False)
+sandbox_app = typer.Typer(help="The bundled local Salesforce + HubSpot sandbox.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+# Wide enough for the KR table even when the output is a pipe or a CI log.
+console = Console(width=None if Console().is_terminal else 110)
+errors = Console(stderr=True)
+
+DEMO_CONFIG = Path("config/examples/demo.yaml")
+DEMO_DIR = Path(".okr-sync/demo")
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The OKR rules file (YAML).")]
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    errors.print(f"[red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def _run_sync(config: Path, sources: list[str] | None, database_url: str | None, as_of: date | None,
+              write: bool):
+    """Run the nightly flow, turning known failures into exit codes."""
+    from connectors.errors import ConnectorConfigError, ConnectorError
+    from flows.nightly import nightly_sync
+    from okr_mapping import ConfigError
+
+    try:
+        return nightly_sync(str(config), sources=sources, database_url=database_url, as_of=as_of, write=write)
+    except ConfigError as error:
+        raise _fail(f"the config has problems:\n{error}", 2) from None
+    except ConnectorConfigError as error:
+        raise _fail(str(error), 2) from None
+    except ConnectorError as error:
+        raise _fail(str(error), 1) from None
+
+
+@app.command()
+def validate(config: ConfigOption) -> None:
+    """Check a rules file and report every problem with its file, line and key."""
+    from okr_mapping import ConfigError, load_config
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail(f"the config has problems:\n{error}", 2) from None
+    count = sum(len(objective.key_results) for objective in loaded.objectives)
+    console.print(f"{config}: OK ({len(loaded.objectives)} objectives, {count} key results)")
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    source: Annotated[list[str] | None, typer.Option(help="CRM to sync (repeatable); default: the config's.")]
+    = None,
+    output: Annotated[str, typer.Option(help="table or json")] = "table",
+    as_of: Annotated[str | None, typer.Option(help="Compute as of this date (YYYY-MM-DD); default today.")]
+    = None,
+    database_url: Annotated[str | None, typer.Option(help="Store URL; default $OKR_SYNC_DATABASE_URL or "
+                                                          ".okr-sync/store.db")] = None,
+    no_writeback: Annotated[bool, typer.Option("--no-writeback", help="Compute but write nothing.")] = False,
+) -> None:
+    """Sync a real org: credentials come from environment variables (see README)."""
+    if output not in ("table", "json"):
+        raise _fail("--output must be 'table' or 'json'", 2)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r} is not a date like 2026-11-27", 2) from None
+    report = _run_sync(config, source, database_url, day, not no_writeback)
+    if output == "json":
+        print(json.dumps({"as_of": report.as_of.isoformat(), "key_results": report.rows()}, indent=2))
+        return
+    _print_report(report)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the sandbox and the store keep their state.")] = DEMO_DIR,
+    config: ConfigOption = DEMO_CONFIG,
+) -> None:
+    """Start the bundled sandbox org, run the nightly sync from both CRMs and show the KRs."""
+    from connectors.sandbox.server import SandboxServer
+
+    console.print(f"Starting the CRM sandbox in {data_dir / 'sandbox'} (generated on first use)...")
+    with SandboxServer(data_dir / "sandbox") as sandbox:
+        os.environ.update(sandbox.connection_env())
+        console.print(f"Salesforce API {sandbox.salesforce_url}, HubSpot API {sandbox.hubspot_url}")
+        report = _run_sync(config, ["salesforce", "hubspot"], f"sqlite:///{data_dir / 'store.db'}", None, True)
+        calls = {crm: sandbox.calls(crm) for crm in ("salesforce", "hubspot")}
+    console.print()
+    _print_report(report, table_sources={"salesforce"})
+    _print_agreement(report)
+    console.print(f"API requests served by the sandbox: Salesforce {calls['salesforce']}, "
+                  f"HubSpot {calls['hubspot']}. Run `make demo` again: nothing changed, so nothing is "
+                  f"extracted or written.")
+
+
+def _print_report(report, table_sources: set[str] | None = None) -> None:
+    """Per source: what was extracted and written; the KR table for `table_sources` (default all)."""
+    from flows.render import rich_table
+
+    for run in report.runs:
+        streams = ", ".join(f"{stream.stream}: {stream.records}" for stream in run.streams)
+        console.print(f"[bold]{run.source}[/]: extracted {run.records_extracted} new or changed record(s) "
+                      f"({streams}) with {run.api_calls} API call(s)")
+        if run.writeback is not None:
+            wb = run.writeback
+            console.print(f"  written back: {wb.created} created, {wb.updated} updated, "
+                          f"{wb.unchanged} unchanged, {wb.failed} failed")
+            for message in wb.errors:
+                errors.print(f"  rejected: {message}", highlight=False)
+    for run in report.runs:
+        if table_sources is None or run.source in table_sources:
+            console.print()
+            console.print(rich_table(run.results, f"Key results from {run.source}, as of {report.as_of}"))
+
+
+def _print_agreement(report) -> None:
+    """The demo's promise: one org, two CRMs, the same numbers."""
+    by_source = {run.source: {r.key: r.value for r in run.results} for run in report.runs}
+    if len(by_source) < 2:
+        return
+    first, second = list(by_source.values())[:2]
+    differing = sorted(key for key in first.keys() | second.keys()
+                       if round(first.get(key, float("nan")), 6) != round(second.get(key, float("nan")), 6))
+    if differing:
+        console.print(f"[red]Salesforce and HubSpot disagree on {len(differing)} KR(s):[/] {', '.join(differing)}")
+    else:
+        console.print(f"[green]Salesforce and HubSpot give identical values for all {len(first)} KRs.[/]")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    data_dir: Annotated[Path, typer.Option(help="Sandbox state directory (kept across restarts).")]
+    = Path(".okr-sync/sandbox"),
+    deals: Annotated[int, typer.Option(help="Deals to generate on first start.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Generator seed (first start only).")] = 42,
+    salesforce_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8443,
+    hubspot_port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8444,
+) -> None:
+    """Serve the sandbox org as Salesforce and HubSpot APIs over HTTPS until Ctrl-C."""
+    from connectors.sandbox.generator import OrgSpec
+    from connectors.sandbox.server import SandboxServer
+
+    try:
+        server = SandboxServer(data_dir, OrgSpec(seed=seed, deals=deals),
+                               salesforce_port=salesforce_port, hubspot_port=hubspot_port)
+    except OSError as error:
+        raise _fail(f"cannot listen: {error} (choose other ports with --salesforce-port/--hubspot-port)", 2) \
+            from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with server:
+        console.print(f"Salesforce API: {server.salesforce_url}\nHubSpot API:    {server.hubspot_url}\n"
+                      f"CA bundle:      {server.ca_path}\nToken:          {server.token}\n"
+                      f"Data directory: {data_dir}\n\nTo sync against it from another shell:")
+        for name, value in server.connection_env().items():
+            console.print(f"export {name}={value}", highlight=False, soft_wrap=True)
+        console.print("\nPress Ctrl-C to stop.")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

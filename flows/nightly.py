@@ -1,0 +1,107 @@
+"""The nightly sync: extract each CRM incrementally, compute the KRs, write them back.
+
+One flow run per night. Per source CRM: every stream is extracted into the store (each
+stream commits its own cursor, so a failed run resumes where it stopped), the KRs are
+computed from that CRM's records, and the results are upserted into the same CRM's
+OKR custom object. The run leaves a markdown artifact with the KR table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from sqlalchemy.engine import Engine
+
+from connectors.results import StreamResult, WritebackResult
+from connectors.store import make_engine
+from flows.render import markdown_report
+from flows.sources import Source, make_source
+from okr_mapping import KrResult, compute_key_results, load_config
+
+
+@dataclass
+class SourceRun:
+    """What one CRM contributed to a run."""
+
+    source: str
+    streams: list[StreamResult] = field(default_factory=list)
+    results: list[KrResult] = field(default_factory=list)
+    writeback: WritebackResult | None = None
+    api_calls: int = 0
+
+    @property
+    def records_extracted(self) -> int:
+        return sum(stream.records for stream in self.streams)
+
+
+@dataclass
+class SyncReport:
+    config_path: str
+    as_of: date
+    runs: list[SourceRun] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        """Every KR result as a JSON-friendly dict, tagged with its source CRM."""
+        return [{"source": run.source, **result.as_row()} for run in self.runs for result in run.results]
+
+
+@lru_cache(maxsize=8)
+def store_engine(database_url: str | None) -> Engine:
+    """One engine (and one schema check) per store URL for the whole process."""
+    return make_engine(database_url)
+
+
+@task(cache_policy=NONE)
+def extract_stream(source: Source, database_url: str | None, stream: str) -> StreamResult:
+    """Pull one stream's new and changed records into the store."""
+    result = source.extract(store_engine(database_url), stream)
+    get_run_logger().info("%s %s: %d record(s) extracted", source.name, stream, result.records)
+    return result
+
+
+@task(cache_policy=NONE)
+def compute_results(config_path: str, database_url: str | None, source_name: str, as_of: date) -> list[KrResult]:
+    """Evaluate every KR of the config over one source's records (pure SQL over the store)."""
+    config = load_config(Path(config_path))
+    return compute_key_results(store_engine(database_url), config, source=source_name, as_of=as_of)
+
+
+@task(cache_policy=NONE)
+def write_back(source: Source, database_url: str | None, results: list[KrResult]) -> WritebackResult:
+    """Upsert the KR rows into the CRM's OKR object; unchanged rows are not sent."""
+    source.check_writeback_target()
+    outcome = source.write_key_results(store_engine(database_url), [result.as_row() for result in results])
+    get_run_logger().info("%s writeback: %d created, %d updated, %d unchanged, %d failed",
+                          source.name, outcome.created, outcome.updated, outcome.unchanged, outcome.failed)
+    return outcome
+
+
+@flow(name="nightly_sync", log_prints=True)
+def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: str | None = None,
+                 as_of: date | None = None, write: bool = True) -> SyncReport:
+    """Sync every source CRM named in `sources` (default: the config's `source`)."""
+    config = load_config(Path(config_path))  # fail fast, before any API call
+    day = as_of or datetime.now(UTC).date()
+    report = SyncReport(config_path=config_path, as_of=day)
+    for name in sources or [config.source]:
+        source = make_source(name)
+        run = SourceRun(source=name)
+        try:
+            for stream in source.STREAMS:
+                run.streams.append(extract_stream(source, database_url, stream))
+            run.results = compute_results(config_path, database_url, name, day)
+            if write:
+                run.writeback = write_back(source, database_url, run.results)
+        finally:
+            source.close()
+        run.api_calls = source.api_calls
+        report.runs.append(run)
+    create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
+                             description=f"Key results as of {day.isoformat()}")
+    return report

@@ -1,0 +1,43 @@
+"""Which CRM connectors exist, built from environment variables (never from config files)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+
+from connectors.results import StreamResult, WritebackResult
+
+SOURCE_NAMES = ("salesforce", "hubspot")
+
+
+class Source(Protocol):
+    """What the flow needs of a CRM connector."""
+
+    name: str
+    STREAMS: tuple[str, ...]
+    api_calls: int
+
+    def extract(self, engine: Engine, stream: str) -> StreamResult: ...
+
+    def check_writeback_target(self) -> None: ...
+
+    def write_key_results(self, engine: Engine, rows: list[dict]) -> WritebackResult: ...
+
+    def close(self) -> None: ...
+
+
+def make_source(name: str, env: Mapping[str, str] | None = None) -> Source:
+    """The connector for `name`, configured from `env` (default: the process environment)."""
+    environment = os.environ if env is None else env
+    if name == "salesforce":
+        from connectors.salesforce import SalesforceSource
+
+        return SalesforceSource.from_env(environment)
+    if name == "hubspot":
+        from connectors.hubspot import HubSpotSource
+
+        return HubSpotSource.from_env(environment)
+    raise ValueError(f"unknown source {name!r}; expected one of {', '.join(SOURCE_NAMES)}")

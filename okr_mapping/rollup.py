@@ -1,0 +1,72 @@
+"""Objective roll-up: the weighted mean of its key results' scores.
+
+A breakdown key result (one row per rep or team) counts once, with the mean of its groups'
+scores, so adding reps does not drown the objective's other key results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from okr_mapping import scoring
+from okr_mapping.compute import KrResult
+from okr_mapping.config import OkrConfig
+
+
+@dataclass(frozen=True)
+class ObjectiveResult:
+    """An objective's roll-up for one period; `key` is f"{objective_id}.{period}"."""
+
+    key: str
+    objective_id: str
+    title: str
+    period: str
+    period_start: date
+    period_end: date
+    score: float
+    expected_progress: float
+    status: scoring.Status
+    key_results: int
+
+    def as_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["period_start"] = self.period_start.isoformat()
+        row["period_end"] = self.period_end.isoformat()
+        return row
+
+
+def rollup_objectives(results: Sequence[KrResult], config: OkrConfig | None = None) -> list[ObjectiveResult]:
+    """One ObjectiveResult per objective present in `results`, in first-seen order.
+
+    Status uses the same pace rule as key results, applied to the rolled-up score; thresholds
+    come from `config.scoring` when given.
+    """
+    on_track = config.scoring.on_track if config else scoring.DEFAULT_ON_TRACK
+    at_risk = config.scoring.at_risk if config else scoring.DEFAULT_AT_RISK
+    by_objective: dict[str, dict[str, list[KrResult]]] = {}
+    for result in results:
+        by_objective.setdefault(result.objective_id, {}).setdefault(result.kr_id, []).append(result)
+    rolled: list[ObjectiveResult] = []
+    for objective_id, krs in by_objective.items():
+        first = next(iter(krs.values()))[0]
+        total_weight = sum(rows[0].weight for rows in krs.values())
+        weighted = sum(rows[0].weight * sum(row.score for row in rows) / len(rows) for rows in krs.values())
+        value = weighted / total_weight if total_weight else 0.0
+        rolled.append(
+            ObjectiveResult(
+                key=f"{objective_id}.{first.period}",
+                objective_id=objective_id,
+                title=first.objective_title,
+                period=first.period,
+                period_start=first.period_start,
+                period_end=first.period_end,
+                score=round(value, 4),
+                expected_progress=first.expected_progress,
+                status=scoring.status(value, first.expected_progress, on_track, at_risk),
+                key_results=len(krs),
+            )
+        )
+    return rolled

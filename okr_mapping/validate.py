@@ -1,0 +1,309 @@
+"""Meaning checks that run after the schema accepted a config's shape.
+
+Each check returns findings with a key path; the loader turns paths into file positions. All
+checks run, so the reader sees every problem in one go. Messages are written for the person
+maintaining the YAML, not for a programmer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from okr_mapping.config import (
+    ChangeTarget,
+    EachTarget,
+    KeyResult,
+    MeasureSource,
+    Metric,
+    OkrConfig,
+    RatioMetric,
+    SimpleMetric,
+)
+from okr_mapping.entities import ENTITIES, EntitySpec
+from okr_mapping.errors import KeyPath, Level, did_you_mean
+from okr_mapping.periods import is_valid_period_spec
+from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, iter_conditions, parse_measure, resolve_condition
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
+METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A problem at a key path; `on_key` points the position at the key rather than its value."""
+
+    level: Level
+    path: KeyPath
+    message: str
+    suggestion: str | None = None
+    on_key: bool = False
+
+
+@dataclass
+class ObjectivePart:
+    """An objective's checkable pieces; `key_results` holds only those the schema accepted."""
+
+    index: int
+    id: str | None
+    period: str | None
+    key_results: list[tuple[int, KeyResult]] = field(default_factory=list)
+    rejected_metric_refs: list[tuple[int, str]] = field(default_factory=list)  # (kr index, metric name)
+
+
+@dataclass
+class ConfigParts:
+    """The parts of a config that passed the schema, so meaning checks can run even when others failed.
+
+    `metric_names` holds every metric name written, valid or not, so a key result pointing at
+    a metric with a schema error is not also reported as "unknown metric".
+    """
+
+    metrics: dict[str, SimpleMetric | RatioMetric]
+    metric_names: set[str]
+    objectives: list[ObjectivePart]
+    complete: bool
+
+    @classmethod
+    def of(cls, config: OkrConfig) -> ConfigParts:
+        objectives = [
+            ObjectivePart(index, objective.id, objective.period, list(enumerate(objective.key_results)))
+            for index, objective in enumerate(config.objectives)
+        ]
+        return cls(dict(config.metrics), set(config.metrics), objectives, complete=True)
+
+    @classmethod
+    def salvage(cls, data: dict[str, Any]) -> ConfigParts:
+        """Validate each metric and key result on its own and keep those that pass."""
+        metrics: dict[str, SimpleMetric | RatioMetric] = {}
+        raw_metrics = data.get("metrics")
+        names = set(raw_metrics) if isinstance(raw_metrics, dict) else set()
+        for name, raw in raw_metrics.items() if isinstance(raw_metrics, dict) else ():
+            with contextlib.suppress(ValidationError):
+                metrics[name] = _METRIC.validate_python(raw)
+        objectives = []
+        raw_objectives = data.get("objectives")
+        for index, raw in enumerate(raw_objectives if isinstance(raw_objectives, list) else ()):
+            if not isinstance(raw, dict):
+                continue
+            part = ObjectivePart(index, _text(raw.get("id")), _text(raw.get("period", "current")))
+            raw_krs = raw.get("key_results")
+            for kr_index, raw_kr in enumerate(raw_krs if isinstance(raw_krs, list) else ()):
+                try:
+                    part.key_results.append((kr_index, KeyResult.model_validate(raw_kr)))
+                except ValidationError:
+                    if isinstance(raw_kr, dict) and isinstance(raw_kr.get("metric"), str):
+                        part.rejected_metric_refs.append((kr_index, raw_kr["metric"]))
+            objectives.append(part)
+        return cls(metrics, names, objectives, complete=False)
+
+
+_METRIC: TypeAdapter[SimpleMetric | RatioMetric] = TypeAdapter(Metric)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def check_config(config: OkrConfig | ConfigParts) -> list[Finding]:
+    """Every meaning problem in a config (or in the parts of it the schema accepted)."""
+    parts = config if isinstance(config, ConfigParts) else ConfigParts.of(config)
+    findings = list(_check_metrics(parts))
+    findings.extend(_check_objectives(parts))
+    if parts.complete:
+        findings.extend(_check_unused_metrics(parts))
+    return findings
+
+
+def metric_parts(metric: SimpleMetric | RatioMetric) -> list[tuple[str, MeasureSource, str | None]]:
+    """(path suffix, measure source, time field) for each aggregate a metric is made of."""
+    if isinstance(metric, RatioMetric):
+        return [
+            ("ratio.numerator", metric.ratio.numerator, metric.ratio.numerator.time or metric.time),
+            ("ratio.denominator", metric.ratio.denominator, metric.ratio.denominator.time or metric.time),
+        ]
+    return [("", metric, metric.time)]
+
+
+def _check_metrics(parts: ConfigParts) -> Iterator[Finding]:
+    for name, metric in parts.metrics.items():
+        base: KeyPath = ("metrics", name)
+        if not METRIC_NAME_PATTERN.match(name):
+            yield Finding("error", base, "metric names may use only letters, digits and '_'", on_key=True)
+        for suffix, part, time in metric_parts(metric):
+            path = base + tuple(suffix.split(".")) if suffix else base
+            time_path = (*path, "time") if part.time is not None else (*base, "time")
+            yield from _check_part(part, time, path, time_path)
+
+
+def _check_part(
+    part: MeasureSource, time: str | None, path: KeyPath, time_path: KeyPath
+) -> Iterator[Finding]:
+    entity = ENTITIES.get(part.entity)
+    if entity is None:
+        yield Finding(
+            "error",
+            (*path, "entity"),
+            f"unknown entity '{part.entity}'; rules can measure {', '.join(ENTITIES)}",
+            did_you_mean(part.entity, ENTITIES),
+        )
+        return
+    yield from _check_measure(entity, part.measure, (*path, "measure"))
+    if time is not None:
+        yield from _check_time(entity, time, time_path)
+    for condition in iter_conditions(part.where):
+        try:
+            resolve_condition(entity, condition)
+        except RuleError as exc:
+            on_key = condition.field not in entity.fields
+            yield Finding("error", (*path, "where", *condition.path), exc.message, exc.suggestion, on_key)
+
+
+def _check_measure(entity: EntitySpec, text: str, path: KeyPath) -> Iterator[Finding]:
+    try:
+        measure = parse_measure(text)
+    except RuleError as exc:
+        yield Finding("error", path, exc.message, exc.suggestion)
+        return
+    if measure.field is None:
+        return
+    field = entity.field(measure.field)
+    if field is None:
+        yield Finding(
+            "error",
+            path,
+            f"'{measure.field}' is not a field of {entity.name}",
+            did_you_mean(measure.field, entity.names()),
+        )
+    elif measure.func in NUMERIC_FUNCTIONS and field.kind != "number":
+        numbers = ", ".join(entity.names("number"))
+        yield Finding(
+            "error",
+            path,
+            f"{measure.func}() needs a number field and '{field.name}' is {field.kind} ({numbers})",
+        )
+
+
+def _check_time(entity: EntitySpec, time: str, path: KeyPath) -> Iterator[Finding]:
+    dates = entity.names("date")
+    if time not in dates:
+        yield Finding(
+            "error",
+            path,
+            f"'{time}' is not a date field of {entity.name}; use one of {', '.join(dates)}",
+            did_you_mean(time, dates),
+        )
+
+
+def _check_objectives(parts: ConfigParts) -> Iterator[Finding]:
+    seen_objectives: set[str] = set()
+    for objective in parts.objectives:
+        path: KeyPath = ("objectives", objective.index)
+        if objective.id is not None:
+            yield from _check_id(objective.id, (*path, "id"), seen_objectives, "objective")
+        if objective.period is not None and not is_valid_period_spec(objective.period):
+            yield Finding(
+                "error",
+                (*path, "period"),
+                f"'{objective.period}' is not a period; "
+                "use current, previous, next, or a fiscal quarter like 2026-Q4",
+            )
+        seen_krs: set[str] = set()
+        for kr_index, kr in objective.key_results:
+            kr_path: KeyPath = (*path, "key_results", kr_index)
+            yield from _check_id(kr.id, (*kr_path, "id"), seen_krs, "key result")
+            yield from _check_key_result(parts, kr_path, kr)
+        for kr_index, name in objective.rejected_metric_refs:
+            yield from _check_metric_ref(parts, (*path, "key_results", kr_index), name)
+
+
+def _check_id(value: str, path: KeyPath, seen: set[str], what: str) -> Iterator[Finding]:
+    if not ID_PATTERN.match(value):
+        yield Finding(
+            "error", path, f"{what} ids may use only letters, digits, '-' and '_' (no spaces or dots), max 60"
+        )
+    if value in seen:
+        yield Finding("error", path, f"{what} id '{value}' is used twice; ids must be unique")
+    seen.add(value)
+
+
+def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Iterator[Finding]:
+    metric = parts.metrics.get(kr.metric)
+    yield from _check_metric_ref(parts, path, kr.metric)
+    if metric is not None and kr.breakdown is not None:
+        for _suffix, part, _time in metric_parts(metric):
+            entity = ENTITIES.get(part.entity)
+            if entity is not None and not entity.has_owner:
+                yield Finding(
+                    "error", (*path, "breakdown"), f"{entity.name} records have no owner to break down by"
+                )
+    target = kr.target
+    if isinstance(target, EachTarget) and kr.breakdown is None:
+        yield Finding(
+            "error", (*path, "target"), "{each: ...} needs a breakdown (owner or team) on this key result"
+        )
+    if not isinstance(target, EachTarget | ChangeTarget) and kr.breakdown is not None:
+        yield Finding(
+            "error",
+            (*path, "target"),
+            "with a breakdown, give the target per group as {each: N}, or as a change like {change: '+10%'}",
+        )
+    if isinstance(target, ChangeTarget):
+        if kr.baseline is not None:
+            yield Finding(
+                "error",
+                (*path, "baseline"),
+                "remove the baseline: with a change target the baseline is the metric over the "
+                + target.vs.replace("_", " "),
+            )
+        if kr.type == "increase" and target.amount < 0:
+            yield Finding(
+                "error",
+                (*path, "target", "change"),
+                "an increase needs a positive change; use type: decrease to aim lower",
+            )
+        if kr.type == "decrease" and target.amount > 0:
+            yield Finding(
+                "error", (*path, "target", "change"), "a decrease needs a negative change like '-10%'"
+            )
+        return
+    goal = target.each if isinstance(target, EachTarget) else float(target)
+    if kr.type == "decrease" and kr.baseline is None:
+        yield Finding(
+            "error",
+            (*path, "type"),
+            "a decrease needs a baseline (the value you start from), e.g. baseline: 60",
+        )
+        return
+    baseline = kr.baseline if kr.baseline is not None else 0.0
+    if kr.type == "increase" and goal < baseline:
+        yield Finding(
+            "error",
+            (*path, "target"),
+            f"the target ({goal:g}) is below the baseline ({baseline:g}); use type: decrease to aim lower",
+        )
+    if kr.type == "decrease" and goal > baseline:
+        yield Finding(
+            "error",
+            (*path, "target"),
+            f"the target ({goal:g}) is above the baseline ({baseline:g}); a decrease aims below its baseline",
+        )
+
+
+def _check_metric_ref(parts: ConfigParts, path: KeyPath, name: str) -> Iterator[Finding]:
+    if name not in parts.metric_names:
+        known = sorted(parts.metric_names)
+        yield Finding("error", (*path, "metric"), f"unknown metric '{name}'", did_you_mean(name, known))
+
+
+def _check_unused_metrics(parts: ConfigParts) -> Iterator[Finding]:
+    used = {kr.metric for objective in parts.objectives for _index, kr in objective.key_results}
+    for name in parts.metrics:
+        if name not in used:
+            message = f"metric '{name}' is defined but no key result uses it"
+            yield Finding("warning", ("metrics", name), message, on_key=True)

@@ -1,0 +1,31 @@
+"""Shared fixtures: one sandbox (both CRM faces over HTTPS) per test session, fresh stores per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from connectors.sandbox.generator import OrgSpec
+from connectors.sandbox.server import SandboxServer
+from connectors.store import make_engine
+
+# A small org with a fixed "now", so every run of the suite sees the same records.
+TEST_ORG = OrgSpec(seed=7, deals=600, owners=12, accounts=120, calls_per_deal=3.0,
+                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """The shared sandbox; tests that write to it must use their own keys or count deltas."""
+    with SandboxServer(tmp_path_factory.mktemp("sandbox"), TEST_ORG) as server:
+        yield server
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Engine:
+    """An empty canonical store in a SQLite file of the test's own."""
+    return make_engine(f"sqlite:///{tmp_path / 'store.db'}")

@@ -1,0 +1,99 @@
+"""Pure helpers: cursor filters, value parsing, canonical mapping, retry decisions (no network)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import urllib3
+from hubspot.crm.objects import SimplePublicObject
+from hubspot.crm.objects.exceptions import ApiException, ServiceException
+from hubspot.crm.pipelines import PipelineStage
+
+from connectors.hubspot import helpers
+from connectors.incremental import Cursor
+
+
+def test_first_run_searches_everything_oldest_change_first() -> None:
+    request = helpers.search_request(Cursor(), ("dealname",), 200, None).to_dict()
+    assert request["filter_groups"] == [] and request["limit"] == 200
+    assert request["sorts"] == [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
+
+
+def test_cursor_becomes_two_ored_filter_groups_in_ms() -> None:
+    cursor = Cursor(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC), "20000000042")
+    groups = helpers.search_request(cursor, ("dealname",), 200, "400").to_dict()["filter_groups"]
+    stamp = "1792703003456"
+    compact = [[(f["property_name"], f["operator"], f["value"]) for f in group["filters"]]
+               for group in groups]
+    assert compact == [
+        [("hs_lastmodifieddate", "GT", stamp)],
+        [("hs_lastmodifieddate", "EQ", stamp), ("hs_object_id", "GT", "20000000042")]]
+
+
+def test_values_parse_to_utc() -> None:
+    assert helpers.parse_time("2026-10-22T21:03:23.000Z") == datetime(2026, 10, 22, 21, 3, 23, tzinfo=UTC)
+    assert helpers.parse_time("1792703003456") == datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC)
+    assert helpers.utc_date("2026-10-22T23:30:00-05:00") == date(2026, 10, 23)
+    assert helpers.parse_time("") is None and helpers.to_float("") is None
+    assert helpers.to_ms(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC)) == 1792703003456
+
+
+def test_kr_values_become_stable_wire_strings() -> None:
+    assert helpers.to_wire(0.1 + 0.2) == "0.3" and helpers.to_wire(500000.0) == "500000"
+    assert helpers.to_wire(None) == "" and helpers.to_wire(True) == "true"
+    assert helpers.to_wire(float("nan")) == ""
+    assert helpers.to_wire(date(2026, 12, 31)) == "2026-12-31"
+    props = helpers.key_result_properties({"key": "k", "title": "T", "value": 2.5, "group": None})
+    assert props["okr_key"] == "k" and props["name"] == "T" and props["current_value"] == "2.5"
+    assert props["group"] == "" and "last_synced" not in props
+
+
+def test_deal_maps_stage_and_type_labels_and_percent_probability() -> None:
+    won = helpers.stage_from_pipeline(PipelineStage(label="Closed Won", metadata={"isClosed": "true",
+                                                                                  "probability": "1.0"}))
+    lookups = helpers.DealLookups({"closedwon": won}, {"renewal": "Renewal"})
+    record = SimplePublicObject(id="20000000007", properties={
+        "dealname": "Renewal - account 3 #7", "amount": "12300.0", "dealstage": "closedwon",
+        "dealtype": "renewal",
+        "hs_deal_stage_probability": "0.2", "closedate": "2026-09-30T00:00:00.000Z",
+        "createdate": "2026-08-01T23:59:59.000Z", "hubspot_owner_id": "70000003", "lead_source": "Web",
+        "hs_lastmodifieddate": "2026-10-01T08:00:00.000Z"})
+    row = helpers.deal_row(record, lookups)
+    assert (row["stage"], row["deal_type"]) == ("Closed Won", "Renewal")
+    assert row["is_closed"] and row["is_won"]
+    assert row["probability"] == 20.0 and row["amount"] == 12300.0
+    assert (row["created_date"], row["close_date"]) == (date(2026, 8, 1), date(2026, 9, 30))
+    assert row["owner_id"] == "70000003" and row["source"] == "hubspot"
+
+
+def test_call_duration_is_whole_seconds() -> None:
+    record = SimplePublicObject(id="40000000001", properties={
+        "hs_call_duration": "1272999", "hs_timestamp": "2026-07-09T03:05:57.000Z", "hs_call_title": "Call",
+        "hs_call_disposition": "Connected", "hs_lastmodifieddate": "2026-07-10T02:58:07.000Z"})
+    row = helpers.call_row(record)
+    assert (row["duration_seconds"], row["activity_date"]) == (1272, date(2026, 7, 9))
+    assert row["outcome"] == "Connected" and row["kind"] == "call"
+
+
+def test_transient_failures_are_rate_limits_server_errors_and_connections() -> None:
+    limited = ApiException(status=429)
+    limited.headers = {"Retry-After": "2"}
+    assert helpers.is_transient(limited) and helpers.retry_after_seconds(limited) == 2.0
+    assert helpers.is_transient(ServiceException(status=503))
+    assert helpers.is_transient(urllib3.exceptions.NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+    assert not helpers.is_transient(ApiException(status=400)) and not helpers.is_transient(ValueError("x"))
+    assert not helpers.is_transient(ApiException(status=0, reason="certificate verify failed"))
+
+
+def test_call_api_counts_every_attempt() -> None:
+    counter, waits = helpers.CallCounter(), []
+    outcomes: list[object] = [ServiceException(status=502), "ok"]
+
+    def flaky(**_kwargs: object) -> object:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert helpers.call_api(counter, flaky, sleep=waits.append) == "ok"
+    assert counter.count == 2 and len(waits) == 1

@@ -1,0 +1,108 @@
+"""Credentials from the environment: clear errors without secrets, and the three login flows."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+from simple_salesforce.exceptions import SalesforceExpiredSession
+from sqlalchemy.engine import Engine
+
+from connectors.errors import ConnectorConfigError
+from connectors.salesforce import SalesforceSource
+from connectors.sandbox.server import SandboxServer
+
+SECRET = "hunter2-very-secret"
+
+
+class ForwardTo(HTTPAdapter):
+    """Sends requests meant for a *.salesforce.com login host to the sandbox instead."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.target = urlsplit(base_url)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        parts = urlsplit(request.url or "")
+        request.url = urlunsplit((self.target.scheme, self.target.netloc, parts.path, parts.query, ""))
+        return super().send(request, **kwargs)
+
+
+@pytest.fixture
+def login_session(sandbox: SandboxServer) -> Iterator[requests.Session]:
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(sandbox.ca_path)
+    for host in ("https://login.salesforce.com", "https://okr-sandbox.my.salesforce.com"):
+        session.mount(host, ForwardTo(sandbox.salesforce_url))
+    yield session
+    session.close()
+    gc.collect()
+
+
+def config_error(env: dict[str, str]) -> str:
+    with pytest.raises(ConnectorConfigError) as caught:
+        SalesforceSource.from_env(env)
+    return str(caught.value)
+
+
+def test_no_credentials_names_every_option() -> None:
+    message = config_error({})
+    for name in ("SALESFORCE_INSTANCE_URL", "SALESFORCE_ACCESS_TOKEN", "SALESFORCE_USERNAME",
+                 "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CLIENT_ID",
+                 "SALESFORCE_CLIENT_SECRET"):
+        assert name in message
+
+
+def test_incomplete_credentials_name_what_is_missing_and_no_secret() -> None:
+    message = config_error({"SALESFORCE_USERNAME": "ops@example.com", "SALESFORCE_PASSWORD": SECRET})
+    assert "SALESFORCE_SECURITY_TOKEN" in message
+    assert SECRET not in message and "ops@example.com" not in message
+    message = config_error({"SALESFORCE_ACCESS_TOKEN": SECRET})
+    assert "SALESFORCE_INSTANCE_URL" in message and SECRET not in message
+
+
+def test_client_credentials_need_a_my_domain() -> None:
+    message = config_error({"SALESFORCE_CLIENT_ID": "app", "SALESFORCE_CLIENT_SECRET": SECRET})
+    assert "SALESFORCE_DOMAIN" in message and SECRET not in message
+
+
+def test_session_id_flow_makes_no_login_call(sandbox: SandboxServer, store: Engine) -> None:
+    with SalesforceSource.from_env(sandbox.connection_env()) as source:
+        assert source.api_calls == 0
+        assert source.extract(store, "users").records == len(sandbox.state.query("SELECT id FROM owners"))
+        assert source.api_calls == 1
+    gc.collect()
+
+
+def test_password_flow_logs_in_then_queries(sandbox: SandboxServer, store: Engine,
+                                            login_session: requests.Session) -> None:
+    env = {"SALESFORCE_USERNAME": "ops@example.com", "SALESFORCE_PASSWORD": SECRET,
+           "SALESFORCE_SECURITY_TOKEN": "tok"}
+    source = SalesforceSource.from_env(env, session=login_session)
+    assert source.api_calls == 1  # the SOAP login
+    assert source.client.session_id == sandbox.token
+    assert source.extract(store, "users").records > 0 and source.api_calls == 2
+
+
+def test_client_credentials_flow(sandbox: SandboxServer, store: Engine,
+                                 login_session: requests.Session) -> None:
+    env = {"SALESFORCE_CLIENT_ID": "app", "SALESFORCE_CLIENT_SECRET": SECRET,
+           "SALESFORCE_DOMAIN": "okr-sandbox.my"}
+    source = SalesforceSource.from_env(env, session=login_session)
+    assert source.api_calls == 1 and source.client.session_id == sandbox.token
+    assert source.extract(store, "users").records > 0
+
+
+def test_a_rejected_token_is_not_echoed(sandbox: SandboxServer, store: Engine) -> None:
+    env = {**sandbox.connection_env(), "SALESFORCE_ACCESS_TOKEN": SECRET}
+    with SalesforceSource.from_env(env) as source, pytest.raises(SalesforceExpiredSession) as caught:
+        source.extract(store, "users")
+    assert SECRET not in str(caught.value)
+    del caught
+    gc.collect()

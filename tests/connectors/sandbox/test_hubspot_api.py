@@ -1,0 +1,313 @@
+"""The sandbox's HubSpot face, driven by hubspot-api-client over HTTPS (client-side validation on)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import hubspot
+import pytest
+from hubspot.crm.objects import (
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    Filter,
+    FilterGroup,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInputUpsert,
+)
+from hubspot.crm.objects.exceptions import ApiException, ForbiddenException
+from hubspot.crm.owners.exceptions import UnauthorizedException
+from hubspot.crm.properties import PropertyCreate
+from hubspot.crm.schemas import ObjectSchemaEgg, ObjectTypeDefinitionLabels, ObjectTypePropertyCreate
+from hubspot.crm.schemas.exceptions import ApiException as SchemaApiException
+from hubspot.discovery.discovery_base import DiscoveryBase
+
+from connectors.sandbox.generator import STAGES
+from connectors.sandbox.hubspot_api import SEARCH_CAP
+from connectors.sandbox.hubspot_catalog import iso_from_ms
+from connectors.sandbox.ids import hs_id
+from connectors.sandbox.server import SandboxServer
+
+pytestmark = pytest.mark.integration
+KR_OBJECT = "2-1000001"
+
+
+@pytest.fixture(scope="module")
+def clients(sandbox: SandboxServer) -> Iterator[Callable[[str], hubspot.Client]]:
+    """Clients whose connections are closed at the end (an idle TLS keep-alive delays server stop)."""
+    made: list[Any] = []
+
+    def factory(package: Any, api_name: str, config: dict[str, Any]) -> Any:
+        made.append(DiscoveryBase._default_api_factory(package, api_name, config))
+        return made[-1]
+
+    def make(token: str) -> hubspot.Client:
+        return hubspot.Client.create(access_token=token, host=sandbox.hubspot_url, api_factory=factory,
+                                     ssl_ca_cert=str(sandbox.ca_path), client_side_validation=True)
+
+    yield make
+    for api in made:
+        api.api_client.last_response = None
+        api.api_client.rest_client.pool_manager.clear()
+
+
+@pytest.fixture(scope="module")
+def client(clients: Callable[[str], hubspot.Client], sandbox: SandboxServer) -> hubspot.Client:
+    return clients(sandbox.token)
+
+
+@pytest.fixture
+def app_state(sandbox: SandboxServer) -> Any:
+    return sandbox.counters["hubspot"].app.state
+
+
+def search(client: hubspot.Client, object_type: str, **request: Any) -> Any:
+    return client.crm.objects.search_api.do_search(object_type, PublicObjectSearchRequest(**request))
+
+
+def flt(name: str, operator: str, value: Any = None, **extra: Any) -> Filter:
+    return Filter(property_name=name, operator=operator, value=None if value is None else str(value), **extra)
+
+
+def error_json(exc: Exception) -> dict[str, Any]:
+    return json.loads(exc.body)  # type: ignore[attr-defined]
+
+
+def upsert(client: hubspot.Client, inputs: list[dict[str, Any]]) -> Any:
+    batch = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
+        SimplePublicObjectBatchInputUpsert(id=item["id"], id_property="okr_key",
+                                           properties=item["properties"])
+        for item in inputs])
+    return client.crm.objects.batch_api.upsert(KR_OBJECT, batch)
+
+
+# -- reads ----------------------------------------------------------------------------------------
+def test_owners_page_completely_and_split_by_archived(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    seen: dict[bool, list[str]] = {}
+    for archived in (False, True):
+        ids, after = [], None
+        while True:
+            page = client.crm.owners.owners_api.get_page(limit=5, after=after, archived=archived)
+            ids += [owner.id for owner in page.results]
+            assert all(owner.archived is archived for owner in page.results)
+            if not page.paging:
+                break
+            after = page.paging.next.after
+        seen[archived] = ids
+    rows = sandbox.state.query("SELECT id, is_active FROM owners WHERE deleted = 0")
+    assert sorted(seen[False]) == sorted(hs_id("owners", r["id"]) for r in rows if r["is_active"])
+    assert sorted(seen[True]) == sorted(hs_id("owners", r["id"]) for r in rows if not r["is_active"])
+    one = client.crm.owners.owners_api.get_by_id(seen[False][0])
+    assert one.email and one.teams[0].primary and one.type == "PERSON"
+
+
+def test_object_list_pages_at_100_without_gaps_or_duplicates(client: hubspot.Client,
+                                                              sandbox: SandboxServer) -> None:
+    ids, after, pages = [], None, 0
+    while True:
+        page = client.crm.objects.basic_api.get_page("deals", limit=100, after=after,
+                                                     properties=["dealname", "amount"])
+        pages += 1
+        assert len(page.results) <= 100
+        ids += [record.id for record in page.results]
+        if not page.paging:
+            break
+        after = page.paging.next.after
+    expected = [hs_id("deals", row["id"]) for row in sandbox.state.query(
+        "SELECT id FROM deals WHERE deleted = 0 ORDER BY id")]
+    assert ids == expected and len(set(ids)) == len(ids)
+    assert pages == -(-len(expected) // 100)
+    assert set(page_one_props := client.crm.objects.basic_api.get_page("deals").results[0].properties) >= {
+        "dealname", "dealstage", "hs_lastmodifieddate"}, page_one_props
+    with pytest.raises(ApiException) as refused:
+        client.crm.objects.basic_api.get_page("deals", limit=101)
+    assert refused.value.status == 400
+
+
+def test_read_one_object_by_each_name_of_its_type(client: hubspot.Client) -> None:
+    deal = client.crm.objects.basic_api.get_by_id("0-3", hs_id("deals", 1), properties=["dealname"])
+    assert deal.id == hs_id("deals", 1) and deal.properties["dealname"]
+    for name in ("okr_key_result", KR_OBJECT, "p24681357_okr_key_result"):
+        assert client.crm.objects.basic_api.get_page(name, limit=1).results is not None
+    with pytest.raises(ApiException) as missing:
+        client.crm.objects.basic_api.get_by_id("deals", "999")
+    assert missing.value.status == 404 and error_json(missing.value)["category"] == "OBJECT_NOT_FOUND"
+
+
+def test_search_filters_match_sql(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    def count(sql: str, *params: Any) -> int:
+        return sandbox.state.query(f"SELECT COUNT(*) FROM deals WHERE deleted = 0 AND {sql}", params)[0][0]
+
+    won = search(client, "deals", filter_groups=[FilterGroup(filters=[flt("dealstage", "EQ", "closedwon")])])
+    assert won.total == count("stage = 'closed_won'")
+    between = search(client, "deals", filter_groups=[FilterGroup(filters=[
+        flt("amount", "BETWEEN", 20000, high_value="50000"),
+        flt("dealtype", "IN", values=["renewal", "upsell"])])])
+    assert between.total == count("amount BETWEEN 20000 AND 50000 AND deal_type IN ('Renewal', 'Upsell')")
+    ored = search(client, "deals", filter_groups=[FilterGroup(filters=[flt("dealstage", "EQ", "closedlost")]),
+                                                  FilterGroup(filters=[flt("lead_source", "EQ", "Web")])])
+    assert ored.total == count("(stage = 'closed_lost' OR lead_source = 'Web')")
+    neq = search(client, "deals", filter_groups=[FilterGroup(filters=[flt("hs_is_closed", "NEQ", "true"),
+                                                                      flt("closedate", "HAS_PROPERTY")])])
+    assert neq.total == count("stage NOT IN ('closed_won', 'closed_lost')")
+    cutoff = sandbox.state.query("SELECT modified_ms FROM deals ORDER BY modified_ms LIMIT 1 OFFSET 99")[0][0]
+    as_iso = search(client, "deals", filter_groups=[FilterGroup(filters=[
+        flt("hs_lastmodifieddate", "LTE", iso_from_ms(cutoff))])])
+    as_ms = search(client, "deals",
+                   filter_groups=[FilterGroup(filters=[flt("hs_lastmodifieddate", "LTE", cutoff)])])
+    assert as_iso.total == as_ms.total == count("modified_ms <= ?", cutoff)
+
+
+def test_search_sorts_pages_and_breaks_ties_by_id(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    sorts = [{"propertyName": "amount", "direction": "DESCENDING"}]
+    ids, after = [], None
+    while True:
+        page = search(client, "deals", sorts=sorts, properties=["amount"], limit=200, after=after)
+        ids += [record.id for record in page.results]
+        if not page.paging:
+            break
+        after = page.paging.next.after
+    expected = [hs_id("deals", row["id"]) for row in sandbox.state.query(
+        "SELECT id FROM deals WHERE deleted = 0 ORDER BY amount DESC, id ASC")]
+    assert ids == expected
+
+
+def test_search_limits_and_cap(client: hubspot.Client, app_state: Any) -> None:
+    with pytest.raises(ApiException) as too_big:
+        search(client, "deals", limit=201)
+    assert too_big.value.status == 400
+    with pytest.raises(ApiException) as groups:
+        search(client, "deals", filter_groups=[FilterGroup(filters=[flt("amount", "GT", 1)])] * 6)
+    assert groups.value.status == 400
+    app_state.search_cap = 300
+    try:
+        page = search(client, "deals", limit=200, after="200")
+        assert page.paging.next.after == "400"
+        with pytest.raises(ApiException) as capped:
+            search(client, "deals", limit=200, after="400")
+    finally:
+        app_state.search_cap = SEARCH_CAP
+    body = error_json(capped.value)
+    assert capped.value.status == 400 and body["status"] == "error" and body["category"] == "VALIDATION_ERROR"
+    assert body["correlationId"] and body["message"]
+
+
+# -- batch writes -----------------------------------------------------------------------------------
+def test_batch_upsert_creates_then_updates(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    key = f"test-hs-api-{uuid.uuid4().hex[:8]}"
+    first = upsert(client, [{"id": key, "properties": {"name": "Revenue", "current_value": "10"}}])
+    assert [record.new for record in first.results] == [True] and first.status == "COMPLETE"
+    second = upsert(client, [{"id": key, "properties": {"name": "Revenue", "current_value": "12.5"}}])
+    assert [record.new for record in second.results] == [False]
+    assert second.results[0].id == first.results[0].id
+    stored = [r for r in sandbox.state.custom_records("hubspot", "okr_key_result") if r["unique_key"] == key]
+    assert len(stored) == 1 and stored[0]["fields"]["current_value"] == "12.5"
+    found = search(client, KR_OBJECT, filter_groups=[FilterGroup(filters=[flt("okr_key", "EQ", key)])],
+                   properties=["current_value", "okr_key"])
+    assert found.total == 1 and found.results[0].properties["current_value"] == "12.5"
+
+
+def test_batch_upsert_reports_a_bad_property_as_207(client: hubspot.Client) -> None:
+    good, bad = (f"test-hs-api-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    response = upsert(client, [{"id": good, "properties": {"name": "ok"}},
+                               {"id": bad, "properties": {"name": "bad", "no_such_property": "1"}}])
+    assert type(response).__name__ == "BatchResponseSimplePublicUpsertObjectWithErrors"
+    assert [record.properties["okr_key"] for record in response.results] == [good]
+    assert response.num_errors == 1 and response.errors[0].context == {"id": [bad]}
+    assert response.errors[0].category == "VALIDATION_ERROR"
+    assert "no_such_property" in response.errors[0].message
+
+
+def test_batch_rejects_more_than_100_inputs_and_writes_to_standard_objects(client: hubspot.Client) -> None:
+    inputs = [{"id": f"test-hs-api-many-{index}", "properties": {"name": "x"}} for index in range(101)]
+    with pytest.raises(ApiException) as refused:
+        upsert(client, inputs)
+    body = error_json(refused.value)
+    assert refused.value.status == 400 and body["category"] == "VALIDATION_ERROR"
+    assert body["message"] == "The maximum number of inputs supported in a batch is 100"
+    with pytest.raises(ForbiddenException):
+        client.crm.objects.batch_api.upsert("deals", BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
+            SimplePublicObjectBatchInputUpsert(id="1", id_property="dealname", properties={"amount": "1"})]))
+
+
+# -- metadata ---------------------------------------------------------------------------------------
+def test_pipelines_parse_with_stage_labels_and_metadata(client: hubspot.Client) -> None:
+    pipelines = client.crm.pipelines.pipelines_api.get_all("deals").results
+    assert [pipeline.id for pipeline in pipelines] == ["default"]
+    stages = {stage.label: stage.metadata for stage in pipelines[0].stages}
+    assert list(stages) == [label for label, *_ in STAGES.values()]
+    assert stages["Closed Won"] == {"isClosed": "true", "probability": "1.0"}
+    assert stages["Prospecting"] == {"isClosed": "false", "probability": "0.1"}
+    one = client.crm.pipelines.pipelines_api.get_by_id("deals", "default")
+    assert one.label == "Sales Pipeline"
+
+
+def test_properties_parse_and_can_be_created(client: hubspot.Client) -> None:
+    deal_type = client.crm.properties.core_api.get_by_name("deals", "dealtype")
+    assert {option.value: option.label for option in deal_type.options} == {
+        "newbusiness": "New Business", "renewal": "Renewal", "upsell": "Upsell"}
+    names = {prop.name for prop in client.crm.properties.core_api.get_all("deals").results}
+    assert {"lead_source", "hs_lastmodifieddate", "dealstage"} <= names
+    name = f"test_hs_prop_{uuid.uuid4().hex[:6]}"
+    created = client.crm.properties.core_api.create(KR_OBJECT, PropertyCreate(
+        name=name, label="Test", type="string", field_type="text", group_name="okr"))
+    assert created.name == name
+    key = f"test-hs-api-{uuid.uuid4().hex[:8]}"
+    written = upsert(client, [{"id": key, "properties": {"name": "n", name: "v"}}])
+    assert written.results[0].properties[name] == "v"
+
+
+def test_schemas_list_the_precreated_key_result_object(client: hubspot.Client) -> None:
+    schemas = client.crm.schemas.core_api.get_all().results
+    schema = next(item for item in schemas if item.name == "okr_key_result")
+    assert schema.object_type_id == KR_OBJECT and schema.fully_qualified_name.endswith("_okr_key_result")
+    props = {prop.name: prop for prop in schema.properties}
+    assert props["okr_key"].has_unique_value and props["current_value"].type == "number"
+    assert client.crm.schemas.core_api.get_by_id("okr_key_result").object_type_id == KR_OBJECT
+
+
+def test_a_schema_created_through_the_api_takes_records(client: hubspot.Client) -> None:
+    name = f"test_hs_obj_{uuid.uuid4().hex[:6]}"
+    created = client.crm.schemas.core_api.create(ObjectSchemaEgg(
+        name=name, labels=ObjectTypeDefinitionLabels(singular="Thing", plural="Things"),
+        primary_display_property="title", required_properties=["code"], associated_objects=[],
+        properties=[ObjectTypePropertyCreate(name="code", label="Code", type="string", field_type="text",
+                                             has_unique_value=True),
+                    ObjectTypePropertyCreate(name="title", label="Title", type="string", field_type="text"),
+                    ObjectTypePropertyCreate(name="size", label="Size", type="number", field_type="number")]))
+    assert created.object_type_id.startswith("2-") and created.fully_qualified_name.endswith(name)
+    batch = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[SimplePublicObjectBatchInputUpsert(
+        id="A-1", id_property="code", properties={"title": "first", "size": "3"})])
+    assert client.crm.objects.batch_api.upsert(created.object_type_id, batch).results[0].new is True
+    found = search(client, name, filter_groups=[FilterGroup(filters=[flt("size", "GTE", 2)])],
+                   properties=["code", "title"])
+    assert [record.properties["code"] for record in found.results] == ["A-1"]
+    with pytest.raises(SchemaApiException) as duplicate:
+        client.crm.schemas.core_api.create(ObjectSchemaEgg(
+            name=name, labels=ObjectTypeDefinitionLabels(singular="T", plural="Ts"), required_properties=[],
+            associated_objects=[], properties=[
+                ObjectTypePropertyCreate(name="x", label="X", type="string", field_type="text")]))
+    assert duplicate.value.status == 409
+
+
+# -- auth and headers -------------------------------------------------------------------------------
+def test_wrong_token_gets_hubspots_401_body(clients: Callable[[str], hubspot.Client]) -> None:
+    intruder = clients("not-the-token")
+    with pytest.raises(UnauthorizedException) as denied:
+        intruder.crm.owners.owners_api.get_page()
+    body = error_json(denied.value)
+    assert body["status"] == "error" and body["category"] == "INVALID_AUTHENTICATION"
+    assert body["message"].startswith("Authentication credentials not found") and body["correlationId"]
+
+
+def test_responses_carry_rate_limit_headers_and_injected_faults(client: hubspot.Client,
+                                                                app_state: Any) -> None:
+    _data, status, headers = client.crm.owners.owners_api.get_page_with_http_info(limit=1)
+    assert status == 200
+    assert int(headers["X-HubSpot-RateLimit-Max"]) >= int(headers["X-HubSpot-RateLimit-Remaining"])
+    app_state.faults.append(429)  # a POST: urllib3 does not retry it behind our back
+    with pytest.raises(ApiException) as limited:
+        search(client, "deals", limit=1)
+    assert limited.value.status == 429 and limited.value.headers["Retry-After"] == "0"
+    assert error_json(limited.value)["policyName"] == "TEN_SECONDLY_ROLLING"
