@@ -30,7 +30,7 @@ app.add_typer(sandbox_app, name="sandbox")
 console = Console(width=None if Console().is_terminal else 110)
 errors = Console(stderr=True)
 
-DEMO_CONFIG = Path("config/examples/demo.yaml")
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "examples" / "demo.yaml"
 DEMO_DIR = Path(".okr-sync/demo")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The OKR rules file (YAML).")]
@@ -43,13 +43,23 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _run_sync(config: Path, sources: list[str] | None, database_url: str | None, as_of: date | None,
               write: bool):
-    """Run the nightly flow, turning known failures into exit codes."""
+    """Check the config and credentials, then run the nightly flow; known failures become exit codes.
+
+    The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
+    """
     from connectors.errors import ConnectorConfigError, ConnectorError
     from flows.nightly import nightly_sync
-    from okr_mapping import ConfigError
+    from flows.sources import SOURCE_NAMES, make_source
+    from okr_mapping import ConfigError, load_config
 
+    unknown = [name for name in sources or [] if name not in SOURCE_NAMES]
+    if unknown:
+        raise _fail(f"unknown --source {', '.join(unknown)}; use {' or '.join(SOURCE_NAMES)}", 2)
     try:
-        return nightly_sync(str(config), sources=sources, database_url=database_url, as_of=as_of, write=write)
+        chosen = sources or [load_config(config).source]
+        for name in chosen:
+            make_source(name).close()
+        return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
     except ConnectorConfigError as error:

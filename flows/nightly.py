@@ -22,7 +22,7 @@ from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
 from flows.render import markdown_report
 from flows.sources import Source, make_source
-from okr_mapping import KrResult, compute_key_results, load_config
+from okr_mapping import KrResult, OkrConfig, compute_key_results, load_config
 
 
 @dataclass
@@ -66,9 +66,8 @@ def extract_stream(source: Source, database_url: str | None, stream: str) -> Str
 
 
 @task(cache_policy=NONE)
-def compute_results(config_path: str, database_url: str | None, source_name: str, as_of: date) -> list[KrResult]:
+def compute_results(config: OkrConfig, database_url: str | None, source_name: str, as_of: date) -> list[KrResult]:
     """Evaluate every KR of the config over one source's records (pure SQL over the store)."""
-    config = load_config(Path(config_path))
     return compute_key_results(store_engine(database_url), config, source=source_name, as_of=as_of)
 
 
@@ -95,7 +94,7 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
         try:
             for stream in source.STREAMS:
                 run.streams.append(extract_stream(source, database_url, stream))
-            run.results = compute_results(config_path, database_url, name, day)
+            run.results = compute_results(config, database_url, name, day)
             if write:
                 run.writeback = write_back(source, database_url, run.results)
         finally:
