@@ -7,6 +7,7 @@ missing credentials). Errors are one readable message, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 # Prefect reads these at import: no telemetry (no network here) and a quiet local API server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -37,8 +39,25 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The OKR rule
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[red]error:[/] {message}", highlight=False, markup=True)
+    errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+class _KnownErrorTracebacks(logging.Filter):
+    """Prefect logs every task and flow failure with a traceback; ours carry a readable message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from connectors.errors import ConnectorError
+        from okr_mapping import ConfigError
+
+        if record.exc_info and isinstance(record.exc_info[1], ConnectorError | ConfigError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_known_tracebacks() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_KnownErrorTracebacks())
 
 
 def _run_sync(config: Path, sources: list[str] | None, database_url: str | None, as_of: date | None,
@@ -48,7 +67,7 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
     The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
     """
     from connectors.errors import ConnectorConfigError, ConnectorError
-    from flows.nightly import nightly_sync
+    from flows.nightly import SyncFailed, nightly_sync
     from flows.sources import SOURCE_NAMES, make_source
     from okr_mapping import ConfigError, load_config
 
@@ -59,13 +78,22 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
         chosen = sources or [load_config(config).source]
         for name in chosen:
             make_source(name).close()
+        _quiet_known_tracebacks()
         return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
     except ConnectorConfigError as error:
         raise _fail(str(error), 2) from None
+    except SyncFailed as failure:
+        return failure.report
     except ConnectorError as error:
         raise _fail(str(error), 1) from None
+
+
+def _finish(report) -> None:
+    """Exit 1, naming each problem, when a CRM failed or rejected records; the report is shown already."""
+    if report.problems:
+        raise _fail("the sync did not fully succeed:\n" + "\n".join(f"- {p}" for p in report.problems), 1)
 
 
 @app.command()
@@ -102,9 +130,21 @@ def run(
         raise _fail(f"--as-of {as_of!r} is not a date like 2026-11-27", 2) from None
     report = _run_sync(config, source, database_url, day, not no_writeback)
     if output == "json":
-        print(json.dumps({"as_of": report.as_of.isoformat(), "key_results": report.rows()}, indent=2))
-        return
-    _print_report(report)
+        print(json.dumps(_json_report(report), indent=2))
+    else:
+        _print_report(report)
+    _finish(report)
+
+
+def _json_report(report) -> dict:
+    """The KR rows plus, per CRM, what the run extracted and wrote (for scripts and monitors)."""
+    runs = [{"source": run.source, "records_extracted": run.records_extracted, "api_calls": run.api_calls,
+             "streams": {stream.stream: stream.records for stream in run.streams}, "error": run.error,
+             "writeback": None if run.writeback is None else {
+                 name: getattr(run.writeback, name)
+                 for name in ("created", "updated", "unchanged", "failed", "errors")}}
+            for run in report.runs]
+    return {"as_of": report.as_of.isoformat(), "runs": runs, "key_results": report.rows()}
 
 
 @app.command()
@@ -127,6 +167,7 @@ def demo(
     console.print(f"API requests served by the sandbox: Salesforce {calls['salesforce']}, "
                   f"HubSpot {calls['hubspot']}. Run `make demo` again: nothing changed, so nothing is "
                   f"extracted or written.")
+    _finish(report)
 
 
 def _print_report(report, table_sources: set[str] | None = None) -> None:
@@ -137,14 +178,16 @@ def _print_report(report, table_sources: set[str] | None = None) -> None:
         streams = ", ".join(f"{stream.stream}: {stream.records}" for stream in run.streams)
         console.print(f"[bold]{run.source}[/]: extracted {run.records_extracted} new or changed record(s) "
                       f"({streams}) with {run.api_calls} API call(s)")
+        if run.error:
+            errors.print(f"  [red]failed:[/] {escape(run.error)}", highlight=False)
         if run.writeback is not None:
             wb = run.writeback
             console.print(f"  written back: {wb.created} created, {wb.updated} updated, "
                           f"{wb.unchanged} unchanged, {wb.failed} failed")
             for message in wb.errors:
-                errors.print(f"  rejected: {message}", highlight=False)
+                errors.print(f"  rejected: {escape(message)}", highlight=False)
     for run in report.runs:
-        if table_sources is None or run.source in table_sources:
+        if run.results and (table_sources is None or run.source in table_sources):
             console.print()
             console.print(rich_table(run.results, f"Key results from {run.source}, as of {report.as_of}"))
 

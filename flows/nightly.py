@@ -4,6 +4,10 @@ One flow run per night. Per source CRM: every stream is extracted into the store
 stream commits its own cursor, so a failed run resumes where it stopped), the KRs are
 computed from that CRM's records, and the results are upserted into the same CRM's
 OKR custom object. The run leaves a markdown artifact with the KR table.
+
+CRMs are synced independently: one failing does not stop the other. A run in which a CRM
+failed or rejected records still writes its artifact, then fails with `SyncFailed`, which
+carries the report so the CLI can show what did happen.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
+from connectors.errors import ConnectorError
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
 from flows.render import markdown_report
@@ -34,10 +40,19 @@ class SourceRun:
     results: list[KrResult] = field(default_factory=list)
     writeback: WritebackResult | None = None
     api_calls: int = 0
+    error: str | None = None
 
     @property
     def records_extracted(self) -> int:
         return sum(stream.records for stream in self.streams)
+
+    @property
+    def problems(self) -> list[str]:
+        """Why this CRM's sync is not a full success (a failure, or records it rejected)."""
+        found = [f"{self.source}: {self.error}"] if self.error else []
+        if self.writeback is not None and self.writeback.failed:
+            found.append(f"{self.source}: {self.writeback.failed} KR record(s) rejected (retried next run)")
+        return found
 
 
 @dataclass
@@ -49,6 +64,18 @@ class SyncReport:
     def rows(self) -> list[dict]:
         """Every KR result as a JSON-friendly dict, tagged with its source CRM."""
         return [{"source": run.source, **result.as_row()} for run in self.runs for result in run.results]
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for run in self.runs for problem in run.problems]
+
+
+class SyncFailed(ConnectorError):
+    """A run that completed what it could; `report` holds it, the message says what went wrong."""
+
+    def __init__(self, report: SyncReport) -> None:
+        super().__init__("; ".join(report.problems))
+        self.report = report
 
 
 @lru_cache(maxsize=8)
@@ -82,25 +109,43 @@ def write_back(source: Source, database_url: str | None, results: list[KrResult]
 
 
 @flow(name="nightly_sync", log_prints=True)
-def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: str | None = None,
+def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: SecretStr | None = None,
                  as_of: date | None = None, write: bool = True) -> SyncReport:
-    """Sync every source CRM named in `sources` (default: the config's `source`)."""
+    """Sync every source CRM named in `sources` (default: the config's `source`).
+
+    `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI.
+    """
     config = load_config(Path(config_path))  # fail fast, before any API call
+    url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
     day = as_of or datetime.now(UTC).date()
     report = SyncReport(config_path=config_path, as_of=day)
     for name in sources or [config.source]:
-        source = make_source(name)
-        run = SourceRun(source=name)
-        try:
-            for stream in source.STREAMS:
-                run.streams.append(extract_stream(source, database_url, stream))
-            run.results = compute_results(config, database_url, name, day)
-            if write:
-                run.writeback = write_back(source, database_url, run.results)
-        finally:
-            source.close()
-        run.api_calls = source.api_calls
-        report.runs.append(run)
+        report.runs.append(_sync_source(name, config, url, day, write))
     create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
                              description=f"Key results as of {day.isoformat()}")
+    if report.problems:
+        raise SyncFailed(report)
     return report
+
+
+def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool) -> SourceRun:
+    """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
+    run = SourceRun(source=name)
+    try:
+        source = make_source(name)
+    except ConnectorError as error:
+        run.error = str(error)
+        return run
+    try:
+        for stream in source.STREAMS:
+            run.streams.append(extract_stream(source, database_url, stream))
+        run.results = compute_results(config, database_url, name, day)
+        if write:
+            run.writeback = write_back(source, database_url, run.results)
+    except ConnectorError as error:
+        get_run_logger().error("%s sync failed: %s", name, error)
+        run.error = str(error)
+    finally:
+        source.close()
+        run.api_calls = source.api_calls
+    return run

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 from okr_mapping import KrResult
@@ -55,6 +56,8 @@ def markdown_report(report: SyncReport) -> str:
         streams = ", ".join(f"{stream.stream} {stream.records}" for stream in run.streams)
         parts.append(f"Records extracted: {streams}. API calls: {run.api_calls}.")
         parts.append(markdown_table(run.results))
+        if run.error:
+            parts.append(f"**Failed:** {run.error}")
         if run.writeback is not None:
             wb = run.writeback
             parts.append(f"Writeback: {wb.created} created, {wb.updated} updated, {wb.unchanged} unchanged, "
@@ -76,12 +79,12 @@ def rich_table(results: Iterable[KrResult], title: str) -> Table:
         if result.objective_id != objective:
             objective = result.objective_id
             table.add_section()
-            table.add_row(f"[bold]{result.objective_title}[/] ({result.period})")
-        label = result.title
+            table.add_row(f"[bold]{escape(result.objective_title)}[/] ({result.period})")
+        label = escape(result.title)
         if result.group is not None:
             if heading != (result.objective_id, result.kr_id):
-                table.add_row(f"  {result.title}")
-            label = f"    {result.group}"
+                table.add_row(f"  {label}")
+            label = f"    {escape(result.group)}"
         heading = (result.objective_id, result.kr_id)
         cells = result_cells(result)
         status = f"[{styles.get(result.status, '')}]{cells[-1]}[/]"

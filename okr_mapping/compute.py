@@ -29,7 +29,7 @@ from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue
 from okr_mapping.periods import FiscalCalendar, Period
 from okr_mapping.rules import parse_measure
 
-UNASSIGNED = "unassigned"
+UNASSIGNED = "(unassigned)"  # not a value a CRM team or email takes, so it never merges with one
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _MAX_SLUG = 80
 _SHIFT = {"previous_period": -1, "same_period_last_year": -4}

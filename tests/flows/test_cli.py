@@ -7,10 +7,7 @@ the session's Prefect test server, so each process's logging is its own.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +16,8 @@ from typer.testing import CliRunner
 from connectors.sandbox.server import SandboxServer
 from flows.cli import app
 from tests.conftest import TEST_ORG
+from tests.flows.conftest import DEMO, okr_sync
 
-DEMO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo.yaml"
 runner = CliRunner()
 
 
@@ -38,22 +35,6 @@ def test_bad_config_names_file_line_and_key_without_traceback(tmp_path: Path) ->
     assert result.exit_code == 2
     assert f"bad.yaml:{line}:" in result.output
     assert "call_volume" in result.output and "Traceback" not in result.output
-
-
-@pytest.fixture(scope="module")
-def cli_env(prefect_harness: None) -> dict[str, str]:
-    """The environment of an `okr-sync` process: the test Prefect API, no CRM credentials."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("SALESFORCE_", "HUBSPOT_", "OKR_SYNC_"))}
-    env.update(PREFECT_API_URL=str(PREFECT_API_URL.value()), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
-
-
-def okr_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], env=env, cwd=DEMO.parents[2],
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_run_without_credentials_exits_2_naming_the_variables(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -91,3 +72,11 @@ def test_demo_twice_shows_agreeing_krs_then_extracts_and_writes_nothing(tmp_path
     assert "salesforce: extracted 0 new or changed" in second.stdout
     assert "hubspot: extracted 0 new or changed" in second.stdout
     assert second.stdout.count("0 created, 0 updated") == 2
+
+
+def test_config_text_that_looks_like_terminal_markup_is_printed_as_is(tmp_path: Path) -> None:
+    bad = tmp_path / "markup.yaml"
+    bad.write_text(DEMO.read_text().replace("where: {is_won: true}\n", 'where: {"[/x]": 1}\n', 1))
+    result = runner.invoke(app, ["validate", "--config", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "[/x]" in result.output and "Traceback" not in result.output

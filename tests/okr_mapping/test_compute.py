@@ -188,3 +188,25 @@ def test_demo_config_computes_against_a_small_org(engine: Engine, org: None) -> 
     results = compute_key_results(engine, config, as_of=AS_OF)
     assert {result.kr_id for result in results} >= {"revenue", "win-rate", "calls", "cycle", "rep-revenue"}
     assert all(0.0 <= result.score <= 1.0 for result in results)
+
+
+def test_a_team_named_unassigned_never_shares_a_key_with_deals_without_a_team(
+    engine: Engine, add_deal: Adder, add_owner: Adder
+) -> None:
+    add_owner("t1", "t1@acme.test", "unassigned")
+    add_owner("t2", "t2@acme.test", None)
+    add_deal(owner_id="t1", amount=100.0)
+    add_deal(owner_id="t2", amount=200.0)
+    config = parse_config("""
+metrics:
+  revenue: {entity: deal, measure: sum(amount), where: {is_won: true}, time: close_date}
+objectives:
+  - id: grow
+    title: Grow
+    period: 2026-Q4
+    key_results:
+      - {id: per-team, metric: revenue, breakdown: team, target: {each: 1000}}
+""")
+    results = compute_key_results(engine, config, as_of=AS_OF)
+    assert sorted((r.group, r.value) for r in results) == [("(unassigned)", 200.0), ("unassigned", 100.0)]
+    assert len({r.key for r in results}) == 2
