@@ -16,11 +16,7 @@ from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceAuthenticationFailed,
-    SalesforceMalformedRequest,
-    SalesforceResourceNotFound,
-)
+from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorConfigError, ConnectorError
@@ -30,6 +26,7 @@ from connectors.results import StreamResult, WritebackResult
 from connectors.salesforce.helpers import (
     MAPPERS,
     SOURCE,
+    api_error,
     describe_errors,
     error_codes,
     incremental_soql,
@@ -64,6 +61,8 @@ CREDENTIAL_SETS = {
     "password": ("SALESFORCE_USERNAME", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN"),
     "client_credentials": ("SALESFORCE_CLIENT_ID", "SALESFORCE_CLIENT_SECRET"),
 }
+_SECRET_VARIABLES = ("SALESFORCE_ACCESS_TOKEN", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN",
+                     "SALESFORCE_CLIENT_SECRET")
 MAX_LOCATOR_RESTARTS = 3
 
 
@@ -142,8 +141,9 @@ class SalesforceSource:
                         "consumer_secret": values["SALESFORCE_CLIENT_SECRET"], "domain": domain}
         try:
             client = Salesforce(**options)
-        except SalesforceAuthenticationFailed as error:
-            raise ConnectorError(f"Salesforce login failed ({error.code}): {error.auth_message}") from None
+        except SalesforceError as error:
+            secrets = tuple(values[name] for name in _SECRET_VARIABLES)
+            raise api_error(error, "login", secrets) from None
         return cls(client, calls)
 
     # -- extraction ------------------------------------------------------------------------------
@@ -156,30 +156,42 @@ class SalesforceSource:
         model, mapper = MAPPERS[stream]
         calls_before = self.api_calls
         cursor = load_cursor(engine, SOURCE, stream)
-        stored = restarts = 0
-        while True:
-            try:
-                for records in self._pages(spec, cursor):
-                    if not records:
-                        continue
-                    last = records[-1]
-                    cursor = Cursor(parse_datetime(last["SystemModstamp"]), last["Id"])
-                    stored += len(records)
-                    with session_scope(engine) as session:
-                        upsert_rows(session, model, (mapper(record) for record in records))
-                        save_cursor(session, SOURCE, stream, cursor, stored)
-                break
-            except SalesforceMalformedRequest as error:
-                # an expired query cursor: query again from the last committed page
-                if "INVALID_QUERY_LOCATOR" not in error_codes(error) or restarts >= MAX_LOCATOR_RESTARTS:
-                    raise
-                restarts += 1
+        stored = 0
+        try:
+            for records in self._pages(spec, cursor):
+                if not records:
+                    continue
+                cursor = _cursor_after(records)
+                stored += len(records)
+                with session_scope(engine) as session:
+                    upsert_rows(session, model, (mapper(record) for record in records))
+                    save_cursor(session, SOURCE, stream, cursor, stored)
+        except SalesforceError as error:
+            raise self._failure(error, f"query of {spec.sobject}") from None
         if stored == 0:
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
         return StreamResult(SOURCE, stream, stored, self.api_calls - calls_before)
 
     def _pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
+        """The stream's pages after `cursor`; an expired query cursor restarts after the last page.
+
+        The caller stores each page before asking for the next, so the last page handed out is
+        the last one committed: a restart from it neither skips nor repeats records.
+        """
+        restarts = 0
+        while True:
+            try:
+                for records in self._query_pages(spec, cursor):
+                    yield records
+                    cursor = _cursor_after(records) if records else cursor
+                return
+            except SalesforceError as error:
+                if "INVALID_QUERY_LOCATOR" not in error_codes(error) or restarts >= MAX_LOCATOR_RESTARTS:
+                    raise
+                restarts += 1
+
+    def _query_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
         """queryAll pages (deleted rows included), following nextRecordsUrl until done."""
         headers = {"Sforce-Query-Options": f"batchSize={self.query_batch_size}"}
         result = with_retry(self.client.query, incremental_soql(spec, cursor), include_deleted=True,
@@ -200,6 +212,8 @@ class SalesforceSource:
             raise ConnectorError(
                 f"Salesforce object {KR_OBJECT} does not exist in this org: deploy "
                 "connectors/salesforce/metadata (see its README.md) before writing key results.") from None
+        except SalesforceError as error:
+            raise self._failure(error, f"describe of {KR_OBJECT}") from None
         fields = {field["name"]: field for field in (describe or {}).get("fields", [])}
         problems = []
         missing = [name for name in KR_FIELDS if name not in fields]
@@ -226,27 +240,51 @@ class SalesforceSource:
         pending = pending_rows(engine, SOURCE, [{"key": str(row["key"]), **kr_payload(row)} for row in rows])
         result.unchanged = len(rows) - len(pending)
         synced = sf_datetime(datetime.now(UTC))
-        for start in range(0, len(pending), WRITE_BATCH_SIZE):
+        batches = -(-len(pending) // WRITE_BATCH_SIZE)
+        for number, start in enumerate(range(0, len(pending), WRITE_BATCH_SIZE), start=1):
             batch = pending[start:start + WRITE_BATCH_SIZE]
             records = [{"attributes": {"type": KR_OBJECT}, **{name: value for name, value in row.items()
                                                               if name != "key"}, KR_SYNCED_FIELD: synced}
                        for row, _digest in batch]
-            outcomes = with_retry(self.client.restful, KR_COLLECTION_PATH, method="PATCH",
-                                  json={"allOrNone": False, "records": records}) or []
-            written = []
-            for (row, digest), outcome in zip(batch, outcomes, strict=True):
-                if outcome.get("success"):
-                    written.append((row["key"], digest, outcome.get("id")))
-                    if outcome.get("created"):
-                        result.created += 1
-                    else:
-                        result.updated += 1
-                else:
-                    result.failed += 1
-                    result.errors.append(f"key {row['key']}: {describe_errors(outcome)}")
-            record_written(engine, SOURCE, written)
+            outcomes = self._upsert(records, f"batch {number} of {batches}")
+            record_written(engine, SOURCE, _tally(batch, outcomes, result))
         result.api_calls = self.api_calls - calls_before
         return result
+
+    def _upsert(self, records: list[dict[str, Any]], which: str) -> list[dict[str, Any]]:
+        """One sObject Collections upsert call (allOrNone false): a result per record, in order."""
+        try:
+            return with_retry(self.client.restful, KR_COLLECTION_PATH, method="PATCH",
+                              json={"allOrNone": False, "records": records}) or []
+        except SalesforceError as error:
+            raise self._failure(error, f"upsert of {KR_OBJECT} records ({which})") from None
+
+    def _failure(self, error: SalesforceError, operation: str) -> ConnectorError:
+        """`error` as a ConnectorError naming `operation`, with this client's token kept out of it."""
+        return api_error(error, operation, (str(self.client.session_id or ""),))
+
+
+def _tally(batch: list[tuple[Mapping[str, Any], str]], outcomes: list[dict[str, Any]],
+           result: WritebackResult) -> list[tuple[str, str, str | None]]:
+    """Count one batch's outcomes into `result`; returns the confirmed (key, digest, id) writes."""
+    written = []
+    for (row, digest), outcome in zip(batch, outcomes, strict=True):
+        if outcome.get("success"):
+            written.append((row["key"], digest, outcome.get("id")))
+            if outcome.get("created"):
+                result.created += 1
+            else:
+                result.updated += 1
+        else:
+            result.failed += 1
+            result.errors.append(f"key {row['key']}: {describe_errors(outcome)}")
+    return written
+
+
+def _cursor_after(records: list[dict[str, Any]]) -> Cursor:
+    """The (SystemModstamp, Id) cursor just past a non-empty page."""
+    last = records[-1]
+    return Cursor(parse_datetime(last["SystemModstamp"]), last["Id"])
 
 
 def _credential_method(values: Mapping[str, str]) -> str:

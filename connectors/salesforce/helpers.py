@@ -14,15 +14,20 @@ from typing import Any, TypeVar
 
 import requests
 from simple_salesforce import format_soql
-from simple_salesforce.exceptions import SalesforceError, SalesforceGeneralError
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+)
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from connectors.errors import ConnectorError
 from connectors.incremental import Cursor
 from connectors.salesforce.settings import (
     KR_EXTERNAL_ID,
     KR_NUMBER_FIELDS,
     KR_TEXT_FIELDS,
-    KR_TRUNCATED,
     PRIMARY_KEY,
     REPLICATION_KEY,
     StreamSpec,
@@ -31,6 +36,12 @@ from connectors.store import Activity, Deal, Owner
 
 SOURCE = "salesforce"
 RETRY_ATTEMPTS = 5
+LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"  # sent with 403 for both the daily and the concurrency limit
+DAILY_LIMIT = "TotalRequests"  # the org's rolling 24 h allocation: retrying only burns more of it
+CONCURRENCY_LIMIT = "ConcurrentPerOrgLongTxn"  # too many long requests at once: worth another try
+SESSION_HINT = ("the access token is expired or wrong — refresh SALESFORCE_ACCESS_TOKEN or use "
+                "username/password or client credentials")
+MAX_DETAIL = 500  # characters of a non-JSON error body kept in a message
 T = TypeVar("T")
 
 
@@ -45,7 +56,9 @@ def make_session(ca_bundle: str | None = None) -> requests.Session:
 
 
 def is_transient(error: BaseException) -> bool:
-    """429 and 5xx answers and broken connections are worth another try; anything else is not."""
+    """429, 5xx, the 403 concurrency limit and broken connections are worth another try; nothing else."""
+    if isinstance(error, SalesforceRefusedRequest):
+        return hit_limit(error, CONCURRENCY_LIMIT)
     if isinstance(error, SalesforceGeneralError):
         return error.status == 429 or error.status >= 500
     return isinstance(error, requests.ConnectionError | requests.Timeout)
@@ -60,12 +73,60 @@ def with_retry(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return _retrying(call)(*args, **kwargs)
 
 
-def error_codes(error: SalesforceError) -> set[str]:
-    """The errorCode values of a Salesforce error response body (a JSON list)."""
+def error_items(error: SalesforceError) -> list[tuple[str, str]]:
+    """(errorCode, message) pairs of a Salesforce error response body (a JSON list); [] otherwise."""
     content = error.content
-    if isinstance(content, list):
-        return {str(item.get("errorCode")) for item in content if isinstance(item, dict)}
-    return set()
+    if not isinstance(content, list):
+        return []
+    return [(str(item.get("errorCode")), str(item.get("message", ""))) for item in content
+            if isinstance(item, dict)]
+
+
+def error_codes(error: SalesforceError) -> set[str]:
+    """The errorCode values of a Salesforce error response body."""
+    return {code for code, _message in error_items(error)}
+
+
+def hit_limit(error: SalesforceError, limit: str) -> bool:
+    """Whether `error` is the 403 REQUEST_LIMIT_EXCEEDED of `limit` (DAILY_LIMIT or CONCURRENCY_LIMIT)."""
+    return error.status == 403 and any(code == LIMIT_CODE and limit in message
+                                       for code, message in error_items(error))
+
+
+def _detail(error: SalesforceError) -> str:
+    """The CRM's own error codes and messages, or the status and the start of a non-JSON body."""
+    items = error_items(error)
+    if items:
+        return "; ".join(f"{code}: {message}" for code, message in items)
+    content = error.content
+    text = content.decode(errors="replace") if isinstance(content, bytes) else str(content or "")
+    text = " ".join(text.split())[:MAX_DETAIL]
+    return f"HTTP {error.status}" + (f": {text}" if text else "")
+
+
+def api_error(error: SalesforceError, operation: str, secrets: tuple[str, ...] = ()) -> ConnectorError:
+    """A ConnectorError whose message stands alone, naming `operation` (e.g. "query of User").
+
+    Carries the CRM's error code and message, never a credential: any of `secrets` found in the
+    text (it should not be there) is blanked out.
+    """
+    if isinstance(error, SalesforceAuthenticationFailed):
+        message = f"Salesforce login failed ({error.code}): {error.auth_message}"
+    elif error.status == 401 or "INVALID_SESSION_ID" in error_codes(error):
+        code = ", ".join(sorted(error_codes(error))) or f"HTTP {error.status}"
+        message = f"Salesforce rejected the session ({code}) during the {operation}: {SESSION_HINT}."
+    elif hit_limit(error, DAILY_LIMIT):
+        message = (f"Salesforce's daily API request quota for this org is used up ({_detail(error)}), so the "
+                   f"{operation} stopped. Everything stored or written so far is kept: the run can resume "
+                   "later, once the rolling 24-hour allocation has room again.")
+    elif is_transient(error):
+        message = f"Salesforce {operation} failed after {RETRY_ATTEMPTS} attempts: {_detail(error)}"
+    else:
+        message = f"Salesforce {operation} failed: {_detail(error)}"
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[redacted]")
+    return ConnectorError(message)
 
 
 # -- extraction ----------------------------------------------------------------------------------
@@ -170,7 +231,7 @@ def kr_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {KR_EXTERNAL_ID: str(row["key"])}
     for key, (field, length) in KR_TEXT_FIELDS.items():
         text = _text(row.get(key))
-        payload[field] = text[:length] if text is not None and key in KR_TRUNCATED else text
+        payload[field] = None if text is None else text[:length]
     for key, field in KR_NUMBER_FIELDS.items():
         payload[field] = _number(row.get(key))
     return payload

@@ -41,7 +41,8 @@ KR_OBJECT = "OKR_Key_Result__c"
 KR_EXTERNAL_ID = "Key__c"
 KR_COLLECTION_PATH = f"composite/sobjects/{KR_OBJECT}/{KR_EXTERNAL_ID}"
 KR_SYNCED_FIELD = "Last_Synced__c"  # left out of the ledger fingerprint: it changes on every write
-KR_TEXT_FIELDS = {  # KR row key -> (field, max length); descriptive text is cut to fit, never keys
+KR_KEY_LENGTH = 255  # Key__c is never cut (two keys could collide): a longer key is rejected per record
+KR_TEXT_FIELDS = {  # KR row key -> (field, max length); every one is cut to fit before it is sent
     "title": ("Name", 80),
     "objective_title": ("Objective__c", 255),
     "group": ("Group__c", 255),
@@ -50,7 +51,8 @@ KR_TEXT_FIELDS = {  # KR row key -> (field, max length); descriptive text is cut
     "status": ("Status__c", 40),
     "unit": ("Unit__c", 40),
 }
-KR_TRUNCATED = frozenset({"title", "objective_title", "group", "metric"})
+# The one table of text lengths; metadata/ and the sandbox's describe must agree (tests/.../test_metadata.py)
+KR_TEXT_LENGTHS = {KR_EXTERNAL_ID: KR_KEY_LENGTH, **dict(KR_TEXT_FIELDS.values())}
 KR_NUMBER_FIELDS = {  # KR row key -> Number(18, 4) field
     "value": "Current_Value__c",
     "baseline": "Baseline__c",

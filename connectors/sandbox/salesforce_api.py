@@ -50,9 +50,11 @@ OPEN_CURSORS = 16
 FAULTS_META_KEY = "salesforce.faults"
 ORG_ID = "00DSB0000000001EAA"
 _VERSION = re.compile(r"v\d+\.\d")
+# Both REQUEST_LIMIT_EXCEEDED answers are 403s: the daily allocation and the concurrency limit
+DAILY_LIMIT_MESSAGE = "TotalRequests Limit exceeded."
+CONCURRENT_LIMIT_MESSAGE = "ConcurrentPerOrgLongTxn Limit exceeded."
 _FAULT_BODIES = {
-    403: ("TotalRequests Limit exceeded.", "REQUEST_LIMIT_EXCEEDED"),
-    429: ("ConcurrentPerOrgLongTxn Limit exceeded.", "REQUEST_LIMIT_EXCEEDED"),
+    403: (DAILY_LIMIT_MESSAGE, "REQUEST_LIMIT_EXCEEDED"),
     500: ("An unexpected error occurred. Please include this ErrorId if you contact support: "
           "1234567-89 (-1)", "UNKNOWN_EXCEPTION"),
     503: ("Server is temporarily unavailable, please try again later.", "SERVER_UNAVAILABLE"),
@@ -60,13 +62,15 @@ _FAULT_BODIES = {
 
 
 def inject_faults(state: SandboxState, status: int = 503, count: int = 1, after: int = 0,
-                  code: str | None = None) -> None:
+                  code: str | None = None, message: str | None = None) -> None:
     """Let `after` data API calls through, then fail the next `count` with `status` (and `code`).
 
-    For exercising clients' retries (429 / 5xx), runs that die mid-stream (e.g. a 403) and
-    expired query cursors (400 INVALID_QUERY_LOCATOR).
+    For exercising clients' retries (5xx, or a 403 with ``message=CONCURRENT_LIMIT_MESSAGE``), runs
+    that die mid-stream (a plain 403 is the daily allocation) and expired query cursors
+    (400 INVALID_QUERY_LOCATOR). Without `code` the status's usual code is sent; without `message`,
+    the status's usual message (or "injected <code>" when a code is given).
     """
-    fault = {"status": status, "count": count, "after": after, "code": code}
+    fault = {"status": status, "count": count, "after": after, "code": code, "message": message}
     state.set_meta(FAULTS_META_KEY, json.dumps(fault))
 
 
@@ -237,6 +241,15 @@ def _errors(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse([{"message": message, "errorCode": code}], status_code=status)
 
 
+def _fault_response(fault: dict[str, Any]) -> JSONResponse:
+    """The error answer of one injected fault (see inject_faults)."""
+    status, code, message = int(fault["status"]), fault.get("code"), fault.get("message")
+    default_message, default_code = _FAULT_BODIES.get(status, _FAULT_BODIES[500])
+    if message is None:
+        message = default_message if code is None else f"injected {code}"
+    return _errors(status, code or default_code, message)
+
+
 def create_app(state: SandboxState) -> FastAPI:
     """The Salesforce face of the sandbox org."""
     app = FastAPI(title="okr-sync sandbox: Salesforce", openapi_url=None, docs_url=None, redoc_url=None,
@@ -247,7 +260,7 @@ def create_app(state: SandboxState) -> FastAPI:
     usage = _Usage(DAILY_API_REQUESTS)
     fault_lock = threading.Lock()
 
-    def take_fault() -> tuple[int, str | None] | None:
+    def take_fault() -> dict[str, Any] | None:
         with fault_lock:
             raw = state.get_meta(FAULTS_META_KEY)
             fault = json.loads(raw) if raw else {}
@@ -259,7 +272,7 @@ def create_app(state: SandboxState) -> FastAPI:
                 return None
             fault["count"] -= 1
             state.set_meta(FAULTS_META_KEY, json.dumps(fault))
-            return int(fault["status"]), fault.get("code")
+            return fault
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -271,12 +284,10 @@ def create_app(state: SandboxState) -> FastAPI:
             return _errors(401, "INVALID_SESSION_ID", "Session expired or invalid")
         fault = take_fault()
         if fault is not None:
-            status, code = fault
-            message, default_code = _FAULT_BODIES.get(status, _FAULT_BODIES[500])
-            return _errors(status, code or default_code, message if code is None else f"injected {code}")
+            return _fault_response(fault)
         used = usage.record()
         if used > usage.maximum:
-            return _errors(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            return _errors(403, "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
         response = await call_next(request)
         response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{usage.maximum}"
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import traceback
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -10,10 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 from requests.adapters import HTTPAdapter
-from simple_salesforce.exceptions import SalesforceExpiredSession
 from sqlalchemy.engine import Engine
 
-from connectors.errors import ConnectorConfigError
+from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.salesforce import SalesforceSource
 from connectors.sandbox.server import SandboxServer
 
@@ -99,10 +99,30 @@ def test_client_credentials_flow(sandbox: SandboxServer, store: Engine,
     assert source.extract(store, "users").records > 0
 
 
-def test_a_rejected_token_is_not_echoed(sandbox: SandboxServer, store: Engine) -> None:
+def test_a_rejected_token_is_a_clear_error_without_the_token(sandbox: SandboxServer, store: Engine) -> None:
     env = {**sandbox.connection_env(), "SALESFORCE_ACCESS_TOKEN": SECRET}
-    with SalesforceSource.from_env(env) as source, pytest.raises(SalesforceExpiredSession) as caught:
+    with SalesforceSource.from_env(env) as source, pytest.raises(ConnectorError) as caught:
         source.extract(store, "users")
-    assert SECRET not in str(caught.value)
+    message = str(caught.value)
+    assert message.startswith("Salesforce rejected the session (INVALID_SESSION_ID) during the query of User")
+    assert "SALESFORCE_ACCESS_TOKEN" in message
+    shown = "".join(traceback.format_exception(caught.value))  # what a traceback would print
+    assert SECRET not in shown and "SalesforceExpiredSession" not in shown
+    del caught
+    gc.collect()
+
+
+def test_a_failed_login_is_a_clear_error_without_secrets(sandbox: SandboxServer) -> None:
+    """The login host answers, but not as a Salesforce login endpoint (here: the HubSpot face)."""
+    env = {"SALESFORCE_USERNAME": "ops@example.com", "SALESFORCE_PASSWORD": SECRET,
+           "SALESFORCE_SECURITY_TOKEN": "tok-" + SECRET}
+    with requests.Session() as session:
+        session.trust_env = False
+        session.verify = str(sandbox.ca_path)
+        session.mount("https://login.salesforce.com", ForwardTo(sandbox.hubspot_url))
+        with pytest.raises(ConnectorError) as caught:
+            SalesforceSource.from_env(env, session=session)
+    message = str(caught.value)
+    assert message.startswith("Salesforce login failed (") and SECRET not in message
     del caught
     gc.collect()

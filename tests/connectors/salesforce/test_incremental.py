@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from simple_salesforce.exceptions import SalesforceRefusedRequest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
+from connectors.errors import ConnectorError
 from connectors.salesforce import SalesforceSource
 from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.ids import sf_id
@@ -82,8 +82,8 @@ def test_shared_timestamp_across_a_page_boundary_survives_a_crash(org: SandboxSe
         conn.execute("UPDATE calls SET modified_ms = ? WHERE id IN (SELECT id FROM calls ORDER BY id DESC"
                      " LIMIT 250)", (when,))
     source.query_batch_size = 200
-    inject_faults(org.state, status=403, count=1, after=1)  # the queryMore call is refused
-    with pytest.raises(SalesforceRefusedRequest):
+    inject_faults(org.state, status=403, count=1, after=1)  # the queryMore call hits the daily quota
+    with pytest.raises(ConnectorError, match="daily API request quota"):
         source.extract(store, "calls")
 
     def at_stamp() -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from connectors.salesforce import SalesforceSource
-from connectors.salesforce.settings import KR_EXTERNAL_ID, KR_FIELDS, KR_OBJECT
+from connectors.salesforce.settings import KR_EXTERNAL_ID, KR_FIELDS, KR_OBJECT, KR_TEXT_LENGTHS
 from connectors.sandbox.server import SandboxServer
 
 METADATA = Path(__file__).parents[3] / "connectors" / "salesforce" / "metadata"
@@ -27,11 +27,16 @@ def text(element: ElementTree.Element, tag: str) -> str | None:
     return None if found is None else found.text
 
 
-def test_metadata_matches_the_sandbox_describe(sandbox: SandboxServer) -> None:
+def test_metadata_matches_the_sandbox_describe_and_the_settings(sandbox: SandboxServer) -> None:
     with SalesforceSource.from_env(sandbox.connection_env()) as source:
         describe = source.client.restful(f"sobjects/{KR_OBJECT}/describe")
     gc.collect()
     custom = {field["name"]: field for field in describe["fields"] if field["custom"]}
+    text_lengths = {name: int(text(element, "length") or 0) for name, element in field_files().items()
+                    if text(element, "type") == "Text"}
+    name_field = [field for field in describe["fields"] if field["name"] == "Name"]
+    text_lengths["Name"] = name_field[0]["length"]  # the standard name field: Text(80) in every org
+    assert text_lengths == KR_TEXT_LENGTHS  # the lengths the connector cuts text to
     files = field_files()
     assert set(files) == set(custom)
     for name, element in files.items():

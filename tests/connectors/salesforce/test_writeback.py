@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from connectors.salesforce import SalesforceSource
+from connectors.salesforce.settings import KR_TEXT_FIELDS
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.server import SandboxServer
 
@@ -78,17 +79,31 @@ def test_create_once_then_nothing_then_update_in_place(sandbox: SandboxServer, s
 def test_rejected_rows_are_reported_and_sent_again(sandbox: SandboxServer, store: Engine,
                                                    source: SalesforceSource, prefix: str) -> None:
     rows = kr_rows(prefix, 3)
-    rows[0]["status"] = "a status far longer than the forty characters allowed"
+    rows[0]["key"] = long_key = f"{prefix}-" + "k" * 255  # keys are never cut: the org rejects this one
     first = source.write_key_results(store, rows)
     assert (first.created, first.failed) == (2, 1)
-    assert first.errors == [f"key {prefix}-0: STRING_TOO_LONG: Status: data value too large: "
-                            f"a status far longer than the forty chara (max length=40)"]
+    assert first.errors == [f"key {long_key}: STRING_TOO_LONG: Key: data value too large: "
+                            f"{long_key[:40]} (max length=255)"]
     retry = source.write_key_results(store, rows)
     assert (retry.failed, retry.unchanged, retry.api_calls) == (1, 2, 1)
-    rows[0]["status"] = "at_risk"
+    rows[0]["key"] = f"{prefix}-0"
     fixed = source.write_key_results(store, rows)
     assert (fixed.created, fixed.failed, fixed.unchanged) == (1, 0, 2)
-    assert records(sandbox, prefix)[f"{prefix}-0"]["fields"]["Status__c"] == "at_risk"
+    assert records(sandbox, prefix)[f"{prefix}-0"]["fields"]["Status__c"] == "on_track"
+
+
+def test_every_text_field_is_cut_to_its_length(sandbox: SandboxServer, store: Engine,
+                                               source: SalesforceSource, prefix: str) -> None:
+    """A long unit (or status, period...) in config must not get the KR rejected on every run."""
+    rows = kr_rows(prefix, 1)
+    long_values = {key: key[0].upper() * 300 for key in KR_TEXT_FIELDS}
+    rows[0].update(long_values)
+    result = source.write_key_results(store, rows)
+    assert (result.created, result.failed, result.errors) == (1, 0, [])
+    fields = records(sandbox, prefix)[f"{prefix}-0"]["fields"]
+    for key, (field, length) in KR_TEXT_FIELDS.items():
+        assert fields[field] == long_values[key][:length], field
+    assert fields["Unit__c"] == "U" * 40
 
 
 def test_batches_of_200_and_long_titles(sandbox: SandboxServer, store: Engine, source: SalesforceSource,

@@ -15,12 +15,13 @@ from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
     SalesforceResourceNotFound,
 )
 
 from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.ids import sf_id
-from connectors.sandbox.salesforce_api import inject_faults
+from connectors.sandbox.salesforce_api import CONCURRENT_LIMIT_MESSAGE, DAILY_LIMIT_MESSAGE, inject_faults
 from connectors.sandbox.server import SandboxServer
 
 KR = "OKR_Key_Result__c"
@@ -260,6 +261,19 @@ def test_injected_faults_fail_the_next_calls(private: SandboxServer) -> None:
     with pytest.raises(SalesforceGeneralError) as caught:
         sf.query("SELECT Id FROM User")
     assert caught.value.status == 503 and caught.value.content[0]["errorCode"] == "SERVER_UNAVAILABLE"
+    assert sf.query("SELECT Id FROM User")["totalSize"] == 5
+
+
+@pytest.mark.parametrize("message", [None, CONCURRENT_LIMIT_MESSAGE])
+def test_both_request_limits_answer_403(private: SandboxServer, message: str | None) -> None:
+    """As in a real org: the daily allocation (the default) and the concurrency limit share a 403."""
+    sf = client(private)
+    inject_faults(private.state, status=403, message=message)
+    with pytest.raises(SalesforceRefusedRequest) as caught:
+        sf.query("SELECT Id FROM User")
+    assert caught.value.status == 403
+    assert caught.value.content == [{"message": message or DAILY_LIMIT_MESSAGE,
+                                     "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert sf.query("SELECT Id FROM User")["totalSize"] == 5
 
 
