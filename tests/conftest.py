@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,3 +30,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]
 def store(tmp_path: Path) -> Engine:
     """An empty canonical store in a SQLite file of the test's own."""
     return make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@contextmanager
+def private_sandbox(factory: pytest.TempPathFactory, name: str, **spec: int | float) -> Iterator[SandboxServer]:
+    """A small org of one test module's own, for tests that inject faults or change records."""
+    with SandboxServer(factory.mktemp(name), OrgSpec(anchor=TEST_ORG.anchor, **spec)) as server:  # type: ignore[arg-type]
+        yield server

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,20 +18,18 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_none
 from connectors.errors import ConnectorError
 from connectors.salesforce import SalesforceSource, helpers
 from connectors.salesforce.settings import STREAMS, StreamSpec
-from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.salesforce_api import CONCURRENT_LIMIT_MESSAGE, inject_faults
 from connectors.sandbox.server import SandboxServer
+from tests.conftest import private_sandbox
 
 QUOTA = "daily API request quota for this org is used up (REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.)"
 
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    spec = OrgSpec(seed=3, deals=40, owners=4, accounts=10, calls_per_deal=1.0,
-                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
-    with SandboxServer(tmp_path_factory.mktemp("sf-errors"), spec) as server:
+    with private_sandbox(tmp_path_factory, "sf-errors",
+                         seed=3, deals=40, owners=4, accounts=10, calls_per_deal=1.0) as server:
         yield server
-        gc.collect()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,21 +11,19 @@ from sqlmodel import Session, func, select
 
 from connectors.errors import ConnectorError
 from connectors.salesforce import SalesforceSource
-from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.salesforce_api import inject_faults
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.state import SandboxState
 from connectors.store import Activity, Deal, SyncState
+from tests.conftest import private_sandbox
 
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    spec = OrgSpec(seed=5, deals=300, owners=6, accounts=40, calls_per_deal=3.0,
-                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
-    with SandboxServer(tmp_path_factory.mktemp("sf-incremental"), spec) as server:
+    with private_sandbox(tmp_path_factory, "sf-incremental",
+                         seed=5, deals=300, owners=6, accounts=40, calls_per_deal=3.0) as server:
         yield server
-        gc.collect()
 
 
 @pytest.fixture

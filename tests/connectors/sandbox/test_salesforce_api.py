@@ -19,10 +19,10 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.salesforce_api import CONCURRENT_LIMIT_MESSAGE, DAILY_LIMIT_MESSAGE, inject_faults
 from connectors.sandbox.server import SandboxServer
+from tests.conftest import private_sandbox
 
 KR = "OKR_Key_Result__c"
 UPSERT = f"composite/sobjects/{KR}/Key__c"
@@ -66,11 +66,9 @@ def sf(sandbox: SandboxServer) -> Salesforce:
 @pytest.fixture(scope="module")
 def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     """A small org of this module's own, for tests that delete or fail records."""
-    spec = OrgSpec(seed=11, deals=150, owners=5, accounts=20, calls_per_deal=1.0,
-                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
-    with SandboxServer(tmp_path_factory.mktemp("sf-api"), spec) as server:
+    with private_sandbox(tmp_path_factory, "sf-api",
+                         seed=11, deals=150, owners=5, accounts=20, calls_per_deal=1.0) as server:
         yield server
-        _close_open_sessions()
 
 
 def kr(key: str, **fields: object) -> dict[str, object]:
