@@ -145,6 +145,9 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
     except ConnectorError as error:
         get_run_logger().error("%s sync failed: %s", name, error)
         run.error = str(error)
+    except Exception as error:  # an unforeseen failure: keep its traceback in the log, still sync the rest
+        get_run_logger().exception("%s sync failed unexpectedly", name)
+        run.error = f"unexpected {type(error).__name__}: {error}"
     finally:
         source.close()
         run.api_calls = source.api_calls
