@@ -1,9 +1,10 @@
 """The HubSpot source: owners, deals and calls into the canonical store; KR rows back out.
 
-Deals and calls are read incrementally through the search API on (hs_lastmodifieddate,
-hs_object_id), each page stored together with the advanced cursor. A search cannot page past
-10,000 results, so a long sync runs as a series of windows, each a fresh search starting at
-the last stored (timestamp, id): a portal of any size syncs without loss. Key results are
+Deals and calls are read incrementally through the search API with a (hs_lastmodifieddate,
+hs_object_id) cursor, each page stored together with the advanced cursor. Every page is a
+fresh search from the cursor (no offset paging: no 10,000-result cap, no record skipped when
+another one changes mid-sync), and the paging never relies on the order of records sharing a
+timestamp, which HubSpot does not document (connectors.hubspot.paging). Key results are
 upserted into a custom object by their unique `okr_key`, sending only rows that changed.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, partial
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlmodel import Session, select
 
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import helpers, settings
+from connectors.hubspot.paging import KeysetPager
 from connectors.incremental import Cursor, load_cursor, save_cursor
 from connectors.ledger import pending_rows, record_written
 from connectors.results import StreamResult, WritebackResult
@@ -39,6 +41,27 @@ SOURCE = settings.SOURCE
 _OWNER_FIELDS = ("email", "name", "team", "region", "is_active")
 
 
+class _PageWriter:
+    """Stores one search stream's pages, each in one transaction with the cursor it proves."""
+
+    def __init__(self, engine: Engine, stream: str,
+                 load_lookups: Callable[[], helpers.DealLookups] | None) -> None:
+        self.engine, self.stream = engine, stream
+        self.model, self.mapper = (Deal, helpers.deal_row) if stream == "deals" else (Activity, helpers.call_row)
+        self._load_lookups = load_lookups
+        self._lookups: helpers.DealLookups | None = None
+        self.records = 0
+
+    def __call__(self, page: Sequence[Any], cursor: Cursor) -> None:
+        if self._load_lookups is not None and self._lookups is None:
+            self._lookups = self._load_lookups()  # only when there is a deal to map: a quiet run skips it
+        rows = [self.mapper(record, self._lookups) for record in page]
+        with session_scope(self.engine) as session:
+            upsert_rows(session, self.model, rows)
+            save_cursor(session, SOURCE, self.stream, cursor, self.records + len(rows))
+        self.records += len(rows)
+
+
 class HubSpotSource:
     """One HubSpot portal reached with a private app token (see `from_env`)."""
 
@@ -46,8 +69,7 @@ class HubSpotSource:
     STREAMS = ("owners", "deals", "calls")
 
     def __init__(self, access_token: str, host: str = settings.DEFAULT_HOST, ca_bundle: str | None = None,
-                 *, search_cap: int = settings.SEARCH_WINDOW,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 *, sleep: Callable[[float], None] = time.sleep) -> None:
         if not access_token:
             raise ConnectorConfigError(f"HubSpot access token is empty: set {settings.TOKEN_ENV}")
         options: dict[str, Any] = {"access_token": access_token, "host": host.rstrip("/"),
@@ -56,7 +78,6 @@ class HubSpotSource:
             options["ssl_ca_cert"] = ca_bundle
         self._client = hubspot.Client.create(**options)
         self.host = host
-        self.search_cap = search_cap  # results one search window may page through
         self._sleep = sleep
         self._calls = helpers.CallCounter()
         self._key_result_type: str | None = None
@@ -179,51 +200,20 @@ class HubSpotSource:
         return helpers.DealLookups(stages, {option.value: option.label for option in deal_type.options or []})
 
     def _extract_search(self, engine: Engine, stream: str) -> int:
+        """Page the stream through the search API from its stored cursor (see connectors.hubspot.paging)."""
         object_type, properties = settings.SEARCH_STREAMS[stream]
-        model, mapper = (Deal, helpers.deal_row) if stream == "deals" else (Activity, helpers.call_row)
-        lookups = self._deal_lookups() if stream == "deals" else None
-        cursor = window = load_cursor(engine, SOURCE, stream)
-        after: str | None = None
-        records = 0
-        while True:
-            if after is not None and after.isdigit() and int(after) >= self.search_cap:
-                window, after = self._next_window(stream, window, cursor), None
-            request = helpers.search_request(window, properties, settings.SEARCH_PAGE_SIZE, after)
-            try:
-                page = self._call(self._api.search.do_search, object_type, request)
-            except Exception as exc:
-                # A 400 deep into a window is the search cap (a portal may enforce a lower one):
-                # start a new window from the last stored record instead of failing the sync.
-                if after is None or helpers.api_status(exc) != 400:
-                    raise
-                log.info("HubSpot %s search refused after=%s (%s); new window", stream, after,
-                         helpers.api_message(exc))
-                window, after = self._next_window(stream, window, cursor), None
-                continue
-            if page.results:
-                last = page.results[-1]
-                stamp = helpers.parse_time(last.properties.get(settings.CURSOR_PROPERTY)) \
-                    or helpers.parse_time(last.updated_at)
-                cursor = Cursor(stamp, str(last.id))
-                with session_scope(engine) as session:
-                    upsert_rows(session, model, [mapper(record, lookups) for record in page.results])
-                    save_cursor(session, SOURCE, stream, cursor, records + len(page.results))
-                records += len(page.results)
-            after = page.paging.next.after if page.paging and page.paging.next else None
-            if not after or not page.results:
-                break
-        if not records:
+        writer = _PageWriter(engine, stream, self._deal_lookups if stream == "deals" else None)
+        start = load_cursor(engine, SOURCE, stream)
+        pager = KeysetPager(partial(self._search, object_type), writer, properties, f"HubSpot {stream}")
+        cursor = pager.run(start)
+        if not writer.records:  # records_last_run: 0
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
-        return records
+        return writer.records
 
-    @staticmethod
-    def _next_window(stream: str, window: Cursor, cursor: Cursor) -> Cursor:
-        """The next window starts at the last stored record; a window that stored nothing would loop."""
-        if cursor == window:
-            raise ConnectorError(f"HubSpot {stream} search made no progress in a whole window at {cursor};"
-                                 " stopping instead of looping")
-        return cursor
+    def _search(self, object_type: str, request: Any) -> list[Any]:
+        """One search page's records (the pager never follows `paging.next`)."""
+        return list(self._call(self._api.search.do_search, object_type, request).results or [])
 
     # -- writeback ------------------------------------------------------------------------------
     def check_writeback_target(self) -> None:

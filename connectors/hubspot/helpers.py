@@ -169,28 +169,71 @@ def naive_utc(moment: datetime | None) -> datetime | None:
 
 
 # -- search requests ----------------------------------------------------------------------------
-def search_request(cursor: Cursor, properties: tuple[str, ...], limit: int,
-                   after: str | None) -> PublicObjectSearchRequest:
-    """Records after the (timestamp, id) cursor, oldest change first.
+def _filter(name: str, operator: str, value: str) -> Filter:
+    return Filter(property_name=name, operator=operator, value=value)
 
-    Two filter groups (ORed): modified after the watermark, or modified exactly at it with a
-    larger id. With no cursor yet, every record.
+
+def cursor_filters(cursor: Cursor) -> list[FilterGroup]:
+    """Filter groups (ORed) for the records not yet covered by the cursor.
+
+    (wm, None) covers everything before wm, so ts >= wm is still needed; (wm, id) also covers
+    the records at wm up to that id, so ts == wm with a larger id, or ts > wm. The id is sent
+    as a string, as every filter value is, and HubSpot compares it as the number it is.
     """
-    groups: list[FilterGroup] = []
-    if cursor.watermark is not None:
-        stamp = str(to_ms(cursor.watermark))
-        if cursor.last_id is None:
-            groups.append(FilterGroup(filters=[Filter(property_name=settings.CURSOR_PROPERTY, operator="GTE",
-                                                      value=stamp)]))
-        else:
-            groups.append(FilterGroup(filters=[Filter(property_name=settings.CURSOR_PROPERTY, operator="GT",
-                                                      value=stamp)]))
-            groups.append(FilterGroup(filters=[
-                Filter(property_name=settings.CURSOR_PROPERTY, operator="EQ", value=stamp),
-                Filter(property_name=settings.ID_PROPERTY, operator="GT", value=cursor.last_id)]))
+    if cursor.watermark is None:
+        return []
+    stamp = str(to_ms(cursor.watermark))
+    if cursor.last_id is None:
+        return [FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "GTE", stamp)])]
+    return [FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "EQ", stamp),
+                                 _filter(settings.ID_PROPERTY, "GT", cursor.last_id)]),
+            FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "GT", stamp)])]
+
+
+def search_request(cursor: Cursor, properties: tuple[str, ...], limit: int) -> PublicObjectSearchRequest:
+    """The first page of the records after the cursor, oldest change first.
+
+    Always a fresh search (no `after`): offset paging skips records modified mid-sync and
+    stops at 10,000 results. Ties on the timestamp come back in no documented order.
+    """
     return PublicObjectSearchRequest(
-        filter_groups=groups, properties=list(properties), limit=limit, after=after,
+        filter_groups=cursor_filters(cursor), properties=list(properties), limit=limit,
         sorts=[{"propertyName": settings.CURSOR_PROPERTY, "direction": "ASCENDING"}])  # type: ignore[list-item]
+
+
+def tie_request(stamp: datetime, after_id: str | None, properties: tuple[str, ...],
+                limit: int) -> PublicObjectSearchRequest:
+    """A page of the records modified exactly at `stamp` with an id above `after_id`, in id order.
+
+    Sorting by id gives a total order, so a tie group too large for one page still pages
+    exactly (one sort per search is all HubSpot allows, hence a search of its own).
+    """
+    filters = [_filter(settings.CURSOR_PROPERTY, "EQ", str(to_ms(stamp)))]
+    if after_id is not None:
+        filters.append(_filter(settings.ID_PROPERTY, "GT", after_id))
+    return PublicObjectSearchRequest(
+        filter_groups=[FilterGroup(filters=filters)], properties=list(properties), limit=limit,
+        sorts=[{"propertyName": settings.ID_PROPERTY, "direction": "ASCENDING"}])  # type: ignore[list-item]
+
+
+def record_stamp(record: Any) -> datetime:
+    """A search result's hs_lastmodifieddate (its updatedAt when the property is missing)."""
+    stamp = parse_time((record.properties or {}).get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at)
+    if stamp is None:
+        raise ValueError(f"HubSpot record {record.id} has no {settings.CURSOR_PROPERTY} and no updatedAt")
+    return stamp
+
+
+def record_number(record: Any) -> int:
+    """A record's id as the number HubSpot compares (ids differ in length across object types)."""
+    return int(record.id)
+
+
+def cursor_key(cursor: Cursor) -> tuple[int, int]:
+    """The cursor's position: (wm, None) sits before every (wm, id); no cursor before all."""
+    if cursor.watermark is None:
+        return (-1 << 62, -1)
+    return (to_ms(cursor.watermark), -1 if cursor.last_id is None else int(cursor.last_id))
 
 
 # -- canonical records --------------------------------------------------------------------------

@@ -17,13 +17,10 @@ CA_BUNDLE_ENV = "OKR_SYNC_CA_BUNDLE"
 DEFAULT_HOST = "https://api.hubapi.com"
 
 # Paging and batching limits of the CRM v3 API.
-SEARCH_PAGE_SIZE = 200  # search maximum
-SEARCH_RESULT_CAP = 10_000  # a search cannot page past this many results
-# Results one search window pages through before restarting from the stored cursor. One page:
-# offset paging (`after`) would skip a record whenever another one is modified mid-sync (it
-# moves to the end of the hs_lastmodifieddate order and shifts every later offset), while a
-# fresh keyset search per page costs the same number of calls and cannot skip.
-SEARCH_WINDOW = SEARCH_PAGE_SIZE
+# Search maximum. Every page is a fresh keyset search from the stored cursor, never `after`:
+# offset paging stops at 10,000 results and skips a record whenever another one is modified
+# mid-sync (it moves to the end of the hs_lastmodifieddate order and shifts later offsets).
+SEARCH_PAGE_SIZE = 200
 OWNERS_PAGE_SIZE = 100
 BATCH_SIZE = 100  # batch endpoints accept at most 100 inputs
 REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds

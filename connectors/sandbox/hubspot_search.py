@@ -4,9 +4,13 @@ Search filters become a WHERE clause over the sandbox tables with bound paramete
 text comes from the catalogue, never from the request), so a search over a million deals
 uses the (modified_ms, id) index instead of scanning rows in Python.
 
-Ordering: results follow the requested sort, and ties are broken by record id ascending
-(HubSpot documents no tie order; the sandbox picks this one so (timestamp, id) cursors work).
-Without a sort, results come in id order. `after` is an offset into that order.
+Ordering: results follow the requested sort. HubSpot documents no order among records that
+tie on the sort value, so the sandbox deliberately breaks ties in an order that is NOT id
+order (a deterministic scramble of the id, `TIE_ORDER_SQL`): a connector that assumes tied
+records come back in id order, e.g. one paging with a (timestamp, id) cursor under a
+timestamp-only sort, loses records here as it would against HubSpot, and its tests fail.
+Sorting by hs_object_id is a total order (ids are unique); without a sort, results come in id
+order. `after` is an offset into that order.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ MAX_FILTER_GROUPS = 5
 MAX_FILTERS = 25
 MAX_SEARCH_LIMIT = 200
 COMPARISONS = {"EQ": "=", "NEQ": "!=", "LT": "<", "LTE": "<=", "GT": ">", "GTE": ">="}
+# Tie order: Knuth's multiplicative hash of the id (a bijection below 2**32, so still total).
+TIE_MULTIPLIER, TIE_MODULUS = 2654435761, 1 << 32
+TIE_ORDER_SQL = f"(id * {TIE_MULTIPLIER}) % {TIE_MODULUS}"
+
+
+def tie_rank(number: int) -> int:
+    """Where a record falls among ties on the sort value (the Python twin of TIE_ORDER_SQL)."""
+    return (number * TIE_MULTIPLIER) % TIE_MODULUS
 
 
 class ApiError(Exception):
@@ -134,7 +146,9 @@ def _order_by(kind: ObjectType, sorts: list[Any]) -> str:
         if prop is None:
             raise ApiError(400, f"Cannot sort by unknown property {name!r}")
         terms.append(f"{prop.comparable} {'DESC' if descending else 'ASC'}")
-    return ", ".join([*terms, "id ASC"])
+    if not terms:
+        return "id ASC"
+    return ", ".join([*terms, TIE_ORDER_SQL, "id ASC"])
 
 
 def wanted_properties(kind: ObjectType, requested: list[str] | None) -> list[PropertyDef]:

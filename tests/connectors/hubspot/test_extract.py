@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,8 @@ from connectors.sandbox.generator import STAGES
 from connectors.sandbox.hubspot_api import SEARCH_CAP
 from connectors.sandbox.ids import hs_id
 from connectors.sandbox.server import SandboxServer
-from connectors.store import Activity, Deal, Owner, SyncState
+from connectors.store import Activity, Deal, Owner, SyncState, make_engine
+from tests.connectors.hubspot.search_model import search_calls
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,15 +83,22 @@ def test_owners_extract_all_then_nothing(source: HubSpotSource, store: Engine,
     assert (again.records, again.api_calls) == (0, 2)
 
 
+def live_stamps(sandbox: SandboxServer, table: str) -> list[int]:
+    return [row[0] for row in sandbox.state.query(f"SELECT modified_ms FROM {table} WHERE deleted = 0")]
+
+
 def test_deals_extract_equals_sandbox_then_second_run_is_empty(source: HubSpotSource, store: Engine,
                                                                sandbox: SandboxServer) -> None:
     first = source.extract(store, "deals")
     expected = expected_deals(sandbox)
     assert stored(store, Deal) == expected
     assert first.records == len(expected)
-    assert first.api_calls == 2 + -(-len(expected) // 200)  # pipeline + dealtype, then pages of 200
+    searches = search_calls(live_stamps(sandbox, "deals"))
+    assert len(set(live_stamps(sandbox, "deals"))) == len(expected)  # no ties: ceil(N / 199) pages
+    assert searches == -(-len(expected) // 199)
+    assert first.api_calls == 2 + searches  # pipeline + dealtype, then the searches
     second = source.extract(store, "deals")
-    assert (second.records, second.api_calls) == (0, 3)
+    assert (second.records, second.api_calls) == (0, 1)  # nothing new: no lookups either
     with Session(store) as session:
         state = session.get(SyncState, ("hubspot", "deals"))
     assert state is not None and state.records_last_run == 0 and state.last_id
@@ -100,7 +109,9 @@ def test_calls_extract_equals_sandbox(source: HubSpotSource, store: Engine, sand
     expected = expected_calls(sandbox)
     assert stored(store, Activity) == expected
     assert first.records == len(expected)
-    assert source.extract(store, "calls").records == 0
+    assert first.api_calls == search_calls(live_stamps(sandbox, "calls"))
+    again = source.extract(store, "calls")
+    assert (again.records, again.api_calls) == (0, 1)
 
 
 def test_a_modified_deal_is_picked_up_exactly_once(source: HubSpotSource, store: Engine,
@@ -115,44 +126,57 @@ def test_a_modified_deal_is_picked_up_exactly_once(source: HubSpotSource, store:
     assert source.extract(store, "deals").records == 0
 
 
+def _fresh_stamp(sandbox: SandboxServer, table: str) -> int:
+    """A modification time after every record of the table (tests may have set some ahead)."""
+    latest = sandbox.state.query(f"SELECT MAX(modified_ms) FROM {table}")[0][0] or 0
+    return max(sandbox.state.next_modstamp_ms(), latest + 1)
+
+
 def _tie_calls(sandbox: SandboxServer, count: int) -> int:
     """Give `count` calls one shared modification time, as a bulk update in HubSpot would."""
-    stamp = sandbox.state.next_modstamp_ms()
+    stamp = _fresh_stamp(sandbox, "calls")
     with sandbox.state.transaction() as conn:
         conn.execute("UPDATE calls SET modified_ms = ?"
                      " WHERE id IN (SELECT id FROM calls ORDER BY id LIMIT ?)", (stamp, count))
     return stamp
 
 
-def test_ties_on_one_timestamp_across_pages_are_all_extracted(source: HubSpotSource, store: Engine,
-                                                              sandbox: SandboxServer) -> None:
+def test_a_whole_page_of_ties_is_read_by_id_and_extracted_once(source: HubSpotSource, store: Engine,
+                                                               sandbox: SandboxServer,
+                                                               tmp_path: Path) -> None:
     source.extract(store, "calls")
-    _tie_calls(sandbox, 450)
-    source.search_cap = 200  # one page per window: every page starts at the stored (timestamp, id)
+    stamp = _tie_calls(sandbox, 450)  # more than a page: no head, the tie group is drained by id
     tied = source.extract(store, "calls")
-    assert tied.records == 450 and tied.api_calls == 3
-    assert stored(store, Activity) == expected_calls(sandbox)
+    assert tied.records == 450 and stored(store, Activity) == expected_calls(sandbox)
+    assert tied.api_calls == search_calls([stamp] * 450) == 1 + 3 + 1  # page, 3 by id, then nothing new
+    assert source.extract(store, "calls").api_calls == 1
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")  # a full sync over the same tie group
+    full = source.extract(fresh, "calls")
+    assert full.records == len(expected_calls(sandbox)) and stored(fresh, Activity) == expected_calls(sandbox)
+    assert full.api_calls == search_calls(live_stamps(sandbox, "calls"))
 
 
-def _windowed_calls(remaining: int, page: int, cap: int) -> int:
-    """Requests for `remaining` records when the portal refuses pages starting at or past `cap`."""
-    pages_per_window = -(-cap // page)  # pages whose offset is below the cap
-    calls = 0
-    while remaining > page * pages_per_window:
-        calls += pages_per_window + 1  # the pages, then the refused one
-        remaining -= page * pages_per_window
-    return calls + max(-(-remaining // page), 1)
+def test_ties_straddling_a_page_boundary_are_extracted_once(source: HubSpotSource, store: Engine,
+                                                            sandbox: SandboxServer) -> None:
+    source.extract(store, "calls")
+    base = _fresh_stamp(sandbox, "calls")
+    ids = [row[0] for row in sandbox.state.query("SELECT id FROM calls WHERE deleted = 0 ORDER BY id LIMIT 215")]
+    stamps = [base + index for index in range(185)] + [base + 185] * 30  # page one: 185 + 15 of 30 ties
+    with sandbox.state.transaction() as conn:
+        conn.executemany("UPDATE calls SET modified_ms = ? WHERE id = ?", list(zip(stamps, ids, strict=True)))
+    changed = source.extract(store, "calls")
+    assert changed.records == 215 and stored(store, Activity) == expected_calls(sandbox)
+    assert changed.api_calls == search_calls(stamps) == 2  # the head of 185, then the 30 ties, complete
+    assert source.extract(store, "calls").records == 0
 
 
-def test_windows_past_a_lowered_search_cap_extract_everything_once(source: HubSpotSource, store: Engine,
-                                                                   sandbox: SandboxServer,
-                                                                   search_cap: Any) -> None:
-    _tie_calls(sandbox, 450)  # a tie group that straddles window boundaries
-    search_cap.search_cap = 300  # the portal refuses after=400: the connector must open new windows
-    source.search_cap = 10_000  # offset paging within a window, as far as HubSpot documents it
+def test_a_lowered_search_cap_does_not_limit_a_sync(source: HubSpotSource, store: Engine,
+                                                    sandbox: SandboxServer, search_cap: Any) -> None:
+    _tie_calls(sandbox, 450)
+    search_cap.search_cap = 200  # the portal refuses any `after`: every page is a fresh search
     result = source.extract(store, "calls")
     expected = expected_calls(sandbox)
     assert result.records == len(expected)  # each record stored exactly once
     assert stored(store, Activity) == expected
-    assert result.api_calls == _windowed_calls(len(expected), page=200, cap=300)
+    assert result.api_calls == search_calls(live_stamps(sandbox, "calls"))
     assert source.extract(store, "calls").records == 0

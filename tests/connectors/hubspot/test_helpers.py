@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import urllib3
 from hubspot.crm.objects import SimplePublicObject
@@ -13,21 +14,44 @@ from connectors.hubspot import helpers
 from connectors.incremental import Cursor
 
 
+def _compact(request: Any) -> list[list[tuple[str, str, str]]]:
+    return [[(f["property_name"], f["operator"], f["value"]) for f in group["filters"]]
+            for group in request.to_dict()["filter_groups"]]
+
+
 def test_first_run_searches_everything_oldest_change_first() -> None:
-    request = helpers.search_request(Cursor(), ("dealname",), 200, None).to_dict()
-    assert request["filter_groups"] == [] and request["limit"] == 200
+    request = helpers.search_request(Cursor(), ("dealname",), 200).to_dict()
+    assert request["filter_groups"] == [] and request["limit"] == 200 and request["after"] is None
     assert request["sorts"] == [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
 
 
 def test_cursor_becomes_two_ored_filter_groups_in_ms() -> None:
     cursor = Cursor(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC), "20000000042")
-    groups = helpers.search_request(cursor, ("dealname",), 200, "400").to_dict()["filter_groups"]
     stamp = "1792703003456"
-    compact = [[(f["property_name"], f["operator"], f["value"]) for f in group["filters"]]
-               for group in groups]
-    assert compact == [
-        [("hs_lastmodifieddate", "GT", stamp)],
-        [("hs_lastmodifieddate", "EQ", stamp), ("hs_object_id", "GT", "20000000042")]]
+    assert _compact(helpers.search_request(cursor, ("dealname",), 200)) == [
+        [("hs_lastmodifieddate", "EQ", stamp), ("hs_object_id", "GT", "20000000042")],
+        [("hs_lastmodifieddate", "GT", stamp)]]
+
+
+def test_a_cursor_without_id_includes_its_whole_timestamp() -> None:
+    cursor = Cursor(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC))
+    assert _compact(helpers.search_request(cursor, ("dealname",), 200)) == [
+        [("hs_lastmodifieddate", "GTE", "1792703003456")]]
+
+
+def test_a_tie_group_is_paged_by_id_within_its_timestamp() -> None:
+    stamp = datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC)
+    first = helpers.tie_request(stamp, None, ("dealname",), 200)
+    assert _compact(first) == [[("hs_lastmodifieddate", "EQ", "1792703003456")]]
+    assert first.to_dict()["sorts"] == [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+    assert _compact(helpers.tie_request(stamp, "20000000042", ("dealname",), 200)) == [
+        [("hs_lastmodifieddate", "EQ", "1792703003456"), ("hs_object_id", "GT", "20000000042")]]
+
+
+def test_cursor_positions_order_numerically_with_no_id_before_any_id() -> None:
+    stamp = datetime(2026, 10, 22, tzinfo=UTC)
+    assert helpers.cursor_key(Cursor()) < helpers.cursor_key(Cursor(stamp)) < \
+        helpers.cursor_key(Cursor(stamp, "9")) < helpers.cursor_key(Cursor(stamp, "10"))
 
 
 def test_values_parse_to_utc() -> None:

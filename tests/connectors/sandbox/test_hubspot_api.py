@@ -26,7 +26,8 @@ from hubspot.discovery.discovery_base import DiscoveryBase
 from connectors.sandbox.generator import STAGES
 from connectors.sandbox.hubspot_api import SEARCH_CAP
 from connectors.sandbox.hubspot_catalog import iso_from_ms
-from connectors.sandbox.ids import hs_id
+from connectors.sandbox.hubspot_search import tie_rank
+from connectors.sandbox.ids import hs_id, hs_number
 from connectors.sandbox.server import SandboxServer
 
 pytestmark = pytest.mark.integration
@@ -159,18 +160,41 @@ def test_search_filters_match_sql(client: hubspot.Client, sandbox: SandboxServer
     assert as_iso.total == as_ms.total == count("modified_ms <= ?", cutoff)
 
 
-def test_search_sorts_pages_and_breaks_ties_by_id(client: hubspot.Client, sandbox: SandboxServer) -> None:
-    sorts = [{"propertyName": "amount", "direction": "DESCENDING"}]
-    ids, after = [], None
+def _search_all(client: hubspot.Client, sorts: list[dict[str, str]], **request: Any) -> list[Any]:
+    """Every result of one search, paged with `after`."""
+    results, after = [], None
     while True:
-        page = search(client, "deals", sorts=sorts, properties=["amount"], limit=200, after=after)
-        ids += [record.id for record in page.results]
+        page = search(client, "deals", sorts=sorts, limit=200, after=after, **request)
+        results += page.results
         if not page.paging:
-            break
+            return results
         after = page.paging.next.after
+
+
+def test_search_sorts_pages_and_breaks_ties_in_an_order_that_is_not_id_order(client: hubspot.Client,
+                                                                              sandbox: SandboxServer) -> None:
+    """HubSpot documents no tie order: the sandbox's must not be id order, or connector tests would miss
+    any reliance on it."""
+    results = _search_all(client, [{"propertyName": "amount", "direction": "DESCENDING"}], properties=["amount"])
+    rows = sandbox.state.query("SELECT id, amount FROM deals WHERE deleted = 0")
+    expected = sorted(rows, key=lambda row: (-row["amount"], tie_rank(row["id"]), row["id"]))
+    assert [record.id for record in results] == [hs_id("deals", row["id"]) for row in expected]
+    groups: dict[str, list[int]] = {}
+    for record in results:
+        groups.setdefault(record.properties["amount"], []).append(hs_number("deals", record.id))
+    ties = [numbers for numbers in groups.values() if len(numbers) > 1]
+    assert ties and any(numbers != sorted(numbers) for numbers in ties)
+
+
+def test_search_sorted_by_object_id_is_in_id_order(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    stamp = sandbox.state.query("SELECT modified_ms FROM deals WHERE deleted = 0 ORDER BY id LIMIT 1")[0][0]
+    results = _search_all(client, [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                          filter_groups=[FilterGroup(filters=[flt("hs_lastmodifieddate", "GTE", stamp)])])
     expected = [hs_id("deals", row["id"]) for row in sandbox.state.query(
-        "SELECT id FROM deals WHERE deleted = 0 ORDER BY amount DESC, id ASC")]
-    assert ids == expected
+        "SELECT id FROM deals WHERE deleted = 0 AND modified_ms >= ? ORDER BY id", (stamp,))]
+    assert [record.id for record in results] == expected
+    everything = search(client, "deals", filter_groups=[FilterGroup(filters=[flt("hs_object_id", "GT", "9")])])
+    assert everything.total == len(sandbox.state.query("SELECT id FROM deals WHERE deleted = 0"))  # as numbers
 
 
 def test_search_limits_and_cap(client: hubspot.Client, app_state: Any) -> None:
