@@ -100,8 +100,11 @@ def compute_results(config: OkrConfig, database_url: str | None, source_name: st
 
 @task(cache_policy=NONE)
 def write_back(source: Source, database_url: str | None, results: list[KrResult]) -> WritebackResult:
-    """Upsert the KR rows into the CRM's OKR object; unchanged rows are not sent."""
-    source.check_writeback_target()
+    """Upsert the KR rows into the CRM's OKR object; unchanged rows are not sent.
+
+    The connector checks its target object before the first row it sends, so a run with
+    nothing to write makes no call at all.
+    """
     outcome = source.write_key_results(store_engine(database_url), [result.as_row() for result in results])
     get_run_logger().info("%s writeback: %d created, %d updated, %d unchanged, %d failed",
                           source.name, outcome.created, outcome.updated, outcome.unchanged, outcome.failed)

@@ -87,6 +87,7 @@ class SalesforceSource:
         """Wrap a connected client; `calls` is a counter already hooked on its session, if any."""
         self.client = client
         self.query_batch_size = QUERY_BATCH_SIZE  # Salesforce may still send smaller pages
+        self._target_checked = False
         if calls is None:
             calls = _CallCounter()
             client.session.hooks["response"].append(calls)
@@ -228,6 +229,7 @@ class SalesforceSource:
         if problems:
             raise ConnectorError(f"Salesforce object {KR_OBJECT} is not ready for writeback: "
                                  + "; ".join(problems) + " (deploy connectors/salesforce/metadata).")
+        self._target_checked = True
 
     def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
         """Upsert changed KR rows by Key__c, 200 per call; rejected rows are sent again next run."""
@@ -239,6 +241,8 @@ class SalesforceSource:
         calls_before = self.api_calls
         pending = pending_rows(engine, SOURCE, [{"key": str(row["key"]), **kr_payload(row)} for row in rows])
         result.unchanged = len(rows) - len(pending)
+        if pending and not self._target_checked:  # a run with nothing to write costs no call at all
+            self.check_writeback_target()
         synced = sf_datetime(datetime.now(UTC))
         batches = -(-len(pending) // WRITE_BATCH_SIZE)
         for number, start in enumerate(range(0, len(pending), WRITE_BATCH_SIZE), start=1):

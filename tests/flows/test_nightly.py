@@ -84,6 +84,9 @@ def test_second_run_extracts_nothing_and_writes_nothing(runs) -> None:
         assert run.writeback is not None
         assert (run.writeback.created, run.writeback.updated, run.writeback.failed) == (0, 0, 0)
         assert run.writeback.unchanged == len(run.results)
+        assert run.writeback.api_calls == 0  # no describe, no schema lookup, no write
+        assert run.api_calls == sum(stream.api_calls for stream in run.streams)
+        assert all(stream.api_calls <= 2 for stream in run.streams)  # one query (HubSpot owners: two lists)
     assert _writes(counts["salesforce"]) == 0 and _writes(counts["hubspot"]) == 0
 
 

@@ -71,6 +71,7 @@ def test_a_concurrency_403_is_retried(org: SandboxServer, store: Engine, source:
     inject_faults(org.state, status=403, message=CONCURRENT_LIMIT_MESSAGE)
     result = source.extract(store, "users")
     assert result.records == 4 and result.api_calls == 2
+    source.check_writeback_target()  # described once per source: the fault then hits the upsert
     inject_faults(org.state, status=403, message=CONCURRENT_LIMIT_MESSAGE)
     written = source.write_key_results(store, kr_rows(2))
     assert (written.created, written.failed, written.api_calls) == (2, 0, 2)
@@ -100,6 +101,7 @@ def test_the_daily_quota_stops_extraction_at_once(org: SandboxServer, store: Eng
 def test_the_daily_quota_stops_writeback_and_the_rows_go_next_run(org: SandboxServer, store: Engine,
                                                                   source: SalesforceSource) -> None:
     rows = kr_rows(3)
+    source.check_writeback_target()
     inject_faults(org.state, status=403)
     message = failure(source.write_key_results, store, rows)
     assert QUOTA in message and "upsert of OKR_Key_Result__c records (batch 1 of 1)" in message
@@ -117,6 +119,7 @@ def test_server_errors_name_the_code_after_the_retries(monkeypatch: pytest.Monke
     monkeypatch.setattr(helpers, "_retrying", retry(
         retry=retry_if_exception(helpers.is_transient), wait=wait_none(), stop=stop_after_attempt(2),
         reraise=True))
+    source.check_writeback_target()
     inject_faults(org.state, status=503, count=2)
     message = failure(source.write_key_results, store, kr_rows(1))
     assert message.startswith("Salesforce upsert of OKR_Key_Result__c records (batch 1 of 1) failed after ")

@@ -55,7 +55,8 @@ def test_create_once_then_nothing_then_update_in_place(sandbox: SandboxServer, s
                                                        source: SalesforceSource, prefix: str) -> None:
     rows = kr_rows(prefix, 3)
     first = source.write_key_results(store, rows)
-    assert (first.created, first.updated, first.unchanged, first.failed, first.api_calls) == (3, 0, 0, 0, 1)
+    # the target object is described once, before the first row is sent; then one upsert
+    assert (first.created, first.updated, first.unchanged, first.failed, first.api_calls) == (3, 0, 0, 0, 2)
     written = records(sandbox, prefix)
     fields = written[f"{prefix}-2"]["fields"]
     assert fields["Name"] == "Closed-won revenue #2" and fields["Objective__c"] == "Grow revenue"
@@ -111,7 +112,7 @@ def test_batches_of_200_and_long_titles(sandbox: SandboxServer, store: Engine, s
     rows = kr_rows(prefix, 401)
     rows[0]["title"] = "T" * 120
     result = source.write_key_results(store, rows)
-    assert (result.created, result.failed, result.api_calls) == (401, 0, 3)
+    assert (result.created, result.failed, result.api_calls) == (401, 0, 1 + 3)  # describe + 3 batches
     written = records(sandbox, prefix)
     assert len(written) == 401 and written[f"{prefix}-0"]["fields"]["Name"] == "T" * 80
 
@@ -132,3 +133,17 @@ def test_duplicate_keys_are_refused_before_any_call(store: Engine, source: Sales
     with pytest.raises(ValueError, match="duplicate key result keys"):
         source.write_key_results(store, rows)
     assert source.api_calls == 0
+
+
+def test_the_target_object_is_described_before_the_first_write_only(store: Engine, source: SalesforceSource,
+                                                                     sandbox: SandboxServer, prefix: str) -> None:
+    def describes() -> int:
+        return sum(n for request, n in sandbox.counters["salesforce"].counts.items()
+                   if request.endswith("/sobjects/OKR_Key_Result__c/describe"))
+
+    before = describes()
+    source.write_key_results(store, [])  # nothing to send: no call at all
+    assert describes() == before
+    source.write_key_results(store, kr_rows(prefix, 2))
+    source.write_key_results(store, kr_rows(prefix, 3))
+    assert describes() == before + 1
