@@ -105,8 +105,11 @@ def validate(config: ConfigOption) -> None:
         loaded = load_config(config)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
+    for warning in loaded.warnings:
+        errors.print(escape(str(warning)), highlight=False)
     count = sum(len(objective.key_results) for objective in loaded.objectives)
-    console.print(f"{config}: OK ({len(loaded.objectives)} objectives, {count} key results)")
+    console.print(f"{config}: OK ({len(loaded.objectives)} objectives, {count} key results"
+                  f"{f', {len(loaded.warnings)} warning(s)' if loaded.warnings else ''})")
 
 
 @app.command()

@@ -119,6 +119,8 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI.
     """
     config = load_config(Path(config_path))  # fail fast, before any API call
+    for warning in config.warnings:
+        get_run_logger().warning("%s", warning)
     url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
     day = as_of or datetime.now(UTC).date()
     report = SyncReport(config_path=config_path, as_of=day)

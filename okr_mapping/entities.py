@@ -66,6 +66,7 @@ class FieldSpec:
     expr: Expr
     via_owner: bool = False
     description: str = ""
+    only_from: str | None = None  # the one CRM whose connector fills this field so far
 
 
 @dataclass(frozen=True)
@@ -85,19 +86,19 @@ class EntitySpec:
         return [n for n, spec in self.fields.items() if kind is None or spec.kind == kind]
 
 
-def _column(name: str, kind: FieldKind, description: str = "") -> FieldSpec:
-    return FieldSpec(name, kind, lambda table: table.c[name], description=description)
+def _column(name: str, kind: FieldKind, description: str = "", only_from: str | None = None) -> FieldSpec:
+    return FieldSpec(name, kind, lambda table: table.c[name], description=description, only_from=only_from)
 
 
-def _owner_field(name: str, description: str) -> FieldSpec:
-    return FieldSpec(f"owner.{name}", "text", lambda _table: OWNER_TABLE.c[name], True, description)
+def _owner_field(name: str, description: str, only_from: str | None = None) -> FieldSpec:
+    return FieldSpec(f"owner.{name}", "text", lambda _table: OWNER_TABLE.c[name], True, description, only_from)
 
 
 OWNER_FIELDS = [
     _owner_field("email", "the owner's email"),
     _owner_field("name", "the owner's name"),
     _owner_field("team", "the owner's team"),
-    _owner_field("region", "the owner's region"),
+    _owner_field("region", "the owner's region", only_from="salesforce"),
 ]
 
 
@@ -122,7 +123,7 @@ DEAL = EntitySpec(
         _column("created_date", "date"),
         _column("close_date", "date"),
         _column("owner_id", "text"),
-        _column("account_id", "text"),
+        _column("account_id", "text", only_from="salesforce"),
         FieldSpec(
             "cycle_days",
             "number",
@@ -142,7 +143,7 @@ ACTIVITY = EntitySpec(
         _column("subject", "text"),
         _column("outcome", "text"),
         _column("owner_id", "text"),
-        _column("deal_id", "text"),
+        _column("deal_id", "text", only_from="salesforce"),
         _column("activity_date", "date"),
         _column("duration_seconds", "number"),
         FieldSpec(

@@ -162,6 +162,26 @@ def _check_part(
         except RuleError as exc:
             on_key = condition.field not in entity.fields
             yield Finding("error", (*path, "where", *condition.path), exc.message, exc.suggestion, on_key)
+        else:
+            yield from _check_coverage(entity, condition.field, (*path, "where", *condition.path))
+    measured = _measured_field(part.measure)
+    if measured is not None:
+        yield from _check_coverage(entity, measured, (*path, "measure"))
+
+
+def _measured_field(text: str) -> str | None:
+    try:
+        return parse_measure(text).field
+    except RuleError:
+        return None
+
+
+def _check_coverage(entity: EntitySpec, name: str, path: KeyPath) -> Iterator[Finding]:
+    """Warn where a field is filled by one CRM only: the same rule would differ between CRMs."""
+    field = entity.field(name)
+    if field is not None and field.only_from is not None:
+        yield Finding("warning", path, f"'{name}' is filled only from {field.only_from} so far; KRs computed "
+                      f"from another CRM see it as empty")
 
 
 def _check_measure(entity: EntitySpec, text: str, path: KeyPath) -> Iterator[Finding]:

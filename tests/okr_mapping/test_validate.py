@@ -129,3 +129,15 @@ def test_change_accepts_plain_numbers_and_rejects_words() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text)
     assert [issue.key_path for issue in caught.value.issues] == ["objectives[0].key_results[1].target.change"]
+
+
+def test_a_field_only_one_crm_fills_is_a_warning_at_its_line() -> None:
+    text = HEADER.replace("metrics:\n", "metrics:\n  emea: {entity: deal, measure: count_distinct(account_id),"
+                          " where: {owner.region: EMEA}}\n")
+    text += "      - {id: r, metric: revenue, target: 1}\n      - {id: c, metric: calls, target: 1}\n"
+    text += "      - {id: e, metric: emea, target: 1}\n"
+    config = parse_config(text, "x.yaml")  # a warning, not an error: the config loads
+    warned = [(issue.line, issue.message) for issue in config.warnings]
+    assert [line for line, _ in warned] == [2, 2]
+    assert all("only from salesforce" in message for _, message in warned)
+    assert {message.split("'")[1] for _, message in warned} == {"owner.region", "account_id"}
