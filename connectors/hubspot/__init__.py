@@ -4,7 +4,12 @@ Deals and calls are read incrementally through the search API with a (hs_lastmod
 hs_object_id) cursor, each page stored together with the advanced cursor. Every page is a
 fresh search from the cursor (no offset paging: no 10,000-result cap, no record skipped when
 another one changes mid-sync), and the paging never relies on the order of records sharing a
-timestamp, which HubSpot does not document (connectors.hubspot.paging). Key results are
+timestamp, which HubSpot does not document (connectors.hubspot.paging). Each stored page gets
+its associations (deal -> company, call -> deal, HubSpot ids) in one v4 batch read, and after
+the search the archived records (listed with archived=true) are marked is_deleted, as the
+Salesforce connector does with queryAll. Calls per deals/calls run: searches + one association
+read per stored page + ceil(archived / 100) archived list pages (at least 1); deals add the two
+lookups (pipelines, dealtype) when anything is mapped. Key results are
 upserted into a custom object by their unique `okr_key`, sending only rows that changed.
 """
 
@@ -21,6 +26,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import hubspot
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInputUpsert,
     SimplePublicObjectBatchInputUpsert,
@@ -42,24 +51,70 @@ _OWNER_FIELDS = ("email", "name", "team", "region", "is_active")
 
 
 class _PageWriter:
-    """Stores one search stream's pages, each in one transaction with the cursor it proves."""
+    """Stores one search stream's pages, each in one transaction with the cursor it proves.
+
+    Each page gets its associated ids (deal -> company, call -> deal) in one v4 batch read
+    before it is stored; archived records are marked deleted by `archive`.
+    """
 
     def __init__(self, engine: Engine, stream: str,
-                 load_lookups: Callable[[], helpers.DealLookups] | None) -> None:
+                 load_lookups: Callable[[], helpers.DealLookups] | None,
+                 associate: Callable[[list[str]], dict[str, str]]) -> None:
         self.engine, self.stream = engine, stream
         self.model, self.mapper = (Deal, helpers.deal_row) if stream == "deals" else (Activity, helpers.call_row)
+        self.link_field = settings.ASSOCIATIONS[stream][2]
         self._load_lookups = load_lookups
         self._lookups: helpers.DealLookups | None = None
+        self._associate = associate
         self.records = 0
 
-    def __call__(self, page: Sequence[Any], cursor: Cursor) -> None:
+    def _map(self, records: Sequence[Any]) -> list[dict[str, Any]]:
         if self._load_lookups is not None and self._lookups is None:
             self._lookups = self._load_lookups()  # only when there is a deal to map: a quiet run skips it
-        rows = [self.mapper(record, self._lookups) for record in page]
+        return [self.mapper(record, self._lookups) for record in records]
+
+    def __call__(self, page: Sequence[Any], cursor: Cursor) -> None:
+        rows = self._map(page)
+        links = self._associate([row["source_id"] for row in rows])
+        for row in rows:
+            row[self.link_field] = links.get(row["source_id"])
         with session_scope(self.engine) as session:
             upsert_rows(session, self.model, rows)
             save_cursor(session, SOURCE, self.stream, cursor, self.records + len(rows))
         self.records += len(rows)
+
+    def archive(self, page: Sequence[Any], cursor: Cursor) -> int:
+        """Mark a page of archived records deleted; returns how many changed in the store.
+
+        A stored record keeps its fields and gets is_deleted and the archive time; one never
+        stored is mapped from the list's properties (without associations: HubSpot drops an
+        archived record's associations).
+        """
+        if not page:
+            return 0
+        ids = [str(record.id) for record in page]
+        with Session(self.engine) as session:
+            query = select(self.model).where(self.model.source == SOURCE,  # type: ignore[arg-type]
+                                             self.model.source_id.in_(ids))  # type: ignore[attr-defined]
+            stored = {row.source_id: (row.is_deleted, row.modified_at) for row in session.exec(query)}
+        unseen = [record for record in page if str(record.id) not in stored]
+        rows = self._map(unseen) if unseen else []
+        for row, record in zip(rows, unseen, strict=True):
+            row.update(is_deleted=True, modified_at=helpers.archived_stamp(record))
+        flipped = [record for record in page if str(record.id) in stored and not stored[str(record.id)][0]]
+        changed = len(rows) + len(flipped)
+        if not changed:
+            return 0
+        table = self.model.__table__  # type: ignore[attr-defined]
+        with session_scope(self.engine) as session:
+            upsert_rows(session, self.model, rows)
+            for record in flipped:
+                session.execute(table.update()
+                                .where(table.c.source == SOURCE, table.c.source_id == str(record.id))
+                                .values(is_deleted=True, modified_at=helpers.archived_stamp(record)))
+            self.records += changed
+            save_cursor(session, SOURCE, self.stream, cursor, self.records)
+        return changed
 
 
 class HubSpotSource:
@@ -126,6 +181,7 @@ class HubSpotSource:
         """The generated APIs, built once: each `client.crm...` lookup makes a new connection pool."""
         crm = self._client.crm
         return SimpleNamespace(search=crm.objects.search_api, batch=crm.objects.batch_api,
+                               objects=crm.objects.basic_api, associations=crm.associations.v4.batch_api,
                                owners=crm.owners.owners_api, pipelines=crm.pipelines.pipelines_api,
                                properties=crm.properties.core_api, schemas=crm.schemas.core_api)
 
@@ -200,20 +256,51 @@ class HubSpotSource:
         return helpers.DealLookups(stages, {option.value: option.label for option in deal_type.options or []})
 
     def _extract_search(self, engine: Engine, stream: str) -> int:
-        """Page the stream through the search API from its stored cursor (see connectors.hubspot.paging)."""
+        """Page the stream through the search API from its stored cursor (see connectors.hubspot.paging),
+        then mark the archived records deleted (search never returns them)."""
         object_type, properties = settings.SEARCH_STREAMS[stream]
-        writer = _PageWriter(engine, stream, self._deal_lookups if stream == "deals" else None)
+        writer = _PageWriter(engine, stream, self._deal_lookups if stream == "deals" else None,
+                             partial(self._associations, stream))
         start = load_cursor(engine, SOURCE, stream)
         pager = KeysetPager(partial(self._search, object_type), writer, properties, f"HubSpot {stream}")
         cursor = pager.run(start)
         if not writer.records:  # records_last_run: 0
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
+        for page in self._archived_pages(object_type, properties):
+            writer.archive(page, cursor)
         return writer.records
 
     def _search(self, object_type: str, request: Any) -> list[Any]:
         """One search page's records (the pager never follows `paging.next`)."""
         return list(self._call(self._api.search.do_search, object_type, request).results or [])
+
+    def _archived_pages(self, object_type: str, properties: tuple[str, ...]) -> Iterator[list[Any]]:
+        """Every archived record, a list page at a time (no cursor: the list cannot filter on archivedAt)."""
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            page = self._call(self._api.objects.get_page, object_type, limit=settings.ARCHIVED_PAGE_SIZE,
+                              after=after, properties=list(properties), archived=True)
+            yield list(page.results or [])
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return
+            if after in seen:
+                raise ConnectorError(f"HubSpot archived {object_type} paging loops at after={after}")
+            seen.add(after)
+
+    def _associations(self, stream: str, ids: list[str]) -> dict[str, str]:
+        """Each record's associated id (deal -> company, call -> deal): one v4 batch read per 1000 ids."""
+        from_type, to_type, _field = settings.ASSOCIATIONS[stream]
+        links: dict[str, str] = {}
+        for start in range(0, len(ids), settings.ASSOCIATION_BATCH_LIMIT):
+            chunk = ids[start:start + settings.ASSOCIATION_BATCH_LIMIT]
+            request = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[PublicFetchAssociationsBatchRequest(id=record_id) for record_id in chunk])
+            links.update(helpers.associated_ids(
+                self._call(self._api.associations.get_page, from_type, to_type, request)))
+        return links
 
     # -- writeback ------------------------------------------------------------------------------
     def check_writeback_target(self) -> None:

@@ -310,6 +310,26 @@ def call_row(record: Any, _lookups: DealLookups | None = None) -> dict[str, Any]
     }
 
 
+def associated_ids(response: Any) -> dict[str, str]:
+    """From-id -> the one associated id of a v4 batch read (primary type first, then lowest id).
+
+    Ids with no association come back as errors of a 207 and are simply absent here.
+    """
+    chosen: dict[str, str] = {}
+    for result in response.results or []:
+        candidates = [(not any(spec.type_id in settings.PRIMARY_ASSOCIATION_TYPE_IDS
+                               for spec in target.association_types or []), int(target.to_object_id))
+                      for target in result.to or []]
+        if candidates:
+            chosen[str(result._from.id)] = str(min(candidates)[1])
+    return chosen
+
+
+def archived_stamp(record: Any) -> datetime:
+    """When an archived record was archived (its last modification when archivedAt is missing)."""
+    return parse_time(getattr(record, "archived_at", None)) or record_stamp(record)
+
+
 def key_result_properties(row: Mapping[str, Any]) -> dict[str, str]:
     """A KR row as custom object properties (wire strings), without last_synced."""
     return {prop: to_wire(row.get(field)) for field, prop in settings.KEY_RESULT_FIELDS.items()}

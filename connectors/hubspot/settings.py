@@ -47,6 +47,24 @@ SEARCH_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     )),
 }
 
+# Deletes. Search never returns archived (deleted) records, so after the search each run pages
+# GET /crm/v3/objects/{type}?archived=true (at most 100 a page) and marks those ids is_deleted.
+# The list API has no filter on archivedAt, so no cursor is possible: every run reads the whole
+# archive, ceil(archived / 100) calls per stream (at least 1, when nothing is archived).
+ARCHIVED_PAGE_SIZE = 100
+
+# Associations (v4 batch read, POST /crm/v4/associations/{from}/{to}/batch/read): one call per
+# stored search page (a page holds at most 200 records, under the 1000-id limit of the
+# endpoint, in force since February 2025). stream -> (from type, to type, canonical field).
+ASSOCIATION_BATCH_LIMIT = 1000
+ASSOCIATIONS: dict[str, tuple[str, str, str]] = {
+    "deals": ("deals", "companies", "account_id"),
+    "calls": ("calls", "deals", "deal_id"),
+}
+# Among several associated records, the one with a primary association type wins (deal ->
+# company "Primary" is typeId 5), then the lowest id.
+PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({5})
+
 # Writeback target: a custom object an admin creates once (schema below).
 KEY_RESULT_OBJECT = "okr_key_result"
 KEY_RESULT_ID_PROPERTY = "okr_key"

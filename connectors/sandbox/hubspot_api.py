@@ -5,6 +5,10 @@ client-side validation on: owners, objects (list, read, search, batch), pipeline
 properties and custom object schemas. Writes are accepted only on custom objects, as a
 private app with read-only CRM scopes plus custom-object write scopes would see it.
 
+Archived records: logical rows with deleted = 1 appear only in `GET /crm/v3/objects/{type}?archived=true`
+(with `archivedAt`), never in search or in normal lists. Associations (v4 batch read) come from the
+logical links: deal -> company (deals.account_id), call -> deal (calls.deal_id).
+
 Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
 - `search_cap`: results a search can page through (HubSpot: 10,000);
 - `faults`: a deque of HTTP statuses the next requests answer with (429 carries Retry-After: 0).
@@ -35,7 +39,14 @@ from connectors.sandbox.hubspot_catalog import (
     iso_from_ms,
     schema_json,
 )
-from connectors.sandbox.hubspot_search import ApiError, CountCache, find_record, list_page, search
+from connectors.sandbox.hubspot_search import (
+    ApiError,
+    CountCache,
+    find_record,
+    list_page,
+    read_associations,
+    search,
+)
 from connectors.sandbox.hubspot_writes import batch_write
 from connectors.sandbox.ids import hs_id, hs_number
 from connectors.sandbox.state import SandboxState
@@ -230,6 +241,18 @@ def create_app(state: SandboxState) -> FastAPI:
             payload.update(numErrors=len(errors), errors=errors)
             return JSONResponse(payload, 207)
         return JSONResponse(payload, 201 if action == "create" else 200)
+
+    # -- associations (v4) -------------------------------------------------------------------
+    @app.post("/crm/v4/associations/{from_object_type}/{to_object_type}/batch/read")
+    def batch_read_associations(from_object_type: str, to_object_type: str, body: JsonBody) -> JSONResponse:
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        results, errors = read_associations(state, resolve(from_object_type), resolve(to_object_type), body)
+        payload: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
+                                   "completedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        if errors:
+            payload.update(numErrors=len(errors), errors=errors)
+            return JSONResponse(payload, 207)
+        return JSONResponse(payload, 200)
 
     # -- pipelines ---------------------------------------------------------------------------
     def deal_pipelines(object_type: str) -> list[dict[str, Any]]:

@@ -167,13 +167,20 @@ def _select(kind: ObjectType, props: list[PropertyDef]) -> str:
 
 
 def render(kind: ObjectType, row: Any, props: list[PropertyDef], archived: bool = False) -> dict[str, Any]:
-    """One record in HubSpot's object shape; every property value a string (or null)."""
-    return {
+    """One record in HubSpot's object shape; every property value a string (or null).
+
+    An archived record (a logical row with deleted = 1) carries `archivedAt`: its last
+    modification, which is when it was deleted.
+    """
+    record = {
         "id": kind.record_id(row["_id"]),
         "properties": {prop.name: prop.to_wire(row[f"p{index}"]) for index, prop in enumerate(props)},
         "createdAt": iso_from_ms(row["_created"]), "updatedAt": iso_from_ms(row["_updated"]),
         "archived": archived,
     }
+    if archived:
+        record["archivedAt"] = iso_from_ms(row["_updated"])
+    return record
 
 
 class CountCache:
@@ -270,3 +277,69 @@ def find_record(state: SandboxState, kind: ObjectType, record_id: str, requested
     rows = state.query(f"SELECT {_select(kind, props)} FROM {kind.table} WHERE {where} AND {condition}",
                        [*kind.params, value])
     return render(kind, rows[0], props, archived) if rows else None
+
+
+# -- associations (v4) ----------------------------------------------------------------------------
+MAX_ASSOCIATION_INPUTS = 1_000  # HubSpot: batch read accepts at most 1000 ids (since Feb 2025)
+
+
+@dataclass(frozen=True)
+class AssociationLink:
+    """A link of the logical tables served as a v4 association: from.column = to.id."""
+
+    column: str
+    types: tuple[tuple[int, str | None], ...]  # (typeId, label), all HUBSPOT_DEFINED
+
+
+# (from type, to type) -> how the logical tables link them. deal -> company is the primary
+# company (typeId 5, labelled "Primary") plus the unlabelled 341; call -> deal is 206.
+ASSOCIATION_LINKS = {
+    ("deals", "companies"): AssociationLink("account_id", ((5, "Primary"), (341, None))),
+    ("calls", "deals"): AssociationLink("deal_id", ((206, None),)),
+}
+
+
+def read_associations(state: SandboxState, source: ObjectType, target: ObjectType,
+                      body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """POST /crm/v4/associations/{from}/{to}/batch/read: (results, errors).
+
+    Only live records on both ends associate (archiving a record removes its associations);
+    an id with no association gets a NO_ASSOCIATIONS_FOUND error, as in HubSpot (HTTP 207).
+    """
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise ApiError(400, "Invalid input JSON: 'inputs' must be a list")
+    if len(inputs) > MAX_ASSOCIATION_INPUTS:
+        raise ApiError(400, f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}",
+                       context={"inputs": [str(len(inputs))]})
+    link = ASSOCIATION_LINKS.get((source.name, target.name))
+    if link is None:
+        raise ApiError(400, f"The sandbox has no associations from {source.name} to {target.name}")
+    wanted: dict[int, str] = {}
+    for item in inputs:
+        raw = str(item.get("id") if isinstance(item, dict) else item)
+        if raw.isdigit():
+            wanted[int(raw) - source.id_offset] = raw
+    found: dict[int, int] = {}
+    numbers = list(wanted)
+    for start in range(0, len(numbers), 500):  # SQLite's bound-parameter limit
+        chunk = numbers[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = state.query(
+            f"SELECT f.id AS from_id, t.id AS to_id FROM {source.table} f JOIN {target.table} t"
+            f" ON t.id = f.{link.column} AND t.deleted = 0 WHERE f.deleted = 0 AND f.id IN ({marks})", chunk)
+        found.update((row["from_id"], row["to_id"]) for row in rows)
+    types = [{"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": label} for type_id, label in link.types]
+    results, errors = [], []
+    for item in inputs:
+        raw = str(item.get("id") if isinstance(item, dict) else item)
+        number = int(raw) - source.id_offset if raw.isdigit() else None
+        if number is not None and number in found:
+            results.append({"from": {"id": raw},
+                            "to": [{"toObjectId": int(target.record_id(found[number])), "associationTypes": types}]})
+        else:
+            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
+                           "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                           "message": f"No {target.name} is associated with {source.name} {raw}.",
+                           "context": {"fromObjectId": [raw]}, "errors": [], "links": {}})
+    return results, errors

@@ -17,7 +17,7 @@ from connectors.sandbox.hubspot_api import SEARCH_CAP
 from connectors.sandbox.ids import hs_id
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal, Owner, SyncState, make_engine
-from tests.connectors.hubspot.search_model import search_calls
+from tests.connectors.hubspot.search_model import search_calls, search_pages, sync_calls
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -49,25 +49,30 @@ def stored(store: Engine, model: Any) -> dict[str, dict[str, Any]]:
     return {row.source_id: row.model_dump(exclude={"source", "source_id", "custom"}) for row in rows}
 
 
-def expected_deals(sandbox: SandboxServer) -> dict[str, dict[str, Any]]:
-    """The canonical deals computed straight from the sandbox tables (not through the API)."""
-    rows = sandbox.state.query("SELECT * FROM deals WHERE deleted = 0")
+def expected_deals(sandbox: SandboxServer, deleted: bool = False) -> dict[str, dict[str, Any]]:
+    """The canonical deals computed straight from the sandbox tables (not through the API).
+
+    account_id is the logical link as a HubSpot company id; `deleted` adds the deleted rows.
+    """
+    rows = sandbox.state.query("SELECT * FROM deals" + ("" if deleted else " WHERE deleted = 0"))
     return {hs_id("deals", r["id"]): {
-        "name": r["name"], "owner_id": hs_id("owners", r["owner_id"]), "account_id": None,
+        "name": r["name"], "owner_id": hs_id("owners", r["owner_id"]),
+        "account_id": hs_id("companies", r["account_id"]),
         "deal_type": r["deal_type"], "stage": STAGES[r["stage"]][0], "amount": r["amount"],
         "probability": float(r["probability"]), "is_closed": STAGES[r["stage"]][2],
         "is_won": STAGES[r["stage"]][3], "created_date": date.fromisoformat(r["created_date"]),
         "close_date": date.fromisoformat(r["close_date"]), "lead_source": r["lead_source"],
-        "modified_at": at_ms(r["modified_ms"]), "is_deleted": False} for r in rows}
+        "modified_at": at_ms(r["modified_ms"]), "is_deleted": bool(r["deleted"])} for r in rows}
 
 
-def expected_calls(sandbox: SandboxServer) -> dict[str, dict[str, Any]]:
-    rows = sandbox.state.query("SELECT * FROM calls WHERE deleted = 0")
+def expected_calls(sandbox: SandboxServer, deleted: bool = False) -> dict[str, dict[str, Any]]:
+    rows = sandbox.state.query("SELECT * FROM calls" + ("" if deleted else " WHERE deleted = 0"))
     return {hs_id("calls", r["id"]): {
-        "kind": "call", "subject": r["subject"], "owner_id": hs_id("owners", r["owner_id"]), "deal_id": None,
+        "kind": "call", "subject": r["subject"], "owner_id": hs_id("owners", r["owner_id"]),
+        "deal_id": hs_id("deals", r["deal_id"]),
         "activity_date": at_ms(r["ts_ms"]).date(), "duration_seconds": r["duration_s"],
         "outcome": r["outcome"],
-        "modified_at": at_ms(r["modified_ms"]), "is_deleted": False} for r in rows}
+        "modified_at": at_ms(r["modified_ms"]), "is_deleted": bool(r["deleted"])} for r in rows}
 
 
 def test_owners_extract_all_then_nothing(source: HubSpotSource, store: Engine,
@@ -93,12 +98,13 @@ def test_deals_extract_equals_sandbox_then_second_run_is_empty(source: HubSpotSo
     expected = expected_deals(sandbox)
     assert stored(store, Deal) == expected
     assert first.records == len(expected)
-    searches = search_calls(live_stamps(sandbox, "deals"))
+    searches, pages = search_pages(live_stamps(sandbox, "deals"))
     assert len(set(live_stamps(sandbox, "deals"))) == len(expected)  # no ties: ceil(N / 199) pages
-    assert searches == -(-len(expected) // 199)
-    assert first.api_calls == 2 + searches  # pipeline + dealtype, then the searches
+    assert searches == pages == -(-len(expected) // 199)
+    # pipeline + dealtype, the searches, one association read per stored page, one archived list page
+    assert first.api_calls == 2 + searches + pages + 1 == 2 + sync_calls(live_stamps(sandbox, "deals"))
     second = source.extract(store, "deals")
-    assert (second.records, second.api_calls) == (0, 1)  # nothing new: no lookups either
+    assert (second.records, second.api_calls) == (0, 2)  # one search, one archived list: no lookups
     with Session(store) as session:
         state = session.get(SyncState, ("hubspot", "deals"))
     assert state is not None and state.records_last_run == 0 and state.last_id
@@ -109,9 +115,9 @@ def test_calls_extract_equals_sandbox(source: HubSpotSource, store: Engine, sand
     expected = expected_calls(sandbox)
     assert stored(store, Activity) == expected
     assert first.records == len(expected)
-    assert first.api_calls == search_calls(live_stamps(sandbox, "calls"))
+    assert first.api_calls == sync_calls(live_stamps(sandbox, "calls"))
     again = source.extract(store, "calls")
-    assert (again.records, again.api_calls) == (0, 1)
+    assert (again.records, again.api_calls) == (0, 2)
 
 
 def test_a_modified_deal_is_picked_up_exactly_once(source: HubSpotSource, store: Engine,
@@ -148,12 +154,13 @@ def test_a_whole_page_of_ties_is_read_by_id_and_extracted_once(source: HubSpotSo
     stamp = _tie_calls(sandbox, 450)  # more than a page: no head, the tie group is drained by id
     tied = source.extract(store, "calls")
     assert tied.records == 450 and stored(store, Activity) == expected_calls(sandbox)
-    assert tied.api_calls == search_calls([stamp] * 450) == 1 + 3 + 1  # page, 3 by id, then nothing new
-    assert source.extract(store, "calls").api_calls == 1
+    assert search_calls([stamp] * 450) == 1 + 3 + 1  # page, 3 by id, then nothing new
+    assert tied.api_calls == sync_calls([stamp] * 450) == 5 + 3 + 1  # + 3 association reads, 1 archived page
+    assert source.extract(store, "calls").api_calls == 2
     fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")  # a full sync over the same tie group
     full = source.extract(fresh, "calls")
     assert full.records == len(expected_calls(sandbox)) and stored(fresh, Activity) == expected_calls(sandbox)
-    assert full.api_calls == search_calls(live_stamps(sandbox, "calls"))
+    assert full.api_calls == sync_calls(live_stamps(sandbox, "calls"))
 
 
 def test_ties_straddling_a_page_boundary_are_extracted_once(source: HubSpotSource, store: Engine,
@@ -166,7 +173,8 @@ def test_ties_straddling_a_page_boundary_are_extracted_once(source: HubSpotSourc
         conn.executemany("UPDATE calls SET modified_ms = ? WHERE id = ?", list(zip(stamps, ids, strict=True)))
     changed = source.extract(store, "calls")
     assert changed.records == 215 and stored(store, Activity) == expected_calls(sandbox)
-    assert changed.api_calls == search_calls(stamps) == 2  # the head of 185, then the 30 ties, complete
+    assert search_calls(stamps) == 2  # the head of 185, then the 30 ties, complete
+    assert changed.api_calls == sync_calls(stamps) == 2 + 2 + 1  # + association reads, archived page
     assert source.extract(store, "calls").records == 0
 
 
@@ -178,5 +186,5 @@ def test_a_lowered_search_cap_does_not_limit_a_sync(source: HubSpotSource, store
     expected = expected_calls(sandbox)
     assert result.records == len(expected)  # each record stored exactly once
     assert stored(store, Activity) == expected
-    assert result.api_calls == search_calls(live_stamps(sandbox, "calls"))
+    assert result.api_calls == sync_calls(live_stamps(sandbox, "calls"))
     assert source.extract(store, "calls").records == 0

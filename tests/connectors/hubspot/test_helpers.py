@@ -121,3 +121,25 @@ def test_call_api_counts_every_attempt() -> None:
 
     assert helpers.call_api(counter, flaky, sleep=waits.append) == "ok"
     assert counter.count == 2 and len(waits) == 1
+
+
+def test_the_primary_association_wins_then_the_lowest_id() -> None:
+    from hubspot.crm.associations.v4 import (
+        AssociationSpecWithLabel,
+        BatchResponsePublicAssociationMultiWithLabel,
+        MultiAssociatedObjectWithLabel,
+        PublicAssociationMultiWithLabel,
+        PublicObjectId,
+    )
+
+    def target(number: int, *type_ids: int) -> MultiAssociatedObjectWithLabel:
+        return MultiAssociatedObjectWithLabel(to_object_id=str(number), association_types=[
+            AssociationSpecWithLabel(type_id=type_id, category="HUBSPOT_DEFINED") for type_id in type_ids])
+
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    response = BatchResponsePublicAssociationMultiWithLabel(status="COMPLETE", started_at=moment, completed_at=moment,
+                                                            results=[
+        PublicAssociationMultiWithLabel(_from=PublicObjectId(id="1"), to=[target(30, 341), target(40, 5, 341)]),
+        PublicAssociationMultiWithLabel(_from=PublicObjectId(id="2"), to=[target(30, 206), target(20, 206)]),
+        PublicAssociationMultiWithLabel(_from=PublicObjectId(id="3"), to=[])])
+    assert helpers.associated_ids(response) == {"1": "40", "2": "20"}

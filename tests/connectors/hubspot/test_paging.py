@@ -16,7 +16,7 @@ from connectors.errors import ConnectorError
 from connectors.hubspot import helpers
 from connectors.hubspot.paging import KeysetPager
 from connectors.incremental import Cursor
-from tests.connectors.hubspot.search_model import search_calls
+from tests.connectors.hubspot.search_model import search_calls, search_pages
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BASE_MS = 1_790_000_000_000
@@ -92,7 +92,7 @@ def test_450_of_600_on_one_timestamp_in_random_tie_order_are_all_read_once(seed:
     portal, recorder = FakePortal(records, seed), Recorder()
     final = read(portal, recorder)
     assert recorder.ids == Counter(records.keys())  # every record, each exactly once
-    assert portal.calls == search_calls(records.values())
+    assert (portal.calls, recorder.pages) == search_pages(records.values())  # each page: one association read
     top = max(records.values())
     assert final == Cursor(EPOCH + timedelta(milliseconds=top),
                            str(max(number for number, ms in records.items() if ms == top)))
@@ -112,6 +112,7 @@ def test_distinct_timestamps_cost_ceil_n_over_199_searches(count: int) -> None:
     read(portal, recorder)
     assert sum(recorder.ids.values()) == count
     assert portal.calls == search_calls(deals(count).values()) == max(1, math.ceil(count / 199))
+    assert recorder.pages == search_pages(deals(count).values())[1] == math.ceil(count / 199)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -122,7 +123,7 @@ def test_random_tie_groups_of_any_size_are_read_once(seed: int) -> None:
     portal, recorder = FakePortal(records, seed), Recorder()
     read(portal, recorder)
     assert recorder.ids == Counter(records.keys())
-    assert portal.calls == search_calls(records.values())
+    assert (portal.calls, recorder.pages) == search_pages(records.values())
 
 
 @pytest.mark.parametrize("dies_after", [1, 2, 3, 4])

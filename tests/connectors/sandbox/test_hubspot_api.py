@@ -9,6 +9,13 @@ from typing import Any
 
 import hubspot
 import pytest
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    BatchResponsePublicAssociationMultiWithLabel,
+    BatchResponsePublicAssociationMultiWithLabelWithErrors,
+    PublicFetchAssociationsBatchRequest,
+)
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
 from hubspot.crm.objects import (
     BatchInputSimplePublicObjectBatchInputUpsert,
     Filter,
@@ -29,6 +36,7 @@ from connectors.sandbox.hubspot_catalog import iso_from_ms
 from connectors.sandbox.hubspot_search import tie_rank
 from connectors.sandbox.ids import hs_id, hs_number
 from connectors.sandbox.server import SandboxServer
+from tests.conftest import private_sandbox
 
 pytestmark = pytest.mark.integration
 KR_OBJECT = "2-1000001"
@@ -335,3 +343,76 @@ def test_responses_carry_rate_limit_headers_and_injected_faults(client: hubspot.
         search(client, "deals", limit=1)
     assert limited.value.status == 429 and limited.value.headers["Retry-After"] == "0"
     assert error_json(limited.value)["policyName"] == "TEN_SECONDLY_ROLLING"
+
+
+@pytest.fixture(scope="module")
+def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """A small org of this module's own, for tests that delete records."""
+    with private_sandbox(tmp_path_factory, "hs-api", seed=17, deals=120, owners=5, accounts=15,
+                         calls_per_deal=1.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def private_client(private: SandboxServer) -> Iterator[hubspot.Client]:
+    made: list[Any] = []
+
+    def factory(package: Any, api_name: str, config: dict[str, Any]) -> Any:
+        made.append(DiscoveryBase._default_api_factory(package, api_name, config))
+        return made[-1]
+
+    yield hubspot.Client.create(access_token=private.token, host=private.hubspot_url, api_factory=factory,
+                                ssl_ca_cert=str(private.ca_path), client_side_validation=True)
+    for api in made:
+        api.api_client.last_response = None
+        api.api_client.rest_client.pool_manager.clear()
+
+
+def read_links(client: hubspot.Client, from_type: str, to_type: str, ids: list[str]) -> Any:
+    request = BatchInputPublicFetchAssociationsBatchRequest(
+        inputs=[PublicFetchAssociationsBatchRequest(id=record_id) for record_id in ids])
+    return client.crm.associations.v4.batch_api.get_page(from_type, to_type, request)
+
+
+def test_archived_records_are_listed_only_with_archived_true(private_client: hubspot.Client,
+                                                            private: SandboxServer) -> None:
+    stamp = private.state.next_modstamp_ms()
+    with private.state.transaction() as conn:
+        conn.execute("UPDATE deals SET deleted = 1, modified_ms = ? WHERE id IN (3, 4)", (stamp,))
+    objects = private_client.crm.objects
+    archived = objects.basic_api.get_page("deals", limit=100, archived=True, properties=["dealname"])
+    assert [record.id for record in archived.results] == [hs_id("deals", 3), hs_id("deals", 4)]
+    assert all(record.archived and record.archived_at == record.updated_at for record in archived.results)
+    assert iso_from_ms(stamp) == archived.results[0].archived_at.isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+    assert archived.results[0].properties["dealname"] and archived.paging is None
+    live = objects.basic_api.get_page("deals", limit=100)
+    assert not {hs_id("deals", 3), hs_id("deals", 4)} & {record.id for record in live.results}
+    assert all(not record.archived and record.archived_at is None for record in live.results)
+    found = search(private_client, "deals", filter_groups=[FilterGroup(filters=[
+        flt("hs_object_id", "IN", values=[hs_id("deals", 3), hs_id("deals", 5)])])], limit=10)
+    assert [record.id for record in found.results] == [hs_id("deals", 5)]
+    # an archived deal has no associations: a 207 with the id in errors, as HubSpot answers
+    partial = read_links(private_client, "deals", "companies", [hs_id("deals", 3), hs_id("deals", 5)])
+    assert isinstance(partial, BatchResponsePublicAssociationMultiWithLabelWithErrors)
+    assert [result._from.id for result in partial.results] == [hs_id("deals", 5)]
+    assert partial.num_errors == 1 and partial.errors[0].context == {"fromObjectId": [hs_id("deals", 3)]}
+
+
+def test_associations_batch_read_gives_the_logical_links(client: hubspot.Client, sandbox: SandboxServer) -> None:
+    deals = sandbox.state.query("SELECT id, account_id FROM deals WHERE deleted = 0 ORDER BY id LIMIT 250")
+    response = read_links(client, "deals", "0-2", [hs_id("deals", row["id"]) for row in deals])
+    assert isinstance(response, BatchResponsePublicAssociationMultiWithLabel) and response.status == "COMPLETE"
+    assert response.started_at and response.completed_at
+    assert {result._from.id: [target.to_object_id for target in result.to] for result in response.results} == {
+        hs_id("deals", row["id"]): [hs_id("companies", row["account_id"])] for row in deals}
+    kinds = {(spec.type_id, spec.label, spec.category) for spec in response.results[0].to[0].association_types}
+    assert kinds == {(5, "Primary", "HUBSPOT_DEFINED"), (341, None, "HUBSPOT_DEFINED")}
+    calls = sandbox.state.query("SELECT id, deal_id FROM calls WHERE deleted = 0 ORDER BY id LIMIT 20")
+    response = read_links(client, "calls", "deals", [hs_id("calls", row["id"]) for row in calls])
+    assert {result._from.id: result.to[0].to_object_id for result in response.results} == {
+        hs_id("calls", row["id"]): hs_id("deals", row["deal_id"]) for row in calls}
+    assert response.results[0].to[0].association_types[0].type_id == 206
+    with pytest.raises(AssociationsApiException) as refused:
+        read_links(client, "deals", "companies", [str(number) for number in range(1001)])
+    assert refused.value.status == 400 and "1000" in error_json(refused.value)["message"]
