@@ -244,6 +244,35 @@ def sandbox_serve(
             pass
 
 
+@sandbox_app.command("tick")
+def sandbox_tick(
+    days: Annotated[int, typer.Option(min=1, help="Days of sales activity to simulate.")] = 1,
+    data_dir: Annotated[Path, typer.Option(help="Sandbox state directory, as for `serve` (the demo's "
+                                                "sandbox lives in .okr-sync/demo/sandbox).")]
+    = Path(".okr-sync/sandbox"),
+    seed: Annotated[int | None, typer.Option(help="Vary the simulated activity; same seed, same changes.")]
+    = None,
+) -> None:
+    """Advance the sandbox org's clock by N days of deals, stage moves, closes, deletions and calls.
+
+    Safe while `okr-sync sandbox serve` runs on the same data directory.
+    """
+    from connectors.sandbox.state import SandboxState
+    from connectors.sandbox.tick import tick
+
+    if not (data_dir / "sandbox.db").is_file():
+        raise _fail(f"no sandbox org in {data_dir}: run `okr-sync sandbox serve` or `okr-sync demo` first "
+                    f"(the demo's sandbox lives in .okr-sync/demo/sandbox)", 2)
+    state = SandboxState(data_dir)
+    try:
+        if not state.is_seeded:
+            raise _fail(f"no sandbox org in {data_dir}: run `okr-sync sandbox serve` or `okr-sync demo` first", 2)
+        summary = tick(state, days, seed)
+    finally:
+        state.close()
+    console.print(summary.describe(), highlight=False)
+
+
 def main() -> None:
     app()
 

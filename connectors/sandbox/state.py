@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS custom_records (
     PRIMARY KEY (crm, object, id), UNIQUE (crm, object, unique_key));
 """
 
+CLOCK_META_KEY = "clock"  # the org's simulated "now" (ISO UTC), advanced by `okr-sync sandbox tick`
+TICKS_META_KEY = "ticks"  # how many ticks the org has had
 ENTITY_TABLES = {"owner": "owners", "account": "accounts", "deal": "deals", "call": "calls"}
 INSERT_BATCH = 5_000
 
@@ -137,9 +140,18 @@ class SandboxState:
         with self._lock:
             self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
+    @property
+    def clock(self) -> datetime:
+        """The org's simulated "now": the spec's anchor until a tick advances it."""
+        raw = self.get_meta(CLOCK_META_KEY)
+        return datetime.fromisoformat(raw) if raw is not None else self.spec.anchor
+
+    def set_clock(self, moment: datetime) -> None:
+        self.set_meta(CLOCK_META_KEY, moment.isoformat())
+
     def next_modstamp_ms(self) -> int:
-        """A write time: wall clock, but never before the generated org's anchor."""
-        return max(int(time.time() * 1000), int(self.spec.anchor.timestamp() * 1000) + 1000)
+        """A write time: wall clock, but never before the org's clock (its anchor, or the last tick)."""
+        return max(int(time.time() * 1000), int(self.clock.timestamp() * 1000) + 1000)
 
     # -- custom objects (writeback targets) --------------------------------------------------
     def custom_records(self, crm: str, obj: str) -> list[dict[str, Any]]:
