@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -51,12 +52,33 @@ class ScoringSettings(StrictModel):
         return self
 
 
-class MeasureSource(StrictModel):
-    """One side of a ratio: an entity, a measure and filters (time comes from the metric)."""
+# A filter: `field: value` entries (all must hold) and the combinators all / any / not, nested.
+# Its grammar lives in rules.py; schema.py swaps the "x-okr" marker for its full JSON Schema.
+Where = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "x-okr": "where"})]
+
+
+class Segment(StrictModel):
+    """A named, reusable filter over one entity, e.g. `enterprise: {entity: deal, where: {...}}`."""
 
     entity: str
-    measure: str
-    where: dict[str, Any] | None = None
+    where: Where
+    description: str | None = None
+
+
+class MeasureSource(StrictModel):
+    """One side of a ratio: an entity, a measure and filters (time comes from the metric).
+
+    With `segment: name` the segment's filter is ANDed with `where`.
+    """
+
+    entity: str
+    measure: str = Field(
+        json_schema_extra={
+            "examples": ["count", "sum(amount)", "avg(amount)", "median(amount)", "percentile(amount, 90)"]
+        }
+    )
+    segment: str | None = None
+    where: Where | None = None
     time: str | None = None
 
 
@@ -102,7 +124,7 @@ Metric = Annotated[
 class ChangeTarget(StrictModel):
     """Target relative to the same metric over an earlier period: "+10%", "-5%" or "+20000"."""
 
-    change: str
+    change: Annotated[str, WithJsonSchema({"type": ["string", "number"], "examples": ["+10%", "-5%"]})]
     vs: Comparison = "previous_period"
 
     @field_validator("change", mode="before")
@@ -203,11 +225,12 @@ class Objective(StrictModel):
 
 
 class OkrConfig(StrictModel):
-    """A whole config file: calendar, data source, scoring, named metrics and objectives."""
+    """A whole config file: calendar, data source, scoring, named segments and metrics, and objectives."""
 
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
     source: Source = "salesforce"
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    segments: dict[str, Segment] = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
     objectives: list[Objective] = Field(min_length=1)
 
@@ -215,5 +238,5 @@ class OkrConfig(StrictModel):
 
     @property
     def warnings(self) -> list[Issue]:
-        """Non-fatal issues found while loading (e.g. metrics no key result uses)."""
+        """Non-fatal issues found while loading (e.g. metrics no key result uses, unused segments)."""
         return list(self._warnings)

@@ -123,7 +123,7 @@ DEAL = EntitySpec(
         _column("created_date", "date"),
         _column("close_date", "date"),
         _column("owner_id", "text"),
-        _column("account_id", "text", only_from="salesforce"),
+        _column("account_id", "text"),
         FieldSpec(
             "cycle_days",
             "number",
@@ -143,7 +143,7 @@ ACTIVITY = EntitySpec(
         _column("subject", "text"),
         _column("outcome", "text"),
         _column("owner_id", "text"),
-        _column("deal_id", "text", only_from="salesforce"),
+        _column("deal_id", "text"),
         _column("activity_date", "date"),
         _column("duration_seconds", "number"),
         FieldSpec(

@@ -7,17 +7,18 @@ Each query always keeps to one CRM (`source`), skips deleted records, and keeps 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Float, Select, and_, case, cast, distinct, false, func, literal, not_, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from okr_mapping.config import MeasureSource, OkrConfig, RatioMetric, SimpleMetric
+from okr_mapping.config import MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
 from okr_mapping.entities import ENTITIES, OWNER_TABLE, EntitySpec, owner_join_condition
 from okr_mapping.periods import Period
-from okr_mapping.rules import Condition, iter_conditions, parse_measure, resolve_condition
+from okr_mapping.rules import Condition, Group, Measure, WhereTree, parse_measure, parse_where, resolve_condition
 
 GroupKey = str | None  # None: the whole population, or (with a breakdown) records with no owner/team
 PERCENT = "%"
@@ -48,6 +49,37 @@ def _condition_expr(entity: EntitySpec, condition: Condition) -> ColumnElement[b
     return comparisons[op]
 
 
+def _where_expr(entity: EntitySpec, node: Condition | Group) -> ColumnElement[bool]:
+    """A filter tree as SQL. A comparison with an empty value counts as false (ne/not_in as true),
+    so `not` inverts exactly: `not: {stage: Won}` keeps deals with no stage, like `stage: {ne: Won}`.
+    """
+    if isinstance(node, Condition):
+        return _condition_expr(entity, node)
+    parts = [_where_expr(entity, item) for item in node.items]
+    if node.op == "not":
+        # SQL's NOT of an unknown (NULL) is unknown; read unknown as false first.
+        return not_(func.coalesce(parts[0], false()))
+    if node.op == "or":
+        return or_(false(), *parts)
+    return and_(true(), *parts)
+
+
+def resolve_where(part: MeasureSource, segments: Mapping[str, Segment] | None = None) -> list[WhereTree]:
+    """The filter trees a measure source applies: its segment's (if any) and its own `where`, ANDed."""
+    trees = []
+    if part.segment is not None:
+        segment = (segments or {}).get(part.segment)
+        if segment is None:
+            raise ValueError(f"unknown segment '{part.segment}' (validate the config first)")
+        trees.append(parse_where(segment.where))
+    trees.append(parse_where(part.where))
+    for tree in trees:
+        if tree.problems:
+            path, error = tree.problems[0]
+            raise ValueError(f"where.{'.'.join(map(str, path))}: {error.message} (validate the config first)")
+    return trees
+
+
 def _group_expr(entity: EntitySpec, breakdown: str) -> ColumnElement[Any]:
     """The group key: owner email (else the CRM owner id), or the owner's team."""
     if breakdown == "owner":
@@ -56,18 +88,37 @@ def _group_expr(entity: EntitySpec, breakdown: str) -> ColumnElement[Any]:
 
 
 def build_query(
-    part: MeasureSource, time_field: str | None, source: str, period: Period, breakdown: str | None = None
+    part: MeasureSource,
+    time_field: str | None,
+    source: str,
+    period: Period,
+    breakdown: str | None = None,
+    segments: Mapping[str, Segment] | None = None,
 ) -> Select[Any]:
     """SELECT [group_key,] aggregate AS metric_value, count(*) AS row_count for one side of a metric."""
     entity = ENTITIES[part.entity]
     table = entity.table
     measure = parse_measure(part.measure)
-    conditions = list(iter_conditions(part.where))
+    trees = resolve_where(part, segments)
+    conditions = [condition for tree in trees for condition in tree.conditions()]
     field_specs = [resolve_condition(entity, condition)[0] for condition in conditions]
     if measure.field is not None:
         field_specs.append(entity.fields[measure.field])
     time_spec = entity.fields[time_field or entity.default_time]
     needs_owner = breakdown is not None or any(spec.via_owner for spec in field_specs)
+
+    group = _group_expr(entity, breakdown) if breakdown is not None else None
+    from_clause = table.outerjoin(OWNER_TABLE, owner_join_condition(table)) if needs_owner else table
+    time_column = time_spec.expr(table)
+    filters = (
+        table.c.source == source,
+        table.c.is_deleted.is_(False),
+        time_column >= period.start,
+        time_column <= period.end,
+        *(_where_expr(entity, tree.root) for tree in trees if tree.root.items),
+    )
+    if measure.is_quantile:
+        return _quantile_query(entity, measure, from_clause, filters, group)
 
     if measure.func == "count":
         aggregate: ColumnElement[Any] = (
@@ -79,24 +130,53 @@ def build_query(
         aggregate = getattr(func, measure.func)(entity.fields[measure.field or ""].expr(table))
 
     columns: list[ColumnElement[Any]] = [aggregate.label("metric_value"), func.count().label("row_count")]
-    group = _group_expr(entity, breakdown) if breakdown is not None else None
     if group is not None:
         columns.insert(0, group.label("group_key"))
-    from_clause = table.outerjoin(OWNER_TABLE, owner_join_condition(table)) if needs_owner else table
-    time_column = time_spec.expr(table)
-    query = (
-        select(*columns)
-        .select_from(from_clause)
-        .where(
-            table.c.source == source,
-            table.c.is_deleted.is_(False),
-            time_column >= period.start,
-            time_column <= period.end,
-            *(_condition_expr(entity, condition) for condition in conditions),
-        )
-    )
+    query = select(*columns).select_from(from_clause).where(*filters)
     if group is not None:
         query = query.group_by(group)
+    return query
+
+
+def _quantile_query(
+    entity: EntitySpec,
+    measure: Measure,
+    from_clause: Any,
+    filters: tuple[ColumnElement[bool], ...],
+    group: ColumnElement[Any] | None,
+) -> Select[Any]:
+    """percentile(f, p) per group with linear interpolation, in portable SQL (SQLite and PostgreSQL).
+
+    Over the n non-empty values sorted ascending (0-based rank i), the position is h = (n-1)·p/100;
+    the value is x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋]) — numpy's default, and statistics.median at
+    p = 50. Window functions rank the values per group; the outer query sums the (at most two)
+    weighted neighbours of h without a floor() function, which SQLite may lack. Empty values are
+    left out of the ranking but still counted in row_count, as for avg().
+    """
+    value = cast(entity.fields[measure.field or ""].expr(entity.table), Float)
+    is_empty = case((value.is_(None), 1), else_=0)
+    partition = [is_empty] if group is None else [group, is_empty]
+    inner_columns: list[ColumnElement[Any]] = [
+        value.label("v"),
+        (func.row_number().over(partition_by=partition, order_by=value) - 1).label("i"),
+        func.count(value).over(partition_by=group).label("n"),
+    ]
+    if group is not None:
+        inner_columns.insert(0, group.label("group_key"))
+    ranked = select(*inner_columns).select_from(from_clause).where(*filters).subquery("ranked")
+    fraction = literal(measure.percent / 100.0, Float)  # type: ignore[operator]
+    position = cast(ranked.c.n - 1, Float) * fraction
+    i, v = ranked.c.i, ranked.c.v
+    weighted = case(
+        (and_(v.is_not(None), i <= position, position < i + 1), v * (1 - (position - i))),
+        (and_(v.is_not(None), i > position, i - 1 <= position), v * (position - (i - 1))),
+    )
+    columns: list[ColumnElement[Any]] = [func.sum(weighted).label("metric_value"), func.count().label("row_count")]
+    if group is not None:
+        columns.insert(0, ranked.c.group_key)
+    query = select(*columns).select_from(ranked)
+    if group is not None:
+        query = query.group_by(ranked.c.group_key)
     return query
 
 
@@ -107,10 +187,11 @@ def _run(
     source: str,
     period: Period,
     breakdown: str | None,
+    segments: Mapping[str, Segment] | None,
 ) -> dict[GroupKey, MetricValue]:
     measure = parse_measure(part.measure)
     result: dict[GroupKey, MetricValue] = {}
-    for row in conn.execute(build_query(part, time, source, period, breakdown)).mappings():
+    for row in conn.execute(build_query(part, time, source, period, breakdown, segments)).mappings():
         key = row["group_key"] if breakdown is not None else None
         raw = row["metric_value"]
         defined = raw is not None or measure.defined_on_empty
@@ -124,6 +205,7 @@ def evaluate_metric(
     source: str,
     period: Period,
     breakdown: str | None = None,
+    segments: Mapping[str, Segment] | None = None,
 ) -> dict[GroupKey, MetricValue]:
     """The metric per group (a single None group without breakdown) over one period.
 
@@ -131,11 +213,11 @@ def evaluate_metric(
     gives 0 and marks the value undefined. `rows` of a ratio is the denominator's row count.
     """
     if isinstance(metric, SimpleMetric):
-        return _run(conn, metric, metric.time, source, period, breakdown)
+        return _run(conn, metric, metric.time, source, period, breakdown, segments)
     numerator = metric.ratio.numerator
     denominator = metric.ratio.denominator
-    top = _run(conn, numerator, numerator.time or metric.time, source, period, breakdown)
-    bottom = _run(conn, denominator, denominator.time or metric.time, source, period, breakdown)
+    top = _run(conn, numerator, numerator.time or metric.time, source, period, breakdown, segments)
+    bottom = _run(conn, denominator, denominator.time or metric.time, source, period, breakdown, segments)
     scale = 100.0 if metric.unit == PERCENT else 1.0
     result: dict[GroupKey, MetricValue] = {}
     for key in {*top, *bottom}:
@@ -165,5 +247,7 @@ class MetricEvaluator:
         key = (name, period, breakdown)
         if key not in self._cache:
             metric = self.config.metrics[name]
-            self._cache[key] = evaluate_metric(self.conn, metric, self.source, period, breakdown)
+            self._cache[key] = evaluate_metric(
+                self.conn, metric, self.source, period, breakdown, self.config.segments
+            )
         return self._cache[key]

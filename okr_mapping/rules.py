@@ -2,27 +2,40 @@
 
 Both validation (which reports problems with positions) and SQL compilation (which trusts a
 validated config) read rules through these functions, so they can never disagree.
+
+A `where` is a mapping whose entries all hold (AND). Besides `field: condition` entries it may
+hold the combinators `all: [where, ...]`, `any: [where, ...]` and `not: where`, nested freely.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from okr_mapping.entities import EntitySpec, FieldSpec
 from okr_mapping.errors import did_you_mean
 
-MEASURE_FUNCTIONS = ("count", "sum", "avg", "min", "max", "count_distinct")
-NUMERIC_FUNCTIONS = ("sum", "avg", "min", "max")
+MEASURE_FUNCTIONS = ("count", "sum", "avg", "min", "max", "count_distinct", "median", "percentile")
+NUMERIC_FUNCTIONS = ("sum", "avg", "min", "max", "median", "percentile")
+QUANTILE_FUNCTIONS = ("median", "percentile")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in")
 ORDER_OPERATORS = ("gt", "gte", "lt", "lte")
 LIST_OPERATORS = ("in", "not_in")
+COMBINATORS = ("all", "any", "not")
+_COMBINATOR_ALIASES = {"and": "all", "or": "any", "none": "not"}
 
-_MEASURE = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([A-Za-z_][A-Za-z0-9_.]*)?\s*\))?\s*$")
-MEASURE_HELP = "write it as count, sum(field), avg(field), min(field), max(field) or count_distinct(field)"
+_MEASURE = re.compile(
+    r"^\s*([a-z_]+)\s*(?:\(\s*([A-Za-z_][A-Za-z0-9_.]*)?\s*(?:,\s*([^)]*?)\s*)?\))?\s*$"
+)
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+MEASURE_HELP = (
+    "write it as count, sum(field), avg(field), min(field), max(field), count_distinct(field),"
+    " median(field) or percentile(field, 90)"
+)
 
 
 class RuleError(ValueError):
@@ -36,15 +49,23 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class Measure:
-    """An aggregate: `func` over `field` (None for a plain row count)."""
+    """An aggregate: `func` over `field` (None for a plain row count).
+
+    `percent` is the p of percentile(field, p), 50 for median, None otherwise.
+    """
 
     func: str
     field: str | None
+    percent: float | None = None
 
     @property
     def defined_on_empty(self) -> bool:
-        """Counts and sums of nothing are 0; an average of nothing is undefined."""
+        """Counts and sums of nothing are 0; an average (or median) of nothing is undefined."""
         return self.func in ("count", "count_distinct", "sum")
+
+    @property
+    def is_quantile(self) -> bool:
+        return self.func in QUANTILE_FUNCTIONS
 
 
 def parse_measure(text: str) -> Measure:
@@ -52,12 +73,24 @@ def parse_measure(text: str) -> Measure:
     match = _MEASURE.match(text)
     if not match:
         raise RuleError(f"'{text}' is not a measure; {MEASURE_HELP}")
-    func, field = match.group(1), match.group(2)
+    func, field, argument = match.group(1), match.group(2), match.group(3)
     if func not in MEASURE_FUNCTIONS:
         raise RuleError(f"unknown measure '{func}'; {MEASURE_HELP}", did_you_mean(func, MEASURE_FUNCTIONS))
     if field is None and func != "count":
-        raise RuleError(f"{func} needs a field in brackets, e.g. {func}(amount)")
-    return Measure(func, field)
+        example = "percentile(amount, 90)" if func == "percentile" else f"{func}(amount)"
+        raise RuleError(f"{func} needs a field in brackets, e.g. {example}")
+    if func != "percentile":
+        if argument is not None:
+            raise RuleError(f"{func} takes one field only, e.g. {func}({field})")
+        return Measure(func, field, 50.0 if func == "median" else None)
+    if argument is None or not argument:
+        raise RuleError(f"percentile needs a field and a percent, e.g. percentile({field}, 90)")
+    if not _NUMBER.match(argument) or not 0 < float(argument) < 100:
+        raise RuleError(f"the percent in percentile({field}, {argument}) must be a number between 0 and 100")
+    return Measure(func, field, float(argument))
+
+
+WherePath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -67,19 +100,83 @@ class Condition:
     field: str
     op: str
     value: Any
-    path: tuple[str, ...]
+    path: WherePath
+
+
+@dataclass(frozen=True)
+class Group:
+    """Combined filters: `and` (a where-mapping or `all`), `or` (`any`) or `not` (one child)."""
+
+    op: Literal["and", "or", "not"]
+    items: tuple[Condition | Group, ...]
+    path: WherePath = ()
+
+
+@dataclass
+class WhereTree:
+    """A parsed `where`: its filter tree and any shape problems (path under `where`, error)."""
+
+    root: Group
+    problems: list[tuple[WherePath, RuleError]] = dataclasses.field(default_factory=list)
+
+    def conditions(self) -> Iterator[Condition]:
+        """Every field condition in the tree, depth first."""
+        stack: list[Condition | Group] = [self.root]
+        while stack:
+            node = stack.pop(0)
+            if isinstance(node, Group):
+                stack[0:0] = node.items
+            else:
+                yield node
+
+
+def parse_where(where: Mapping[str, Any] | None) -> WhereTree:
+    """The filter tree of a `where`; shape problems are collected, never raised (the tree skips them)."""
+    tree = WhereTree(Group("and", ()))
+    tree.root = _parse_mapping(where or {}, (), tree.problems)
+    return tree
+
+
+def _parse_mapping(where: Mapping[str, Any], path: WherePath, problems: list[tuple[WherePath, RuleError]]) -> Group:
+    items: list[Condition | Group] = []
+    for key, spec in where.items():
+        key = str(key)
+        here = (*path, key)
+        if key in ("all", "any"):
+            if not isinstance(spec, list) or not spec:
+                problems.append((here, RuleError(
+                    f"'{key}' needs a list of filters, e.g. {key}: [{{stage: Closed Won}}, {{amount: {{gt: 0}}}}]"
+                )))
+                continue
+            children = [_parse_child(item, (*here, index), problems) for index, item in enumerate(spec)]
+            items.append(Group("and" if key == "all" else "or", tuple(c for c in children if c), here))
+        elif key == "not":
+            child = _parse_child(spec, here, problems)
+            if child is not None:
+                items.append(Group("not", (child,), here))
+        elif isinstance(spec, dict):
+            for op, value in spec.items():
+                items.append(Condition(key, str(op), value, (*here, str(op))))
+        elif isinstance(spec, list):
+            items.append(Condition(key, "in", spec, here))
+        else:
+            items.append(Condition(key, "eq", spec, here))
+    return Group("and", tuple(items), path)
+
+
+def _parse_child(spec: Any, path: WherePath, problems: list[tuple[WherePath, RuleError]]) -> Group | None:
+    if not isinstance(spec, dict) or not spec:
+        what = "an empty filter" if isinstance(spec, dict) else f"{spec!r}"
+        problems.append((path, RuleError(
+            f"expected a filter like {{deal_type: Renewal}} (field: value, or all/any/not), got {what}"
+        )))
+        return None
+    return _parse_mapping(spec, path, problems)
 
 
 def iter_conditions(where: Mapping[str, Any] | None) -> Iterator[Condition]:
-    """Flatten `where` into conditions (AND of all). A bare value means eq, a bare list means in."""
-    for field, spec in (where or {}).items():
-        if isinstance(spec, dict):
-            for op, value in spec.items():
-                yield Condition(field, str(op), value, (field, str(op)))
-        elif isinstance(spec, list):
-            yield Condition(field, "in", spec, (field,))
-        else:
-            yield Condition(field, "eq", spec, (field,))
+    """Every field condition of `where`, at any depth. A bare value means eq, a bare list means in."""
+    return parse_where(where).conditions()
 
 
 def _coerce(field: FieldSpec, value: Any) -> Any:
@@ -112,9 +209,11 @@ def resolve_condition(entity: EntitySpec, condition: Condition) -> tuple[FieldSp
     """(field spec, op, typed value) for a condition; RuleError when any part is not allowed."""
     field = entity.field(condition.field)
     if field is None:
+        suggestion = _COMBINATOR_ALIASES.get(condition.field) or did_you_mean(
+            condition.field, [*entity.names(), *COMBINATORS]
+        )
         raise RuleError(
-            f"'{condition.field}' is not a field of {entity.name}",
-            did_you_mean(condition.field, entity.names()),
+            f"'{condition.field}' is not a field of {entity.name} (nor all / any / not)", suggestion
         )
     op = condition.op
     if op not in OPERATORS:

@@ -23,12 +23,13 @@ from okr_mapping.config import (
     Metric,
     OkrConfig,
     RatioMetric,
+    Segment,
     SimpleMetric,
 )
 from okr_mapping.entities import ENTITIES, EntitySpec
 from okr_mapping.errors import KeyPath, Level, did_you_mean
 from okr_mapping.periods import is_valid_period_spec
-from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, iter_conditions, parse_measure, resolve_condition
+from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
 METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
@@ -61,13 +62,15 @@ class ConfigParts:
     """The parts of a config that passed the schema, so meaning checks can run even when others failed.
 
     `metric_names` holds every metric name written, valid or not, so a key result pointing at
-    a metric with a schema error is not also reported as "unknown metric".
+    a metric with a schema error is not also reported as "unknown metric" (`segment_names` alike).
     """
 
     metrics: dict[str, SimpleMetric | RatioMetric]
     metric_names: set[str]
     objectives: list[ObjectivePart]
     complete: bool
+    segments: dict[str, Segment] = field(default_factory=dict)
+    segment_names: set[str] = field(default_factory=set)
 
     @classmethod
     def of(cls, config: OkrConfig) -> ConfigParts:
@@ -75,7 +78,14 @@ class ConfigParts:
             ObjectivePart(index, objective.id, objective.period, list(enumerate(objective.key_results)))
             for index, objective in enumerate(config.objectives)
         ]
-        return cls(dict(config.metrics), set(config.metrics), objectives, complete=True)
+        return cls(
+            dict(config.metrics),
+            set(config.metrics),
+            objectives,
+            complete=True,
+            segments=dict(config.segments),
+            segment_names=set(config.segments),
+        )
 
     @classmethod
     def salvage(cls, data: dict[str, Any]) -> ConfigParts:
@@ -100,7 +110,13 @@ class ConfigParts:
                     if isinstance(raw_kr, dict) and isinstance(raw_kr.get("metric"), str):
                         part.rejected_metric_refs.append((kr_index, raw_kr["metric"]))
             objectives.append(part)
-        return cls(metrics, names, objectives, complete=False)
+        segments: dict[str, Segment] = {}
+        raw_segments = data.get("segments")
+        for name, raw in raw_segments.items() if isinstance(raw_segments, dict) else ():
+            with contextlib.suppress(ValidationError):
+                segments[name] = Segment.model_validate(raw)
+        segment_names = set(raw_segments) if isinstance(raw_segments, dict) else set()
+        return cls(metrics, names, objectives, False, segments, segment_names)
 
 
 _METRIC: TypeAdapter[SimpleMetric | RatioMetric] = TypeAdapter(Metric)
@@ -113,10 +129,12 @@ def _text(value: Any) -> str | None:
 def check_config(config: OkrConfig | ConfigParts) -> list[Finding]:
     """Every meaning problem in a config (or in the parts of it the schema accepted)."""
     parts = config if isinstance(config, ConfigParts) else ConfigParts.of(config)
-    findings = list(_check_metrics(parts))
+    findings = list(_check_segments(parts))
+    findings.extend(_check_metrics(parts))
     findings.extend(_check_objectives(parts))
     if parts.complete:
         findings.extend(_check_unused_metrics(parts))
+        findings.extend(_check_unused_segments(parts))
     return findings
 
 
@@ -138,12 +156,63 @@ def _check_metrics(parts: ConfigParts) -> Iterator[Finding]:
         for suffix, part, time in metric_parts(metric):
             path = base + tuple(suffix.split(".")) if suffix else base
             time_path = (*path, "time") if part.time is not None else (*base, "time")
-            yield from _check_part(part, time, path, time_path)
+            yield from _check_part(parts, part, time, path, time_path)
+
+
+def _check_segments(parts: ConfigParts) -> Iterator[Finding]:
+    for name, segment in parts.segments.items():
+        base: KeyPath = ("segments", name)
+        if not METRIC_NAME_PATTERN.match(name):
+            yield Finding("error", base, "segment names may use only letters, digits and '_'", on_key=True)
+        entity = ENTITIES.get(segment.entity)
+        if entity is None:
+            yield Finding(
+                "error",
+                (*base, "entity"),
+                f"unknown entity '{segment.entity}'; segments can filter {', '.join(ENTITIES)}",
+                did_you_mean(segment.entity, ENTITIES),
+            )
+            continue
+        yield from _check_where(entity, segment.where, (*base, "where"))
+
+
+def _check_segment_ref(parts: ConfigParts, part: MeasureSource, path: KeyPath) -> Iterator[Finding]:
+    name = part.segment
+    if name is None:
+        return
+    if name not in parts.segment_names:
+        known = sorted(parts.segment_names)
+        hint = f"; segments defined: {', '.join(known)}" if known else "; define it under segments:"
+        yield Finding("error", path, f"unknown segment '{name}'{hint}", did_you_mean(name, known))
+        return
+    segment = parts.segments.get(name)
+    if segment is not None and segment.entity in ENTITIES and segment.entity != part.entity:
+        yield Finding(
+            "error",
+            path,
+            f"segment '{name}' filters {segment.entity} records but this measures {part.entity}; "
+            f"use a segment over {part.entity}",
+        )
+
+
+def _check_where(entity: EntitySpec, where: dict[str, Any] | None, path: KeyPath) -> Iterator[Finding]:
+    tree = parse_where(where)
+    for where_path, error in tree.problems:
+        yield Finding("error", (*path, *where_path), error.message, error.suggestion)
+    for condition in tree.conditions():
+        try:
+            resolve_condition(entity, condition)
+        except RuleError as exc:
+            on_key = condition.field not in entity.fields
+            yield Finding("error", (*path, *condition.path), exc.message, exc.suggestion, on_key)
+        else:
+            yield from _check_coverage(entity, condition.field, (*path, *condition.path))
 
 
 def _check_part(
-    part: MeasureSource, time: str | None, path: KeyPath, time_path: KeyPath
+    parts: ConfigParts, part: MeasureSource, time: str | None, path: KeyPath, time_path: KeyPath
 ) -> Iterator[Finding]:
+    yield from _check_segment_ref(parts, part, (*path, "segment"))
     entity = ENTITIES.get(part.entity)
     if entity is None:
         yield Finding(
@@ -156,14 +225,7 @@ def _check_part(
     yield from _check_measure(entity, part.measure, (*path, "measure"))
     if time is not None:
         yield from _check_time(entity, time, time_path)
-    for condition in iter_conditions(part.where):
-        try:
-            resolve_condition(entity, condition)
-        except RuleError as exc:
-            on_key = condition.field not in entity.fields
-            yield Finding("error", (*path, "where", *condition.path), exc.message, exc.suggestion, on_key)
-        else:
-            yield from _check_coverage(entity, condition.field, (*path, "where", *condition.path))
+    yield from _check_where(entity, part.where, (*path, "where"))
     measured = _measured_field(part.measure)
     if measured is not None:
         yield from _check_coverage(entity, measured, (*path, "measure"))
@@ -327,3 +389,11 @@ def _check_unused_metrics(parts: ConfigParts) -> Iterator[Finding]:
         if name not in used:
             message = f"metric '{name}' is defined but no key result uses it"
             yield Finding("warning", ("metrics", name), message, on_key=True)
+
+
+def _check_unused_segments(parts: ConfigParts) -> Iterator[Finding]:
+    used = {part.segment for metric in parts.metrics.values() for _suffix, part, _time in metric_parts(metric)}
+    for name in parts.segments:
+        if name not in used:
+            message = f"segment '{name}' is defined but no metric uses it"
+            yield Finding("warning", ("segments", name), message, on_key=True)
