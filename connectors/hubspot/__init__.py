@@ -9,7 +9,10 @@ its associations (deal -> company, call -> deal, HubSpot ids) in one v4 batch re
 the search the archived records (listed with archived=true) are marked is_deleted, as the
 Salesforce connector does with queryAll. Calls per deals/calls run: searches + one association
 read per stored page + ceil(archived / 100) archived list pages (at least 1); deals add the two
-lookups (pipelines, dealtype) when anything is mapped. Key results are
+lookups (pipelines, dealtype) when anything is mapped. The first search starts `lookback` (10
+minutes by default) before the saved watermark, for records the search index surfaced late;
+re-read records the store holds unchanged get no association read, are not rewritten and do
+not count, so a quiet night still costs one search per stream. Key results are
 upserted into a custom object by their unique `okr_key`, sending only rows that changed.
 """
 
@@ -19,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -40,7 +43,16 @@ from sqlmodel import Session, select
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import helpers, settings
 from connectors.hubspot.paging import KeysetPager
-from connectors.incremental import Cursor, load_cursor, save_cursor
+from connectors.incremental import (
+    Cursor,
+    is_changed,
+    later,
+    load_cursor,
+    lookback_from_env,
+    save_cursor,
+    stored_versions,
+    validate_lookback,
+)
 from connectors.ledger import pending_rows, record_written
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import Activity, Deal, Owner, session_scope, upsert_rows
@@ -53,14 +65,16 @@ _OWNER_FIELDS = ("email", "name", "team", "region", "is_active")
 class _PageWriter:
     """Stores one search stream's pages, each in one transaction with the cursor it proves.
 
-    Each page gets its associated ids (deal -> company, call -> deal) in one v4 batch read
-    before it is stored; archived records are marked deleted by `archive`.
+    Only the records new to the store or changed (hs_lastmodifieddate, deletion) are mapped,
+    get their associated ids (deal -> company, call -> deal) in one v4 batch read and are
+    stored; the rest were re-read by the lookback. The saved cursor is never earlier than
+    `saved`, the one the run started from. Archived records are marked deleted by `archive`.
     """
 
     def __init__(self, engine: Engine, stream: str,
                  load_lookups: Callable[[], helpers.DealLookups] | None,
-                 associate: Callable[[list[str]], dict[str, str]]) -> None:
-        self.engine, self.stream = engine, stream
+                 associate: Callable[[list[str]], dict[str, str]], saved: Cursor | None = None) -> None:
+        self.engine, self.stream, self.saved = engine, stream, saved or Cursor()
         self.model, self.mapper = (Deal, helpers.deal_row) if stream == "deals" else (Activity, helpers.call_row)
         self.link_field = settings.ASSOCIATIONS[stream][2]
         self._load_lookups = load_lookups
@@ -73,14 +87,22 @@ class _PageWriter:
             self._lookups = self._load_lookups()  # only when there is a deal to map: a quiet run skips it
         return [self.mapper(record, self._lookups) for record in records]
 
+    def cursor(self, seen: Cursor) -> Cursor:
+        """The cursor to save: `seen`, unless the run started later (lookback never moves it back)."""
+        return later(self.saved, seen, helpers.cursor_key)
+
     def __call__(self, page: Sequence[Any], cursor: Cursor) -> None:
-        rows = self._map(page)
-        links = self._associate([row["source_id"] for row in rows])
+        with Session(self.engine) as session:  # one SELECT by primary key for the whole page
+            stored = stored_versions(session, self.model, SOURCE, [str(record.id) for record in page])
+        fresh = [record for record in page
+                 if is_changed(stored, str(record.id), helpers.record_stamp(record), False)]
+        rows = self._map(fresh) if fresh else []
+        links = self._associate([row["source_id"] for row in rows]) if rows else {}
         for row in rows:
             row[self.link_field] = links.get(row["source_id"])
         with session_scope(self.engine) as session:
             upsert_rows(session, self.model, rows)
-            save_cursor(session, SOURCE, self.stream, cursor, self.records + len(rows))
+            save_cursor(session, SOURCE, self.stream, self.cursor(cursor), self.records + len(rows))
         self.records += len(rows)
 
     def archive(self, page: Sequence[Any], cursor: Cursor) -> int:
@@ -124,7 +146,11 @@ class HubSpotSource:
     STREAMS = ("owners", "deals", "calls")
 
     def __init__(self, access_token: str, host: str = settings.DEFAULT_HOST, ca_bundle: str | None = None,
-                 *, sleep: Callable[[float], None] = time.sleep) -> None:
+                 *, sleep: Callable[[float], None] = time.sleep,
+                 lookback: timedelta = timedelta(minutes=settings.LOOKBACK_MINUTES)) -> None:
+        """`lookback`: how far before the saved watermark the first search of a run starts (see
+        connectors.hubspot.settings); timedelta(0) continues exactly after the cursor."""
+        self.lookback = validate_lookback(lookback)
         if not access_token:
             raise ConnectorConfigError(f"HubSpot access token is empty: set {settings.TOKEN_ENV}")
         options: dict[str, Any] = {"access_token": access_token, "host": host.rstrip("/"),
@@ -142,7 +168,7 @@ class HubSpotSource:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubSpotSource:
-        """HUBSPOT_ACCESS_TOKEN (required), HUBSPOT_HOST and OKR_SYNC_CA_BUNDLE (optional)."""
+        """HUBSPOT_ACCESS_TOKEN (required); HUBSPOT_HOST, OKR_SYNC_CA_BUNDLE, OKR_SYNC_LOOKBACK_MINUTES."""
         token = (env.get(settings.TOKEN_ENV) or "").strip()
         if not token:
             raise ConnectorConfigError(
@@ -155,7 +181,8 @@ class HubSpotSource:
         if ca_bundle and not Path(ca_bundle).is_file():
             raise ConnectorConfigError(
                 f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
-        return cls(token, host, ca_bundle)
+        lookback = lookback_from_env(env, settings.LOOKBACK_ENV, settings.LOOKBACK_MINUTES)
+        return cls(token, host, ca_bundle, lookback=lookback)
 
     def close(self) -> None:
         """Close the connection pools (idle keep-alive connections hold server threads open)."""
@@ -259,11 +286,11 @@ class HubSpotSource:
         """Page the stream through the search API from its stored cursor (see connectors.hubspot.paging),
         then mark the archived records deleted (search never returns them)."""
         object_type, properties = settings.SEARCH_STREAMS[stream]
+        saved = load_cursor(engine, SOURCE, stream)
         writer = _PageWriter(engine, stream, self._deal_lookups if stream == "deals" else None,
-                             partial(self._associations, stream))
-        start = load_cursor(engine, SOURCE, stream)
+                             partial(self._associations, stream), saved)
         pager = KeysetPager(partial(self._search, object_type), writer, properties, f"HubSpot {stream}")
-        cursor = pager.run(start)
+        cursor = writer.cursor(pager.run(saved.start(self.lookback)))
         if not writer.records:  # records_last_run: 0
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)

@@ -11,6 +11,10 @@ by hs_object_id, a total order, before the main sort resumes after it.
 Each stored page comes with a cursor that is true once the page is committed (see
 connectors.incremental.Cursor), so a run that dies anywhere resumes without a gap, and no
 record is stored twice in one run unless it changed meanwhile.
+
+A run starts at (saved watermark - lookback, None), so its first request is a plain
+hs_lastmodifieddate GTE search (see connectors.incremental); the store callback skips the
+records it already holds unchanged and never saves a cursor earlier than the saved one.
 """
 
 from __future__ import annotations

@@ -47,6 +47,18 @@ SEARCH_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     )),
 }
 
+# Lookback (connectors.incremental): the keyset pager's first search asks for
+# hs_lastmodifieddate GTE (saved watermark - lookback), because the search index lags behind
+# writes and a record can surface with a timestamp earlier than a cursor already saved.
+# Re-read records that the store already holds unchanged (same hs_lastmodifieddate, not
+# deleted) are neither rewritten nor counted, and get no association read. Cost: a quiet night
+# re-reads only the records modified in the last LOOKBACK_MINUTES before the watermark, so a
+# stream still costs 1 search (+ the archived list) unless more than SEARCH_PAGE_SIZE records
+# fall in that window. $OKR_SYNC_LOOKBACK_MINUTES (a non-negative integer; 0 = exact cursor
+# continuation, no re-read) or HubSpotSource(lookback=timedelta(...)) overrides the default.
+LOOKBACK_ENV = "OKR_SYNC_LOOKBACK_MINUTES"
+LOOKBACK_MINUTES = 10
+
 # Deletes. Search never returns archived (deleted) records, so after the search each run pages
 # GET /crm/v3/objects/{type}?archived=true (at most 100 a page) and marks those ids is_deleted.
 # The list API has no filter on archivedAt, so no cursor is possible: every run reads the whole

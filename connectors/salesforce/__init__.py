@@ -2,7 +2,9 @@
 
 Uses the real simple-salesforce client. Credentials come only from environment variables;
 every page of records is stored together with its cursor in one transaction, so a run that
-dies mid-stream resumes where the last committed page ended. Writeback upserts by the
+dies mid-stream resumes where the last committed page ended. Each query starts a lookback
+window (10 minutes by default, see settings) before the saved watermark; re-read records the
+store holds unchanged are neither rewritten nor counted. Writeback upserts by the
 external key and sends only rows whose content changed since the last confirmed write.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -20,7 +22,15 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorConfigError, ConnectorError
-from connectors.incremental import Cursor, load_cursor, save_cursor
+from connectors.incremental import (
+    Cursor,
+    changed_rows,
+    later,
+    load_cursor,
+    lookback_from_env,
+    save_cursor,
+    validate_lookback,
+)
 from connectors.ledger import pending_rows, record_written
 from connectors.results import StreamResult, WritebackResult
 from connectors.salesforce.helpers import (
@@ -44,6 +54,8 @@ from connectors.salesforce.settings import (
     KR_OBJECT,
     KR_SYNCED_FIELD,
     LOGIN_DOMAIN,
+    LOOKBACK_ENV,
+    LOOKBACK_MINUTES,
     QUERY_BATCH_SIZE,
     WRITE_BATCH_SIZE,
     StreamSpec,
@@ -83,10 +95,16 @@ class SalesforceSource:
     name = SOURCE
     STREAMS = tuple(STREAM_SPECS)
 
-    def __init__(self, client: Salesforce, calls: _CallCounter | None = None) -> None:
-        """Wrap a connected client; `calls` is a counter already hooked on its session, if any."""
+    def __init__(self, client: Salesforce, calls: _CallCounter | None = None, *,
+                 lookback: timedelta = timedelta(minutes=LOOKBACK_MINUTES)) -> None:
+        """Wrap a connected client; `calls` is a counter already hooked on its session, if any.
+
+        `lookback`: how far before the saved watermark each incremental query starts (see
+        connectors.salesforce.settings); timedelta(0) continues exactly after the cursor.
+        """
         self.client = client
         self.query_batch_size = QUERY_BATCH_SIZE  # Salesforce may still send smaller pages
+        self.lookback = validate_lookback(lookback)
         self._target_checked = False
         if calls is None:
             calls = _CallCounter()
@@ -119,6 +137,7 @@ class SalesforceSource:
         values = {name: (env.get(name) or "").strip() for name in (
             *(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
             "SALESFORCE_API_VERSION", "OKR_SYNC_CA_BUNDLE")}
+        lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)  # checked before any login
         method = _credential_method(values)
         session = session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None)
         calls = _CallCounter()  # hooked before the client logs in, so the login call counts too
@@ -145,27 +164,33 @@ class SalesforceSource:
         except SalesforceError as error:
             secrets = tuple(values[name] for name in _SECRET_VARIABLES)
             raise api_error(error, "login", secrets) from None
-        return cls(client, calls)
+        return cls(client, calls, lookback=lookback)
 
     # -- extraction ------------------------------------------------------------------------------
     def extract(self, engine: Engine, stream: str) -> StreamResult:
-        """Store the stream's records changed since its cursor; returns counts for this run."""
+        """Store the stream's records changed since its cursor; returns counts for this run.
+
+        The query starts `lookback` before the saved watermark; re-read records the store holds
+        unchanged are not rewritten nor counted, and the saved cursor never moves backwards.
+        """
         if stream not in STREAM_SPECS:
             expected = ", ".join(self.STREAMS)
             raise ValueError(f"unknown Salesforce stream {stream!r}; expected one of {expected}")
         spec = STREAM_SPECS[stream]
         model, mapper = MAPPERS[stream]
         calls_before = self.api_calls
-        cursor = load_cursor(engine, SOURCE, stream)
+        saved = load_cursor(engine, SOURCE, stream)
+        cursor = saved
         stored = 0
         try:
-            for records in self._pages(spec, cursor):
+            for records in self._pages(spec, saved.start(self.lookback)):
                 if not records:
                     continue
-                cursor = _cursor_after(records)
-                stored += len(records)
+                cursor = later(saved, _cursor_after(records))
                 with session_scope(engine) as session:
-                    upsert_rows(session, model, (mapper(record) for record in records))
+                    rows = changed_rows(session, model, SOURCE, [mapper(record) for record in records])
+                    upsert_rows(session, model, rows)
+                    stored += len(rows)
                     save_cursor(session, SOURCE, stream, cursor, stored)
         except SalesforceError as error:
             raise self._failure(error, f"query of {spec.sobject}") from None

@@ -15,6 +15,18 @@ REPLICATION_KEY = "SystemModstamp"  # changes on user AND automated updates, unl
 PRIMARY_KEY = "Id"
 LOGIN_DOMAIN = "login"
 
+# Lookback (connectors.incremental): each incremental query starts at SystemModstamp >= (saved
+# watermark - lookback), because a record can commit with a SystemModstamp earlier than a cursor
+# already saved. SOQL datetime literals carry whole seconds, so the window opens at the second at
+# or before that instant. Re-read records that the store already holds unchanged (same
+# SystemModstamp and IsDeleted) are neither rewritten nor counted. Cost: a quiet night re-reads
+# only the records modified in the last LOOKBACK_MINUTES before the watermark, so a stream still
+# costs 1 query unless more than QUERY_BATCH_SIZE records fall in that window.
+# $OKR_SYNC_LOOKBACK_MINUTES (a non-negative integer; 0 = exact cursor continuation, no re-read)
+# or SalesforceSource(lookback=timedelta(...)) overrides the default.
+LOOKBACK_ENV = "OKR_SYNC_LOOKBACK_MINUTES"
+LOOKBACK_MINUTES = 10
+
 
 @dataclass(frozen=True)
 class StreamSpec:

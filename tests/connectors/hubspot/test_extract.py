@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from connectors.hubspot import HubSpotSource
+from connectors.hubspot import HubSpotSource, settings
 from connectors.sandbox.generator import STAGES
 from connectors.sandbox.hubspot_api import SEARCH_CAP
 from connectors.sandbox.ids import hs_id
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal, Owner, SyncState, make_engine
+from tests.conftest import private_sandbox
 from tests.connectors.hubspot.search_model import search_calls, search_pages, sync_calls
 
 pytestmark = pytest.mark.integration
@@ -29,10 +30,26 @@ def source(sandbox: SandboxServer) -> Iterator[HubSpotSource]:
         yield hubspot_source
 
 
+@pytest.fixture(scope="module")
+def tie_org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """An org of its own for the tests that give many calls one timestamp: left in the shared
+    sandbox, such a tie group would sit in the lookback window of every later sync of it."""
+    with private_sandbox(tmp_path_factory, "hs-ties", seed=17, deals=300, owners=5, accounts=30,
+                         calls_per_deal=3.0) as server:
+        yield server
+
+
 @pytest.fixture
-def search_cap(sandbox: SandboxServer) -> Iterator[Any]:
-    """The sandbox app's state; whatever a test does to search_cap is undone afterwards."""
-    app_state = sandbox.counters["hubspot"].app.state
+def tie_source(tie_org: SandboxServer) -> Iterator[HubSpotSource]:
+    """Exact cursor continuation (lookback 0): the call counts of the tie tests model the pager alone."""
+    with HubSpotSource.from_env({**tie_org.connection_env(), settings.LOOKBACK_ENV: "0"}) as hubspot_source:
+        yield hubspot_source
+
+
+@pytest.fixture
+def tie_search_cap(tie_org: SandboxServer) -> Iterator[Any]:
+    """The private org app's state; whatever a test does to search_cap is undone afterwards."""
+    app_state = tie_org.counters["hubspot"].app.state
     try:
         yield app_state
     finally:
@@ -147,44 +164,44 @@ def _tie_calls(sandbox: SandboxServer, count: int) -> int:
     return stamp
 
 
-def test_a_whole_page_of_ties_is_read_by_id_and_extracted_once(source: HubSpotSource, store: Engine,
-                                                               sandbox: SandboxServer,
+def test_a_whole_page_of_ties_is_read_by_id_and_extracted_once(tie_source: HubSpotSource, store: Engine,
+                                                               tie_org: SandboxServer,
                                                                tmp_path: Path) -> None:
-    source.extract(store, "calls")
-    stamp = _tie_calls(sandbox, 450)  # more than a page: no head, the tie group is drained by id
-    tied = source.extract(store, "calls")
-    assert tied.records == 450 and stored(store, Activity) == expected_calls(sandbox)
+    tie_source.extract(store, "calls")
+    stamp = _tie_calls(tie_org, 450)  # more than a page: no head, the tie group is drained by id
+    tied = tie_source.extract(store, "calls")
+    assert tied.records == 450 and stored(store, Activity) == expected_calls(tie_org)
     assert search_calls([stamp] * 450) == 1 + 3 + 1  # page, 3 by id, then nothing new
     assert tied.api_calls == sync_calls([stamp] * 450) == 5 + 3 + 1  # + 3 association reads, 1 archived page
-    assert source.extract(store, "calls").api_calls == 2
+    assert tie_source.extract(store, "calls").api_calls == 2
     fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")  # a full sync over the same tie group
-    full = source.extract(fresh, "calls")
-    assert full.records == len(expected_calls(sandbox)) and stored(fresh, Activity) == expected_calls(sandbox)
-    assert full.api_calls == sync_calls(live_stamps(sandbox, "calls"))
+    full = tie_source.extract(fresh, "calls")
+    assert full.records == len(expected_calls(tie_org)) and stored(fresh, Activity) == expected_calls(tie_org)
+    assert full.api_calls == sync_calls(live_stamps(tie_org, "calls"))
 
 
-def test_ties_straddling_a_page_boundary_are_extracted_once(source: HubSpotSource, store: Engine,
-                                                            sandbox: SandboxServer) -> None:
-    source.extract(store, "calls")
-    base = _fresh_stamp(sandbox, "calls")
-    ids = [row[0] for row in sandbox.state.query("SELECT id FROM calls WHERE deleted = 0 ORDER BY id LIMIT 215")]
+def test_ties_straddling_a_page_boundary_are_extracted_once(tie_source: HubSpotSource, store: Engine,
+                                                            tie_org: SandboxServer) -> None:
+    tie_source.extract(store, "calls")
+    base = _fresh_stamp(tie_org, "calls")
+    ids = [row[0] for row in tie_org.state.query("SELECT id FROM calls WHERE deleted = 0 ORDER BY id LIMIT 215")]
     stamps = [base + index for index in range(185)] + [base + 185] * 30  # page one: 185 + 15 of 30 ties
-    with sandbox.state.transaction() as conn:
+    with tie_org.state.transaction() as conn:
         conn.executemany("UPDATE calls SET modified_ms = ? WHERE id = ?", list(zip(stamps, ids, strict=True)))
-    changed = source.extract(store, "calls")
-    assert changed.records == 215 and stored(store, Activity) == expected_calls(sandbox)
+    changed = tie_source.extract(store, "calls")
+    assert changed.records == 215 and stored(store, Activity) == expected_calls(tie_org)
     assert search_calls(stamps) == 2  # the head of 185, then the 30 ties, complete
     assert changed.api_calls == sync_calls(stamps) == 2 + 2 + 1  # + association reads, archived page
-    assert source.extract(store, "calls").records == 0
+    assert tie_source.extract(store, "calls").records == 0
 
 
-def test_a_lowered_search_cap_does_not_limit_a_sync(source: HubSpotSource, store: Engine,
-                                                    sandbox: SandboxServer, search_cap: Any) -> None:
-    _tie_calls(sandbox, 450)
-    search_cap.search_cap = 200  # the portal refuses any `after`: every page is a fresh search
-    result = source.extract(store, "calls")
-    expected = expected_calls(sandbox)
+def test_a_lowered_search_cap_does_not_limit_a_sync(tie_source: HubSpotSource, store: Engine,
+                                                    tie_org: SandboxServer, tie_search_cap: Any) -> None:
+    _tie_calls(tie_org, 450)
+    tie_search_cap.search_cap = 200  # the portal refuses any `after`: every page is a fresh search
+    result = tie_source.extract(store, "calls")
+    expected = expected_calls(tie_org)
     assert result.records == len(expected)  # each record stored exactly once
     assert stored(store, Activity) == expected
-    assert result.api_calls == sync_calls(live_stamps(sandbox, "calls"))
-    assert source.extract(store, "calls").records == 0
+    assert result.api_calls == sync_calls(live_stamps(tie_org, "calls"))
+    assert tie_source.extract(store, "calls").records == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -72,7 +72,11 @@ def test_deleted_records_arrive_flagged(org: SandboxServer, store: Engine, sourc
 
 def test_shared_timestamp_across_a_page_boundary_survives_a_crash(org: SandboxServer, store: Engine,
                                                                   source: SalesforceSource) -> None:
-    """250 calls share one SystemModstamp; the run dies after page one (200); the rerun gets the 50 left."""
+    """250 calls share one SystemModstamp; the run dies after page one (200); the rerun gets the 50 left.
+
+    Lookback 0: this is the exact (SystemModstamp, Id) continuation, with no window re-read.
+    """
+    source.lookback = timedelta(0)
     source.extract(store, "calls")
     when = later_ms(org.state)
     with org.state.transaction() as conn:
