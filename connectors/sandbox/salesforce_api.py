@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -47,6 +47,8 @@ VERSIONS = (("Spring '24", "60.0"), ("Summer '24", "61.0"), ("Winter '25", "62.0
 DAILY_API_REQUESTS = 15_000
 DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
 OPEN_CURSORS = 16
+REPLICATION_DAYS = 15  # how far back /sobjects/{O}/deleted/ reaches from the org's clock
+REPLICATED = {"opportunity": "deals", "task": "calls"}  # objects the deleted/ resource serves
 FAULTS_META_KEY = "salesforce.faults"
 ORG_ID = "00DSB0000000001EAA"
 _VERSION = re.compile(r"v\d+\.\d")
@@ -172,7 +174,7 @@ class _QueryService:
 
     def run(self, version: str, text: str, include_deleted: bool, batch_size: int) -> dict[str, Any]:
         try:
-            compiled = soql.compile_soql(text, SCHEMAS, include_deleted)
+            compiled = soql.compile_soql(text, SCHEMAS, include_deleted, now=self.state.clock)
         except soql.SoqlError as error:
             raise ApiError(400, error.code, error.message) from error
         if compiled.count_only:
@@ -230,6 +232,43 @@ def _ensure_indexes(state: SandboxState) -> None:
 def _batch_size(request: Request) -> int:
     match = re.search(r"batchSize\s*=\s*(\d+)", request.headers.get("Sforce-Query-Options", ""))
     return min(max(int(match.group(1)), MIN_BATCH), MAX_BATCH) if match else DEFAULT_BATCH
+
+
+def _replication_moment(name: str, raw: str | None) -> datetime:
+    """A start/end parameter of the replication resources: ISO 8601, UTC when no offset is given."""
+    if not raw:
+        raise ApiError(400, "MISSING_ARGUMENT", f"{name} parameter not specified")
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace(" ", "+"))  # an unescaped '+' arrives as ' '
+    except ValueError as error:
+        raise ApiError(400, "INVALID_REPLICATION_DATE", f"{name} is not a valid date: {raw}") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def deleted_records(state: SandboxState, sobject: str, start_raw: str | None, end_raw: str | None
+                    ) -> dict[str, Any]:
+    """GET /sobjects/{O}/deleted/: records flagged deleted whose deletion (modified time) lies in
+    [start, end], reaching at most REPLICATION_DAYS back from the org's clock."""
+    schema = SCHEMAS.get(sobject.lower())
+    table = REPLICATED.get(sobject.lower())
+    if schema is None or table is None:
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+    start, end = _replication_moment("start", start_raw), _replication_moment("end", end_raw)
+    clock = state.clock.astimezone(UTC)
+    earliest = (clock - timedelta(days=REPLICATION_DAYS)).replace(second=0, microsecond=0)
+    if start < earliest:
+        raise ApiError(400, "INVALID_REPLICATION_DATE",
+                       f"startDate cannot be more than {REPLICATION_DAYS} days ago")
+    if start >= end:
+        raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+    latest = min(end, clock).replace(second=0, microsecond=0)  # coverage ends on a whole minute
+    rows = state.query(f"SELECT id, modified_ms FROM {table} WHERE deleted = 1 AND modified_ms >= ?"
+                       " AND modified_ms < ? ORDER BY modified_ms, id",
+                       (int(start.timestamp() * 1000), int(latest.timestamp() * 1000)))
+    return {"deletedRecords": [{"id": sf_id(schema.name, row["id"]),
+                                "deletedDate": wire_datetime(row["modified_ms"] / 1000)} for row in rows],
+            "earliestDateAvailable": wire_datetime(earliest.timestamp()),
+            "latestDateCovered": wire_datetime(latest.timestamp())}
 
 
 def _check_version(version: str) -> None:
@@ -406,6 +445,12 @@ def create_app(state: SandboxState) -> FastAPI:
         if schema is None:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         return JSONResponse(describe_sobject(schema, version))
+
+    @app.get("/services/data/{version}/sobjects/{name}/deleted")
+    @app.get("/services/data/{version}/sobjects/{name}/deleted/")
+    def deleted(version: str, name: str, start: str | None = None, end: str | None = None) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(deleted_records(state, name, start, end))
 
     # -- sObject Collections ------------------------------------------------------------------
     @app.post("/services/data/{version}/composite/sobjects")

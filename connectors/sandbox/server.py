@@ -19,6 +19,7 @@ import trustme
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.sandbox.faults import FaultMiddleware, FaultPlan
 from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.state import SandboxState, open_sandbox
 
@@ -27,10 +28,15 @@ CRMS = ("salesforce", "hubspot")
 
 
 class CallCounter:
-    """ASGI middleware counting every API request by (method, path) so tests can count calls."""
+    """ASGI middleware counting every API request by (method, path) so tests can count calls.
 
-    def __init__(self, app: ASGIApp) -> None:
+    `app` is the CRM face itself (tests reach its `.state`); requests go through `inner` when given
+    (the fault middleware wrapped around the face), so faulted requests are counted too.
+    """
+
+    def __init__(self, app: ASGIApp, inner: ASGIApp | None = None) -> None:
         self.app = app
+        self._next = inner or app
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -38,7 +44,7 @@ class CallCounter:
         if scope["type"] == "http":
             with self._lock:
                 self.counts[f"{scope['method']} {scope['path']}"] += 1
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)
 
     @property
     def total(self) -> int:
@@ -114,10 +120,9 @@ class SandboxServer:
         self.data_dir = Path(data_dir)
         self.state: SandboxState = open_sandbox(self.data_dir, spec)
         self.certs = ensure_certificates(self.data_dir)
-        self.counters = {
-            "salesforce": CallCounter(salesforce_api.create_app(self.state)),
-            "hubspot": CallCounter(hubspot_api.create_app(self.state)),
-        }
+        apps = {"salesforce": salesforce_api.create_app(self.state), "hubspot": hubspot_api.create_app(self.state)}
+        self.faults = {crm: FaultMiddleware(app, crm) for crm, app in apps.items()}
+        self.counters = {crm: CallCounter(app, self.faults[crm]) for crm, app in apps.items()}
         self._servers = {
             "salesforce": _ThreadedServer(self.counters["salesforce"], self.certs, salesforce_port),
             "hubspot": _ThreadedServer(self.counters["hubspot"], self.certs, hubspot_port),
@@ -142,6 +147,12 @@ class SandboxServer:
     def calls(self, crm: str) -> int:
         """API requests served by one CRM face since start (or the last reset)."""
         return self.counters[crm].total
+
+    def set_faults(self, crm: str, plan: FaultPlan | None) -> None:
+        """Install a fault plan on one CRM face (see connectors.sandbox.faults); None: clean service."""
+        if crm not in self.faults:
+            raise ValueError(f"unknown CRM face: {crm} (expected one of {', '.join(CRMS)})")
+        self.faults[crm].set_plan(plan)
 
     def reset_calls(self) -> None:
         for counter in self.counters.values():

@@ -1,11 +1,14 @@
 """A small SOQL parser and compiler, so the sandbox answers queries with SQLite, not Python loops.
 
 Subset: ``SELECT f, ... | COUNT() FROM Obj [WHERE expr] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
-[LIMIT n] [OFFSET n]`` with AND / OR / NOT / parentheses, = != < <= > >=, [NOT] IN, LIKE and the
-literals simple_salesforce's ``quote_soql_value`` produces. WHERE and ORDER BY compile through each
-object's field mapping to SQL with bound parameters (a value never becomes SQL text), so a filter
-over a million rows runs inside SQLite. Rejections carry Salesforce's error codes and its
-"ERROR at Row:R:Column:C" messages, so clients see what a real org would answer.
+[LIMIT n] [OFFSET n]`` with AND / OR / NOT / parentheses, = != < <= > >=, [NOT] IN, LIKE, the
+literals simple_salesforce's ``quote_soql_value`` produces and the date literals in DATE_LITERALS
+(TODAY, THIS_QUARTER, LAST_N_DAYS:n...). A date literal is a range of days relative to the org's
+clock (UTC; weeks start on Sunday, the en_US locale; fiscal year = calendar year): ``=`` means within
+it, ``<`` / ``>=`` compare with its start and ``<=`` / ``>`` with its end, on date and datetime fields.
+WHERE and ORDER BY compile through each object's field mapping to SQL with bound parameters (a value
+never becomes SQL text), so a filter over a million rows runs inside SQLite. Rejections carry
+Salesforce's error codes and its "ERROR at Row:R:Column:C" messages, so clients see what a real org would answer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +34,7 @@ _TOKEN = re.compile(r"""
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
   | (?P<date>\d{4}-\d{2}-\d{2})
+  | (?P<nliteral>[A-Za-z_][A-Za-z0-9_]*:\d+)
   | (?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>!=|<=|>=|=|<|>)
@@ -38,6 +42,54 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE | re.DOTALL)
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f",
             "%": "\\%", "_": "\\_"}  # \% and \_ stay escaped: they only mean something to LIKE
+
+
+# Date literals: a range of days [start, end) around the org's "today" (see date_literal_range)
+DATE_LITERALS = frozenset({"TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH",
+                           "LAST_MONTH", "THIS_QUARTER", "LAST_QUARTER", "NEXT_QUARTER", "THIS_YEAR",
+                           "LAST_YEAR", "THIS_FISCAL_QUARTER", "THIS_FISCAL_YEAR"})
+N_DATE_LITERALS = frozenset({"LAST_N_DAYS", "NEXT_N_DAYS", "LAST_N_QUARTERS"})
+
+
+def _month_start(day: date, months: int = 0) -> date:
+    """The first day of the month `months` months after `day`'s month."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def date_literal_range(name: str, n: int | None, today: date) -> tuple[date, date]:
+    """The days [start, end) a date literal covers when the org's date is `today`."""
+    day = timedelta(days=1)
+    week = today - timedelta(days=(today.weekday() + 1) % 7)  # weeks start on Sunday (en_US)
+    month = _month_start(today)
+    quarter = _month_start(today, -((today.month - 1) % 3))
+    year = date(today.year, 1, 1)
+    ranges = {
+        "TODAY": (today, today + day),
+        "YESTERDAY": (today - day, today),
+        "TOMORROW": (today + day, today + 2 * day),
+        "THIS_WEEK": (week, week + 7 * day),
+        "LAST_WEEK": (week - 7 * day, week),
+        "THIS_MONTH": (month, _month_start(month, 1)),
+        "LAST_MONTH": (_month_start(month, -1), month),
+        "THIS_QUARTER": (quarter, _month_start(quarter, 3)),
+        "LAST_QUARTER": (_month_start(quarter, -3), quarter),
+        "NEXT_QUARTER": (_month_start(quarter, 3), _month_start(quarter, 6)),
+        "THIS_YEAR": (year, date(today.year + 1, 1, 1)),
+        "LAST_YEAR": (date(today.year - 1, 1, 1), year),
+        "THIS_FISCAL_QUARTER": (quarter, _month_start(quarter, 3)),  # the sandbox's fiscal year is
+        "THIS_FISCAL_YEAR": (year, date(today.year + 1, 1, 1)),      # the calendar year
+    }
+    if name in ranges:
+        return ranges[name]
+    count = n or 0
+    if name == "LAST_N_DAYS":  # today and the n days before it
+        return today - count * day, today + day
+    if name == "NEXT_N_DAYS":  # the n days after today
+        return today + day, today + (count + 1) * day
+    if name == "LAST_N_QUARTERS":  # the n whole quarters before this one
+        return _month_start(quarter, -3 * count), quarter
+    raise KeyError(name)
 
 
 class SoqlError(Exception):
@@ -115,7 +167,7 @@ class Name:
 
 @dataclass(frozen=True)
 class Literal:
-    kind: str  # string | number | boolean | null | date | datetime
+    kind: str  # string | number | boolean | null | date | datetime | dateliteral ((NAME, n | None))
     value: Any
     pos: int
 
@@ -356,7 +408,14 @@ class _Parser:
         if token.kind == "datetime":
             seconds = datetime.fromisoformat(token.text).timestamp()
             return Literal("datetime", int(seconds) if seconds.is_integer() else seconds, token.pos)
+        if token.kind == "nliteral":
+            word, _, count = token.text.upper().partition(":")
+            if word not in N_DATE_LITERALS:
+                raise self.fail(token)
+            return Literal("dateliteral", (word, int(count)), token.pos)
         word = token.text.upper() if token.kind == "name" else ""
+        if word in DATE_LITERALS:
+            return Literal("dateliteral", (word, None), token.pos)
         if word in ("TRUE", "FALSE"):
             return Literal("boolean", word == "TRUE", token.pos)
         if word == "NULL":
@@ -397,9 +456,12 @@ class CompiledQuery:
         return sql, [*self.params, -1 if self.limit is None else self.limit, self.offset]
 
 
-def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False
-                  ) -> CompiledQuery:
-    """Resolve names against `schemas` (keyed by lower-case object name) and build bound SQL."""
+def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False,
+                  now: datetime | None = None) -> CompiledQuery:
+    """Resolve names against `schemas` (keyed by lower-case object name) and build bound SQL.
+
+    Date literals are evaluated against `now` (the org's clock; the wall clock when None), in UTC.
+    """
     sobject = schemas.get(query.sobject.text.lower())
     if sobject is None:
         raise SoqlError("INVALID_TYPE", located(query.text, query.sobject.pos, (
@@ -418,7 +480,9 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
     if sobject.live_where and not include_deleted:
         conditions.append(sobject.live_where)
     if query.where is not None:
-        conditions.append(_compile_expr(query.text, sobject, query.where, params))
+        moment = now or datetime.now(UTC)
+        today = (moment.astimezone(UTC) if moment.tzinfo else moment).date()  # naive means UTC
+        conditions.append(_compile_expr(query.text, sobject, query.where, params, today))
     from_sql = f"FROM {sobject.table} WHERE " + " AND ".join(f"({condition})" for condition in conditions)
     order_terms: list[str] = []
     ordered_by_id = False
@@ -434,9 +498,9 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
                          "ORDER BY " + ", ".join(order_terms), query.limit, query.offset or 0)
 
 
-def compile_soql(text: str, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False
-                 ) -> CompiledQuery:
-    return compile_query(parse(text), schemas, include_deleted)
+def compile_soql(text: str, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False,
+                 now: datetime | None = None) -> CompiledQuery:
+    return compile_query(parse(text), schemas, include_deleted, now)
 
 
 def _resolve(text: str, sobject: SObjectSchema, ref: Name) -> FieldSpec:
@@ -455,11 +519,12 @@ def _resolve(text: str, sobject: SObjectSchema, ref: Name) -> FieldSpec:
     raise SoqlError("INVALID_FIELD", located(text, ref.pos, detail))
 
 
-def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any]) -> str:
+def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any], today: date) -> str:
     if isinstance(expr, BoolOp):
-        return f" {expr.op} ".join(f"({_compile_expr(text, sobject, item, params)})" for item in expr.items)
+        return f" {expr.op} ".join(f"({_compile_expr(text, sobject, item, params, today)})"
+                                   for item in expr.items)
     if isinstance(expr, Not):
-        return f"NOT ({_compile_expr(text, sobject, expr.item, params)})"
+        return f"NOT ({_compile_expr(text, sobject, expr.item, params, today)})"
     spec = _resolve(text, sobject, expr.field)
     column = f"({spec.sql})"
     if spec.type in STRING_TYPES:
@@ -481,6 +546,8 @@ def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[An
                 text, expr.field.pos, f"invalid operator on {spec.type} field: LIKE on {spec.name}"))
         params.append(literal.value)
         return f"({spec.sql}) LIKE ? ESCAPE '\\'"
+    if literal.kind == "dateliteral":
+        return _compile_date_literal(text, spec, expr.op, literal, params, today)
     value = _bind(text, spec, literal)
     if value is None:
         if expr.op not in ("=", "!="):
@@ -493,10 +560,40 @@ def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[An
     return f"{column} {expr.op} ?"
 
 
+def _compile_date_literal(text: str, spec: FieldSpec, op: str, literal: Literal, params: list[Any],
+                          today: date) -> str:
+    """A comparison with a date literal's range [start, end), as bound values of the field's type."""
+    if spec.type not in ("date", "datetime"):
+        raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", located(
+            text, literal.pos, f"value of filter criterion for field '{spec.name}' must be of type "
+                               f"{spec.type}"))
+    name, count = literal.value
+    start, end = date_literal_range(name, count, today)
+    if spec.type == "datetime":  # whole seconds since the epoch, as the datetime columns hold
+        bounds: tuple[Any, Any] = tuple(int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+                                        for d in (start, end))
+    else:
+        bounds = (start.isoformat(), end.isoformat())
+    column = f"({spec.sql})"
+    if op == "=":
+        params.extend(bounds)
+        return f"({column} >= ? AND {column} < ?)"
+    if op == "!=":  # SOQL's != also matches rows where the field is null
+        params.extend(bounds)
+        return f"({column} IS NULL OR {column} < ? OR {column} >= ?)"
+    bound, sql_op = {"<": (bounds[0], "<"), ">=": (bounds[0], ">="), "<=": (bounds[1], "<"),
+                     ">": (bounds[1], ">=")}[op]
+    params.append(bound)
+    return f"{column} {sql_op} ?"
+
+
 def _bind(text: str, spec: FieldSpec, literal: Literal) -> Any:
     """The SQL parameter for a literal compared with `spec`, or an error if the types disagree."""
     if literal.kind == "null":
         return None
+    if literal.kind == "dateliteral":
+        raise SoqlError("MALFORMED_QUERY", located(
+            text, literal.pos, "date literals are only supported with = != < <= > >= in this sandbox"))
     expected = {"boolean": "boolean", "date": "date", "datetime": "datetime"}.get(spec.type)
     if spec.type in ID_TYPES or spec.type in STRING_TYPES:
         expected = "string"

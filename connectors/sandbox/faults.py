@@ -1,0 +1,178 @@
+"""Fault injection shared by both CRM faces: an ASGI middleware driven by a `FaultPlan`.
+
+`SandboxServer.set_faults(crm, plan)` installs a plan at runtime (None restores clean service).
+Each request (login endpoints excepted) first waits `latency_ms`, then answers 401 once the session
+has expired (`expire_after` calls since the plan was set or since the last login), else draws ONE
+number from the plan's seeded RNG that picks at most one fault, by cumulative rate in this order:
+dropped connection, rate limit, 500, 503. The same seed and the same sequence of requests give
+the same faults.
+
+Bodies follow each CRM's documented answers (/work/shared/reference/crm-api-facts.md):
+- Salesforce has no 429 for rate limiting: its "rate" fault is 403 REQUEST_LIMIT_EXCEEDED
+  (``ConcurrentPerOrgLongTxn Limit exceeded.``); 500 UNKNOWN_EXCEPTION; 503 SERVER_UNAVAILABLE;
+  401 INVALID_SESSION_ID. A login (``/services/oauth2/token`` or the SOAP login) renews the session.
+- HubSpot: 429 with the TEN_SECONDLY_ROLLING body, X-HubSpot-RateLimit-* headers (Remaining 0) and
+  Retry-After; 500 / 503 error bodies; 401 EXPIRED_AUTHENTICATION (a private-app token does not
+  renew: the session stays expired until the plan changes).
+- A dropped connection closes the socket without sending a byte of response, so clients see a
+  connection error (requests: ``ConnectionError``; urllib3: ``ProtocolError`` / ``MaxRetryError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+SALESFORCE_LOGIN_PATHS = ("/services/oauth2/", "/services/Soap/")
+HUBSPOT_RATE_MAX, HUBSPOT_RATE_INTERVAL_MS, HUBSPOT_RATE_DAILY = 190, 10_000, 1_000_000
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Rates are probabilities per request (their sum must not exceed 1)."""
+
+    rate_limit: float = 0.0  # HubSpot 429 / Salesforce 403 REQUEST_LIMIT_EXCEEDED (concurrency)
+    server_error: float = 0.0  # 500
+    unavailable: float = 0.0  # 503
+    drop: float = 0.0  # close the connection without a response
+    latency_ms: int = 0  # added before every request
+    expire_after: int | None = None  # the session expires after this many calls (then 401s)
+    retry_after_s: int = 0  # HubSpot 429's Retry-After header
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        rates = (self.rate_limit, self.server_error, self.unavailable, self.drop)
+        if any(rate < 0 for rate in rates) or sum(rates) > 1 + 1e-9:
+            raise ValueError(f"fault rates must be >= 0 and sum to at most 1: {rates}")
+        if self.latency_ms < 0 or (self.expire_after is not None and self.expire_after < 0):
+            raise ValueError("latency_ms and expire_after must be >= 0")
+
+
+class DroppedConnection(Exception):
+    """Raised only where the server's transport is out of reach (uvicorn then answers 500)."""
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    return status, json.dumps(body).encode(), {"content-type": "application/json", **(headers or {})}
+
+
+def _salesforce(fault: str) -> tuple[int, bytes, dict[str, str]]:
+    status, code, message = {
+        "expired": (401, "INVALID_SESSION_ID", "Session expired or invalid"),
+        "rate_limit": (403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."),
+        "server_error": (500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this "
+                                                   "ErrorId if you contact support: 1234567-89 (-1)"),
+        "unavailable": (503, "SERVER_UNAVAILABLE", "Server is temporarily unavailable, please try again "
+                                                   "later."),
+    }[fault]
+    return _json(status, [{"message": message, "errorCode": code}])
+
+
+def _hubspot(fault: str, plan: FaultPlan) -> tuple[int, bytes, dict[str, str]]:
+    correlation = str(uuid.uuid4())
+    if fault == "rate_limit":
+        body = {"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT", "correlationId": correlation, "policyName": "TEN_SECONDLY_ROLLING"}
+        return _json(429, body, {
+            "X-HubSpot-RateLimit-Max": str(HUBSPOT_RATE_MAX), "X-HubSpot-RateLimit-Remaining": "0",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(HUBSPOT_RATE_INTERVAL_MS),
+            "X-HubSpot-RateLimit-Daily": str(HUBSPOT_RATE_DAILY),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(HUBSPOT_RATE_DAILY - 1),
+            "Retry-After": str(plan.retry_after_s)})
+    status, message, category = {
+        "expired": (401, "The OAuth token used to make this call expired 0 hour(s) ago.",
+                    "EXPIRED_AUTHENTICATION"),
+        "server_error": (500, "Internal error (injected by the sandbox)", "INTERNAL_ERROR"),
+        "unavailable": (503, "Service unavailable (injected by the sandbox)", "SERVICE_UNAVAILABLE"),
+    }[fault]
+    return _json(status, {"status": "error", "message": message, "correlationId": correlation,
+                          "category": category})
+
+
+class FaultMiddleware:
+    """ASGI middleware applying the current FaultPlan of one CRM face (see module docstring)."""
+
+    def __init__(self, app: ASGIApp, crm: str) -> None:
+        if crm not in ("salesforce", "hubspot"):
+            raise ValueError(f"unknown CRM face: {crm}")
+        self.app = app
+        self.crm = crm
+        self._lock = threading.Lock()
+        self._plan: FaultPlan | None = None
+        self._rng = random.Random(0)
+        self._calls = 0  # calls since the plan was set or the last login
+        self.injected: dict[str, int] = {}  # faults answered since the plan was set, by kind
+
+    @property
+    def plan(self) -> FaultPlan | None:
+        return self._plan
+
+    def set_plan(self, plan: FaultPlan | None) -> None:
+        with self._lock:
+            self._plan = plan
+            self._rng = random.Random(plan.seed if plan else 0)
+            self._calls = 0
+            self.injected = {}
+
+    def _choose(self, path: str) -> tuple[FaultPlan | None, str | None]:
+        with self._lock:
+            plan = self._plan
+            if plan is None:
+                return None, None
+            if self.crm == "salesforce" and path.startswith(SALESFORCE_LOGIN_PATHS):
+                self._calls = 0  # a login renews the session
+                return plan, None
+            if plan.expire_after is not None and self._calls >= plan.expire_after:
+                fault: str | None = "expired"
+            else:
+                self._calls += 1
+                draw, fault, edge = self._rng.random(), None, 0.0
+                for kind in ("drop", "rate_limit", "server_error", "unavailable"):
+                    edge += getattr(plan, kind)
+                    if draw < edge:
+                        fault = kind
+                        break
+            if fault is not None:
+                self.injected[fault] = self.injected.get(fault, 0) + 1
+            return plan, fault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        plan, fault = self._choose(scope["path"])
+        if plan is not None and plan.latency_ms:
+            await asyncio.sleep(plan.latency_ms / 1000)
+        if plan is None or fault is None:
+            await self.app(scope, receive, send)
+            return
+        if fault == "drop":
+            await _drop(send)
+            return
+        status, body, headers = _salesforce(fault) if self.crm == "salesforce" else _hubspot(fault, plan)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(key.lower().encode(), value.encode()) for key, value in
+                                {**headers, "content-length": str(len(body))}.items()]})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _drop(send: Send) -> None:
+    """Close the connection without a response. uvicorn's `send` is a method of the request cycle
+    that owns the transport: closing it there sends nothing (the TLS layer closes cleanly), and once
+    the cycle has seen the disconnect uvicorn writes nothing either. Elsewhere, raise."""
+    cycle = getattr(send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise DroppedConnection("connection dropped by the sandbox's fault plan")
+    transport.close()
+    for _ in range(200):  # connection_lost runs on a later loop iteration
+        if getattr(cycle, "disconnected", True):
+            return
+        await asyncio.sleep(0.005)
