@@ -2,13 +2,16 @@
 
 This is the single entry point flows call. It resolves each objective's period against
 `as_of`, reads the metrics (and, for change targets, the earlier period), and scores them.
+Manual key results read the latest check-in dated within the period up to `as_of`; milestones
+read their `done:` flag or whether their metric is above 0.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -18,6 +21,7 @@ from connectors.store import SOURCES
 from okr_mapping import scoring
 from okr_mapping.config import (
     ChangeTarget,
+    CheckIn,
     EachTarget,
     KeyResult,
     Objective,
@@ -25,6 +29,7 @@ from okr_mapping.config import (
     RatioMetric,
     SimpleMetric,
 )
+from okr_mapping.errors import Issue, KeyPath, did_you_mean
 from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue
 from okr_mapping.periods import FiscalCalendar, Period
 from okr_mapping.rules import parse_measure
@@ -32,7 +37,7 @@ from okr_mapping.rules import parse_measure
 UNASSIGNED = "(unassigned)"  # not a value a CRM team or email takes, so it never merges with one
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _MAX_SLUG = 80
-_SHIFT = {"previous_period": -1, "same_period_last_year": -4}
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,17 @@ def _round(value: float) -> float:
 
 
 def compute_key_results(
-    engine: Engine, config: OkrConfig, source: str | None = None, as_of: date | None = None
+    engine: Engine,
+    config: OkrConfig,
+    source: str | None = None,
+    as_of: date | None = None,
+    warnings: list[Issue] | None = None,
 ) -> list[KrResult]:
     """Every key result of `config`, from `source` (default: the config's) as of `as_of` (default: today).
 
     Raises ValueError for an unknown source; the config is trusted to have passed `load_config`.
+    Data-dependent warnings (a per-group override naming no group in the data) are logged and,
+    when `warnings` is given, appended to it.
     """
     chosen = source or config.source
     if chosen not in SOURCES:
@@ -121,13 +132,47 @@ def compute_key_results(
     day = as_of or date.today()
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     results: list[KrResult] = []
+    found: list[Issue] = []
     with engine.connect() as conn:
         evaluator = MetricEvaluator(conn, config, chosen)
-        for objective in config.objectives:
+        for index, objective in enumerate(config.objectives):
             period = calendar.resolve(objective.period, day)
-            for kr in objective.key_results:
-                results.extend(_key_result(evaluator, calendar, config, objective, kr, period, day))
+            for kr_index, kr in enumerate(objective.key_results):
+                if kr.type == "manual":
+                    results.append(_manual_result(evaluator, config, objective, kr, period, day))
+                    continue
+                if kr.type == "milestone":
+                    results.append(_milestone_result(evaluator, config, objective, kr, period, day))
+                    continue
+                rows = _key_result(evaluator, calendar, config, objective, kr, period, day)
+                results.extend(rows)
+                path: KeyPath = ("objectives", index, "key_results", kr_index, "target", "overrides")
+                found.extend(_unseen_overrides(config, kr, rows, path))
+    for issue in found:
+        _LOG.warning("%s", issue.render())
+    if warnings is not None:
+        warnings.extend(found)
     return results
+
+
+def _unseen_overrides(config: OkrConfig, kr: KeyResult, rows: list[KrResult], path: KeyPath) -> list[Issue]:
+    """A warning per override key that names no group of this run (it may still appear later)."""
+    if not isinstance(kr.target, EachTarget):
+        return []
+    seen = sorted(row.group for row in rows if row.group is not None)
+    issues = []
+    for label in kr.target.overrides:
+        if label not in seen:
+            what = "owner email" if kr.breakdown == "owner" else "team"
+            issues.append(
+                config.issue(
+                    "warning",
+                    (*path, label),
+                    f"no {what} '{label}' has records for this key result yet; its override applies once one does",
+                    did_you_mean(label, seen),
+                )
+            )
+    return issues
 
 
 def _key_result(
@@ -139,11 +184,17 @@ def _key_result(
     period: Period,
     as_of: date,
 ) -> list[KrResult]:
+    assert kr.metric is not None and kr.target is not None  # guaranteed by validation
     metric = config.metrics[kr.metric]
     current = evaluator.values(kr.metric, period, kr.breakdown)
     earlier: dict[GroupKey, MetricValue] = {}
     if isinstance(kr.target, ChangeTarget):
-        earlier = evaluator.values(kr.metric, calendar.shift(period, _SHIFT[kr.target.vs]), kr.breakdown)
+        before_period = (
+            calendar.shift(period, -1)
+            if kr.target.vs == "previous_period"
+            else calendar.same_period_last_year(period)
+        )
+        earlier = evaluator.values(kr.metric, before_period, kr.breakdown)
 
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}
     if kr.breakdown is None:
@@ -165,8 +216,9 @@ def _key_result(
             baseline = 0.0 if _accumulates(metric) else before.value
         else:
             baseline = kr.baseline if kr.baseline is not None else 0.0
-            target = kr.target.each if isinstance(kr.target, EachTarget) else float(kr.target)
-        raw = scoring.progress(kr.type, measured.value, baseline, target) if defined else 0.0
+            target = kr.target.for_group(label) if isinstance(kr.target, EachTarget) else float(kr.target)
+        kind = _metric_kind(kr)
+        raw = scoring.progress(kind, measured.value, baseline, target) if defined else 0.0
         group = label if kr.breakdown is not None else None
         results.append(
             KrResult(
@@ -187,7 +239,7 @@ def _key_result(
                 progress=_round(raw),
                 score=_round(scoring.score(raw)),
                 expected_progress=_round(expected),
-                status=scoring.status(raw, expected, config.scoring.on_track, config.scoring.at_risk),
+                status=scoring.kr_status(kind, raw, expected, config.scoring.on_track, config.scoring.at_risk),
                 unit=metric.unit,
                 weight=kr.weight,
                 owner=_owner(kr, objective, group),
@@ -196,6 +248,103 @@ def _key_result(
             )
         )
     return results
+
+
+def _metric_kind(kr: KeyResult) -> scoring.KrKind:
+    if kr.type in ("increase", "decrease", "stay_above", "stay_below"):
+        return kr.type
+    raise ValueError(f"key result '{kr.id}' of type {kr.type} has no metric progress")
+
+
+def _single_result(
+    config: OkrConfig,
+    objective: Objective,
+    kr: KeyResult,
+    period: Period,
+    as_of: date,
+    kind: scoring.KrKind,
+    value: float,
+    baseline: float,
+    target: float,
+    rows: int,
+    source: str,
+    unit: str | None = None,
+) -> KrResult:
+    """A result without breakdown for a manual or milestone KR (always defined)."""
+    raw = scoring.progress(kind, value, baseline, target)
+    expected = period.elapsed_share(as_of)
+    return KrResult(
+        key=f"{objective.id}.{kr.id}.{period.label}",
+        objective_id=objective.id,
+        objective_title=objective.title,
+        kr_id=kr.id,
+        title=kr.title or _default_title(kr.metric or kr.id),
+        group=None,
+        metric=kr.metric or "",
+        period=period.label,
+        period_start=period.start,
+        period_end=period.end,
+        kr_type=kr.type,
+        value=_round(value),
+        baseline=_round(baseline),
+        target=_round(target),
+        progress=_round(raw),
+        score=_round(scoring.score(raw)),
+        expected_progress=_round(expected),
+        status=scoring.kr_status(kind, raw, expected, config.scoring.on_track, config.scoring.at_risk),
+        unit=unit,
+        weight=kr.weight,
+        owner=kr.owner or objective.owner,
+        sample_size=rows,
+        source=source,
+    )
+
+
+def _manual_result(
+    evaluator: MetricEvaluator, config: OkrConfig, objective: Objective, kr: KeyResult, period: Period, as_of: date
+) -> KrResult:
+    """Value = the latest check-in dated in the period up to `as_of`; none yet reads value 0, progress 0.
+
+    Progress runs from the baseline (default 0) to the target, downwards when the target is below it.
+    """
+    assert kr.target is not None and not isinstance(kr.target, EachTarget | ChangeTarget)
+    target = float(kr.target)
+    baseline = kr.baseline if kr.baseline is not None else 0.0
+    checkin: CheckIn | None = config.latest_checkin(
+        f"{objective.id}.{kr.id}", period.start, min(as_of, period.end)
+    )
+    kind: scoring.KrKind = "decrease" if target < baseline else "increase"
+    if checkin is None:
+        result = _single_result(
+            config, objective, kr, period, as_of, kind, 0.0, baseline, target, 0, evaluator.source
+        )
+        # No check-in yet: nothing measured, so no progress (not even for a decrease from a baseline).
+        return _with_progress(result, 0.0, config, kind)
+    return _single_result(
+        config, objective, kr, period, as_of, kind, checkin.value, baseline, target, 1, evaluator.source
+    )
+
+
+def _with_progress(result: KrResult, raw: float, config: OkrConfig, kind: scoring.KrKind) -> KrResult:
+    status = scoring.kr_status(kind, raw, result.expected_progress, config.scoring.on_track, config.scoring.at_risk)
+    return replace(result, progress=_round(raw), score=_round(scoring.score(raw)), status=status)
+
+
+def _milestone_result(
+    evaluator: MetricEvaluator, config: OkrConfig, objective: Objective, kr: KeyResult, period: Period, as_of: date
+) -> KrResult:
+    """Value 1 when done (the `done:` flag, or the metric's value > 0 over the period), else 0; target 1."""
+    rows = 0
+    if kr.metric is not None:
+        measured = evaluator.values(kr.metric, period).get(None, MetricValue(0.0, 0))
+        done = measured.defined and measured.value > 0
+        rows = measured.rows
+    else:
+        done = bool(kr.done)
+    value = 1.0 if done else 0.0
+    return _single_result(
+        config, objective, kr, period, as_of, "milestone", value, 0.0, 1.0, rows, evaluator.source
+    )
 
 
 def _accumulates(metric: SimpleMetric | RatioMetric) -> bool:

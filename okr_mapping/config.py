@@ -7,9 +7,10 @@ Unions use explicit discriminators so an error points at one alternative, not at
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,10 +24,14 @@ from pydantic import (
     model_validator,
 )
 
-from okr_mapping.errors import Issue
+from okr_mapping.errors import Issue, KeyPath, Level
+
+if TYPE_CHECKING:
+    from okr_mapping.loader import SourceMap
 
 Source = Literal["salesforce", "hubspot"]
-KrType = Literal["increase", "decrease"]
+KrType = Literal["increase", "decrease", "stay_above", "stay_below", "milestone", "manual"]
+METRIC_KR_TYPES = ("increase", "decrease", "stay_above", "stay_below")
 Breakdown = Literal["owner", "team"]
 Comparison = Literal["previous_period", "same_period_last_year"]
 
@@ -157,12 +162,20 @@ class ChangeTarget(StrictModel):
 
 
 class EachTarget(StrictModel):
-    """The same target for every group of a breakdown (e.g. every rep)."""
+    """A target per group of a breakdown: `each` for every group, `overrides` by group label.
+
+    Override keys are group labels as results show them: owner emails (breakdown: owner) or
+    team names (breakdown: team), e.g. {each: 100000, overrides: {"ann@acme.com": 120000}}.
+    """
 
     each: float
+    overrides: dict[str, float] = Field(default_factory=dict)
+
+    def for_group(self, label: str) -> float:
+        return self.overrides.get(label, self.each)
 
 
-_TARGET_KEYS = {"change_target": ("change", "vs"), "each_target": ("each",)}
+_TARGET_KEYS = {"change_target": ("change", "vs"), "each_target": ("each", "overrides")}
 
 
 def _target_kind(value: Any) -> str | None:
@@ -194,24 +207,74 @@ Target = Annotated[
         custom_error_type="target_shape",
         custom_error_message=(
             "the target must be a number (500000), a change ({change: '+10%', vs: previous_period})"
-            " or a per-group value with a breakdown ({each: 100000})"
+            " or a per-group value with a breakdown ({each: 100000, overrides: {'ann@acme.com': 120000}})"
         ),
     ),
 ]
 
 
 class KeyResult(StrictModel):
-    """One measurable result: a metric, a target, and how progress is read."""
+    """One measurable result: a metric (or a check-in, or a done flag), a target, and how progress is read.
+
+    increase / decrease: progress runs from baseline to target. stay_above / stay_below: progress
+    is 1 while the value is on the right side of the target (the target itself counts), else 0.
+    milestone: `done: true/false`, or a metric whose value > 0 means done; progress 1 or 0.
+    manual: the value is the latest check-in from the config's `checkins:` file.
+    """
 
     id: str
     title: str | None = None
-    metric: str
+    metric: str | None = None
     type: KrType = "increase"
     baseline: float | None = None
-    target: Target
+    target: Target | None = None
+    done: bool | None = None
     breakdown: Breakdown | None = None
     weight: float = Field(1.0, ge=0)
     owner: str | None = None
+
+
+class CustomPeriod(StrictModel):
+    """A period of explicit dates, both inclusive: {start: 2026-10-01, end: 2026-12-15}."""
+
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CustomPeriod:
+        if self.end < self.start:
+            raise ValueError(f"the period ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+def _period_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "named"
+    if isinstance(value, CustomPeriod | dict):
+        return "custom"
+    return None
+
+
+PeriodSpec = Annotated[
+    Annotated[str, Tag("named")] | Annotated[CustomPeriod, Tag("custom")],
+    Discriminator(
+        _period_kind,
+        custom_error_type="period_shape",
+        custom_error_message=(
+            "the period must be a name (current, current_half, current_year, 2026-Q4, 2026-H1, FY2026)"
+            " or custom dates {start: 2026-10-01, end: 2026-12-15}"
+        ),
+    ),
+]
+
+
+class CheckIn(StrictModel):
+    """One entry of a check-in file: `{kr: objective-id.kr-id, value: 42, date: 2026-11-20, note: ...}`."""
+
+    kr: str
+    value: float
+    date: dt.date
+    note: str | None = None
 
 
 class Objective(StrictModel):
@@ -219,7 +282,7 @@ class Objective(StrictModel):
 
     id: str
     title: str
-    period: str = "current"
+    period: PeriodSpec = "current"
     owner: str | None = None
     key_results: list[KeyResult] = Field(min_length=1)
 
@@ -232,9 +295,25 @@ class OkrConfig(StrictModel):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     segments: dict[str, Segment] = Field(default_factory=dict)
     metrics: dict[str, Metric] = Field(default_factory=dict)
+    checkins: str | None = Field(
+        None, description="Check-in file for manual key results, relative to this config file"
+    )
     objectives: list[Objective] = Field(min_length=1)
 
     _warnings: list[Issue] = PrivateAttr(default_factory=list)
+    _checkins: dict[str, list[CheckIn]] = PrivateAttr(default_factory=dict)
+    _source_map: SourceMap | None = PrivateAttr(None)
+
+    def latest_checkin(self, kr_key: str, start: dt.date, end: dt.date) -> CheckIn | None:
+        """The latest check-in for `objective-id.kr-id` dated within start..end (both inclusive)."""
+        found = [checkin for checkin in self._checkins.get(kr_key, ()) if start <= checkin.date <= end]
+        return max(found, key=lambda checkin: checkin.date, default=None)
+
+    def issue(self, level: Level, path: KeyPath, message: str, suggestion: str | None = None) -> Issue:
+        """An issue at `path`, placed at its file and line when the config was read from YAML."""
+        if self._source_map is not None:
+            return self._source_map.issue(level, path, message, suggestion, on_key=True)
+        return Issue(level, message, path, suggestion=suggestion)
 
     @property
     def warnings(self) -> list[Issue]:

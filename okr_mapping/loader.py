@@ -4,6 +4,10 @@ PyYAML's composer gives a node tree with positions; we build the plain data from
 so we can remember where each key path came from (and catch duplicate keys, which PyYAML
 would silently overwrite). Pydantic's error locations and our own cross-checks are then mapped
 back to those positions, so every issue reads `file:line:column: ...`.
+
+A config naming `checkins: file.yaml` (relative to the config file) has that file read too: a list
+of `{kr: objective-id.kr-id, value: 42, date: 2026-11-20, note: ...}` for its manual key results,
+whose problems are reported at the check-in file's own lines.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from okr_mapping.config import OkrConfig
-from okr_mapping.errors import ConfigError, Issue, KeyPath, Level
+from okr_mapping.config import CheckIn, OkrConfig
+from okr_mapping.errors import ConfigError, Issue, KeyPath, Level, did_you_mean
 from okr_mapping.pydantic_errors import issue_parts
 from okr_mapping.validate import ConfigParts, check_config
 
@@ -120,7 +124,11 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError:
+            # PyYAML reads 2026-13-01 as a date and fails outside its error types.
+            raise yaml.MarkedYAMLError(None, None, f"'{node.value}' is not a valid date", node.start_mark) from None
 
 
 def parse_yaml(text: str, file: str = "<config>") -> tuple[Any, SourceMap, list[Issue]]:
@@ -154,8 +162,11 @@ def parse_yaml(text: str, file: str = "<config>") -> tuple[Any, SourceMap, list[
     return data, source_map, builder.issues
 
 
-def parse_config(text: str, file: str = "<config>") -> OkrConfig:
-    """Validate config text; raises ConfigError listing every error (warnings ride along on the result)."""
+def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> OkrConfig:
+    """Validate config text; raises ConfigError listing every error (warnings ride along on the result).
+
+    `base_dir` is where a relative `checkins:` path starts (default: the directory of `file`).
+    """
     data, source_map, issues = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise ConfigError(
@@ -179,11 +190,118 @@ def parse_config(text: str, file: str = "<config>") -> OkrConfig:
         issues.append(
             source_map.issue(found.level, found.path, found.message, found.suggestion, found.on_key)
         )
-    if any(issue.level == "error" for issue in issues):
-        raise ConfigError(_sorted(issues))
+    checkin_issues: list[Issue] = []
+    if config is not None:
+        folder = base_dir if base_dir is not None else Path(file).parent
+        checkin_issues = _load_checkins(config, source_map, folder)
+    # The config's issues first, then the check-in file's, each in file order.
+    ordered = _sorted(issues) + _sorted(checkin_issues)
+    if any(issue.level == "error" for issue in ordered):
+        raise ConfigError(ordered)
     assert config is not None
-    config._warnings = _sorted(issues)
+    config._warnings = ordered
+    config._source_map = source_map
     return config
+
+
+_CHECKIN_KEYS = ("kr", "value", "date", "note")
+
+
+def _load_checkins(config: OkrConfig, source_map: SourceMap, folder: Path) -> list[Issue]:
+    """Read the config's check-in file into `config._checkins`; the issues found on the way."""
+    kinds = {
+        f"{objective.id}.{kr.id}": (kr.type, index, kr_index)
+        for index, objective in enumerate(config.objectives)
+        for kr_index, kr in enumerate(objective.key_results)
+    }
+    manual = sorted(key for key, (kind, _i, _k) in kinds.items() if kind == "manual")
+    if config.checkins is None:
+        return [
+            source_map.issue(
+                "warning",
+                ("objectives", kinds[key][1], "key_results", kinds[key][2], "type"),
+                "a manual key result needs check-ins; add checkins: checkins.yaml to the config "
+                "(until then its value is 0)",
+            )
+            for key in manual
+        ]
+    path = folder / config.checkins
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return [source_map.issue("error", ("checkins",), f"the check-in file '{file}' does not exist")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [source_map.issue("error", ("checkins",), f"the check-in file '{file}' cannot be read ({exc})")]
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
+        return []  # no check-ins yet
+    try:
+        data, checkin_map, issues = parse_yaml(text, file)
+    except ConfigError as exc:
+        return exc.issues
+    if not isinstance(data, list):
+        return [checkin_map.issue("error", (), "a check-in file is a list of {kr: ..., value: ..., date: ...}")]
+    by_kr: dict[str, list[CheckIn]] = {}
+    seen: set[tuple[str, object]] = set()
+    for index, raw in enumerate(data):
+        try:
+            checkin = CheckIn.model_validate(raw)
+        except ValidationError as exc:
+            found = [_checkin_issue(checkin_map, index, error) for error in exc.errors()]
+            issues.extend(_drop_redundant_missing(found))
+            continue
+        kind = kinds.get(checkin.kr, (None, 0, 0))[0]
+        if kind is None:
+            issues.append(
+                checkin_map.issue(
+                    "error",
+                    (index, "kr"),
+                    f"unknown key result '{checkin.kr}'; name a manual key result as objective-id.kr-id"
+                    + (f" ({', '.join(manual)})" if manual else ""),
+                    did_you_mean(checkin.kr, manual or kinds),
+                )
+            )
+        elif kind != "manual":
+            issues.append(
+                checkin_map.issue(
+                    "error",
+                    (index, "kr"),
+                    f"'{checkin.kr}' is a {kind} key result; only manual key results take check-ins",
+                )
+            )
+        elif (checkin.kr, checkin.date) in seen:
+            issues.append(
+                checkin_map.issue(
+                    "error",
+                    (index, "date"),
+                    f"'{checkin.kr}' has two check-ins on {checkin.date}; keep one",
+                )
+            )
+        else:
+            seen.add((checkin.kr, checkin.date))
+            by_kr.setdefault(checkin.kr, []).append(checkin)
+    config._checkins = by_kr
+    return issues
+
+
+def _checkin_issue(checkin_map: SourceMap, index: int, error: Any) -> Issue:
+    loc = tuple(part for part in error["loc"] if isinstance(part, str))
+    key = loc[0] if loc else None
+    if error["type"] == "extra_forbidden" and key is not None:
+        return checkin_map.issue(
+            "error",
+            (index, key),
+            f"unknown key '{key}'; a check-in has {', '.join(_CHECKIN_KEYS)}",
+            did_you_mean(key, _CHECKIN_KEYS),
+            on_key=True,
+        )
+    if error["type"] == "missing" and key is not None:
+        return checkin_map.issue("error", (index, key), f"'{key}' is required here")
+    if key is None:
+        return checkin_map.issue(
+            "error", (index,), "a check-in is a mapping like {kr: objective-id.kr-id, value: 42, date: 2026-11-20}"
+        )
+    return checkin_map.issue("error", (index, key), f"{key}: {error['msg']}")
 
 
 def load_config(path: str | Path) -> OkrConfig:

@@ -28,7 +28,7 @@ from okr_mapping.config import (
 )
 from okr_mapping.entities import ENTITIES, EntitySpec
 from okr_mapping.errors import KeyPath, Level, did_you_mean
-from okr_mapping.periods import is_valid_period_spec
+from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, is_valid_period_spec
 from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
@@ -75,7 +75,9 @@ class ConfigParts:
     @classmethod
     def of(cls, config: OkrConfig) -> ConfigParts:
         objectives = [
-            ObjectivePart(index, objective.id, objective.period, list(enumerate(objective.key_results)))
+            ObjectivePart(
+                index, objective.id, _text(objective.period), list(enumerate(objective.key_results))
+            )
             for index, objective in enumerate(config.objectives)
         ]
         return cls(
@@ -292,8 +294,8 @@ def _check_objectives(parts: ConfigParts) -> Iterator[Finding]:
             yield Finding(
                 "error",
                 (*path, "period"),
-                f"'{objective.period}' is not a period; "
-                "use current, previous, next, or a fiscal quarter like 2026-Q4",
+                f"'{objective.period}' is not a period; {PERIOD_HELP}",
+                did_you_mean(objective.period, RELATIVE_PERIODS),
             )
         seen_krs: set[str] = set()
         for kr_index, kr in objective.key_results:
@@ -314,9 +316,70 @@ def _check_id(value: str, path: KeyPath, seen: set[str], what: str) -> Iterator[
     seen.add(value)
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _check_kr_shape(path: KeyPath, kr: KeyResult) -> Iterator[Finding]:
+    """Which keys each type needs and refuses: metric, target, done, baseline, breakdown."""
+    kind = kr.type
+    if kind != "milestone" and kr.done is not None:
+        yield Finding("error", (*path, "done"), "done: applies to milestones only; add type: milestone", on_key=True)
+    if kind == "manual":
+        if kr.metric is not None:
+            yield Finding(
+                "error",
+                (*path, "metric"),
+                "a manual key result takes its value from the check-in file; remove the metric",
+                on_key=True,
+            )
+    elif kind == "milestone":
+        if (kr.metric is None) == (kr.done is None):
+            yield Finding(
+                "error",
+                (*path, "type"),
+                "a milestone needs either done: true/false or a metric (done when its value is above 0), "
+                "not both",
+            )
+    elif kr.metric is None:
+        yield Finding("error", (*path, "metric"), f"{_article(kind)} {kind} key result needs a metric", on_key=True)
+    if kind == "milestone":
+        if kr.target is not None:
+            yield Finding(
+                "error", (*path, "target"), "a milestone is done or not; remove the target", on_key=True
+            )
+    elif kr.target is None:
+        yield Finding("error", (*path, "target"), f"{_article(kind)} {kind} key result needs a target", on_key=True)
+    if kind in ("manual", "milestone") and kr.breakdown is not None:
+        yield Finding(
+            "error", (*path, "breakdown"), f"a {kind} key result cannot be broken down; remove the breakdown",
+            on_key=True,
+        )
+    if kind in ("stay_above", "stay_below", "milestone") and kr.baseline is not None:
+        yield Finding(
+            "error",
+            (*path, "baseline"),
+            f"remove the baseline: a {kind} key result compares its value with the target only"
+            if kind != "milestone"
+            else "remove the baseline: a milestone is done or not",
+            on_key=True,
+        )
+    if kind == "manual" and isinstance(kr.target, EachTarget | ChangeTarget):
+        yield Finding(
+            "error",
+            (*path, "target"),
+            "a manual key result needs a number target (its value comes from check-ins, per key result)",
+        )
+
+
 def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Iterator[Finding]:
+    shape = list(_check_kr_shape(path, kr))
+    yield from shape
+    if kr.metric is not None:
+        yield from _check_metric_ref(parts, path, kr.metric)
+    if shape or kr.type in ("manual", "milestone") or kr.target is None or kr.metric is None:
+        return
     metric = parts.metrics.get(kr.metric)
-    yield from _check_metric_ref(parts, path, kr.metric)
     if metric is not None and kr.breakdown is not None:
         for _suffix, part, _time in metric_parts(metric):
             entity = ENTITIES.get(part.entity)
@@ -335,6 +398,8 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
             (*path, "target"),
             "with a breakdown, give the target per group as {each: N}, or as a change like {change: '+10%'}",
         )
+    if kr.type in ("stay_above", "stay_below"):
+        return
     if isinstance(target, ChangeTarget):
         if kr.baseline is not None:
             yield Finding(
@@ -384,7 +449,7 @@ def _check_metric_ref(parts: ConfigParts, path: KeyPath, name: str) -> Iterator[
 
 
 def _check_unused_metrics(parts: ConfigParts) -> Iterator[Finding]:
-    used = {kr.metric for objective in parts.objectives for _index, kr in objective.key_results}
+    used = {kr.metric for objective in parts.objectives for _index, kr in objective.key_results if kr.metric}
     for name in parts.metrics:
         if name not in used:
             message = f"metric '{name}' is defined but no key result uses it"

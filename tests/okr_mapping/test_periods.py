@@ -65,3 +65,39 @@ def test_elapsed_share_counts_as_of_day() -> None:
 def test_bad_start_month() -> None:
     with pytest.raises(ValueError):
         FiscalCalendar(13)
+
+
+def test_halves_and_years_follow_the_fiscal_start() -> None:
+    calendar = FiscalCalendar(2)  # FY2027 runs Feb 2026 – Jan 2027
+    h2 = calendar.resolve("current_half", date(2026, 11, 27))
+    assert (h2.label, h2.start, h2.end) == ("2027-H2", date(2026, 8, 1), date(2027, 1, 31))
+    year = calendar.resolve("current_year", date(2026, 11, 27))
+    assert (year.label, year.start, year.end) == ("FY2027", date(2026, 2, 1), date(2027, 1, 31))
+    assert calendar.resolve("2027-h1", date(2020, 1, 1)).end == date(2026, 7, 31)
+    assert calendar.resolve("fy2027", date(2020, 1, 1)) == year
+    assert calendar.resolve("2026-Q4", date(2020, 1, 1)).label == "2026-Q4"  # quarter labels unchanged
+
+
+def test_previous_period_shifts_by_own_length() -> None:
+    calendar = FiscalCalendar(1)
+    h1 = calendar.half(2026, 1)
+    assert calendar.shift(h1, -1).label == "2025-H2"
+    assert calendar.shift(calendar.half(2026, 2), -1) == h1
+    assert calendar.shift(calendar.year(2026), -1) == calendar.year(2025)
+    assert calendar.same_period_last_year(h1).label == "2025-H1"
+    assert calendar.same_period_last_year(calendar.quarter(2026, 4)).label == "2025-Q4"
+    custom = calendar.custom(date(2026, 10, 1), date(2026, 12, 15))  # 76 days
+    before = calendar.shift(custom, -1)
+    assert (before.start, before.end, before.days) == (date(2026, 7, 17), date(2026, 9, 30), 76)
+    assert before.label == "2026-07-17_2026-09-30"
+    leap = calendar.same_period_last_year(calendar.custom(date(2028, 2, 29), date(2028, 3, 31)))
+    assert (leap.start, leap.end) == (date(2027, 2, 28), date(2027, 3, 31))
+    with pytest.raises(ValueError, match="before it starts"):
+        calendar.custom(date(2026, 2, 1), date(2026, 1, 1))
+
+
+def test_new_period_specs_are_valid() -> None:
+    for spec in ("current_half", "CURRENT_YEAR", "2026-H2", "FY2026", "2026Q1"):
+        assert is_valid_period_spec(spec), spec
+    for spec in ("2026-H3", "FY26", "2026", "current-half"):
+        assert not is_valid_period_spec(spec), spec

@@ -58,3 +58,18 @@ def test_expected_progress() -> None:
     assert scoring.expected_progress(start, end, date(2026, 11, 27)) == pytest.approx(58 / 92)
     assert scoring.expected_progress(start, end, date(2027, 1, 1)) == 1.0
     assert scoring.expected_progress(start, end, date(2026, 6, 1)) == 0.0
+
+
+def test_binary_kinds() -> None:
+    from okr_mapping.scoring import kr_status, progress
+
+    assert progress("stay_above", 10, 0, 10) == 1.0
+    assert progress("stay_above", 9.99, 0, 10) == 0.0
+    assert progress("stay_below", 10, 0, 10) == 1.0
+    assert progress("stay_below", 10.01, 99, 10) == 0.0
+    assert progress("milestone", 3, 0, 1) == 1.0 and progress("milestone", 0, 0, 1) == 0.0
+    assert kr_status("stay_above", 0.0, 0.0) == "off_track"  # even on day one
+    assert kr_status("stay_below", 1.0, 0.5) == "achieved"
+    assert kr_status("milestone", 0.0, 0.99) == "on_track"
+    assert kr_status("milestone", 0.0, 1.0) == "off_track"
+    assert kr_status("increase", 0.5, 0.5) == "on_track"
