@@ -6,10 +6,14 @@ dies mid-stream resumes where the last committed page ended. Each query starts a
 window (10 minutes by default, see settings) before the saved watermark; re-read records the
 store holds unchanged are neither rewritten nor counted. Writeback upserts by the
 external key and sends only rows whose content changed since the last confirmed write.
+A stream whose result is larger than the Bulk threshold (10,000 records by default) is read
+past its first REST page with one Bulk API 2.0 query job (see settings for the cost and cursor).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -18,7 +22,7 @@ from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
+from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError, SalesforceResourceNotFound
 from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorConfigError, ConnectorError
@@ -37,6 +41,9 @@ from connectors.salesforce.helpers import (
     MAPPERS,
     SOURCE,
     api_error,
+    bulk_soql,
+    bulk_threshold_from_env,
+    csv_record,
     describe_errors,
     error_codes,
     incremental_soql,
@@ -44,10 +51,15 @@ from connectors.salesforce.helpers import (
     make_session,
     parse_datetime,
     sf_datetime,
+    validate_bulk_threshold,
     with_retry,
 )
 from connectors.salesforce.settings import (
     API_VERSION,
+    BULK_MAX_RECORDS,
+    BULK_POLL_SECONDS,
+    BULK_THRESHOLD,
+    BULK_THRESHOLD_ENV,
     KR_COLLECTION_PATH,
     KR_EXTERNAL_ID,
     KR_FIELDS,
@@ -96,15 +108,20 @@ class SalesforceSource:
     STREAMS = tuple(STREAM_SPECS)
 
     def __init__(self, client: Salesforce, calls: _CallCounter | None = None, *,
-                 lookback: timedelta = timedelta(minutes=LOOKBACK_MINUTES)) -> None:
+                 lookback: timedelta = timedelta(minutes=LOOKBACK_MINUTES),
+                 bulk_threshold: int = BULK_THRESHOLD) -> None:
         """Wrap a connected client; `calls` is a counter already hooked on its session, if any.
 
         `lookback`: how far before the saved watermark each incremental query starts (see
         connectors.salesforce.settings); timedelta(0) continues exactly after the cursor.
+        `bulk_threshold`: above how many records a query's rest is read with Bulk API 2.0.
         """
         self.client = client
         self.query_batch_size = QUERY_BATCH_SIZE  # Salesforce may still send smaller pages
         self.lookback = validate_lookback(lookback)
+        self.bulk_threshold = validate_bulk_threshold(bulk_threshold)
+        self.bulk_max_records = BULK_MAX_RECORDS  # maxRecords of each Bulk results call
+        self.bulk_poll_seconds = BULK_POLL_SECONDS
         self._target_checked = False
         if calls is None:
             calls = _CallCounter()
@@ -138,6 +155,7 @@ class SalesforceSource:
             *(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
             "SALESFORCE_API_VERSION", "OKR_SYNC_CA_BUNDLE")}
         lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)  # checked before any login
+        bulk_threshold = bulk_threshold_from_env(env, BULK_THRESHOLD_ENV, BULK_THRESHOLD)
         method = _credential_method(values)
         session = session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None)
         calls = _CallCounter()  # hooked before the client logs in, so the login call counts too
@@ -164,7 +182,7 @@ class SalesforceSource:
         except SalesforceError as error:
             secrets = tuple(values[name] for name in _SECRET_VARIABLES)
             raise api_error(error, "login", secrets) from None
-        return cls(client, calls, lookback=lookback)
+        return cls(client, calls, lookback=lookback, bulk_threshold=bulk_threshold)
 
     # -- extraction ------------------------------------------------------------------------------
     def extract(self, engine: Engine, stream: str) -> StreamResult:
@@ -183,10 +201,10 @@ class SalesforceSource:
         cursor = saved
         stored = 0
         try:
-            for records in self._pages(spec, saved.start(self.lookback)):
+            for records, after in self._pages(spec, saved.start(self.lookback)):
                 if not records:
                     continue
-                cursor = later(saved, _cursor_after(records))
+                cursor = later(saved, after)
                 with session_scope(engine) as session:
                     rows = changed_rows(session, model, SOURCE, [mapper(record) for record in records])
                     upsert_rows(session, model, rows)
@@ -194,40 +212,73 @@ class SalesforceSource:
                     save_cursor(session, SOURCE, stream, cursor, stored)
         except SalesforceError as error:
             raise self._failure(error, f"query of {spec.sobject}") from None
+        except SalesforceOperationError as error:  # a Bulk job that failed or was aborted
+            raise ConnectorError(f"Salesforce Bulk API 2.0 query of {spec.sobject} failed: {error}") from None
         if stored == 0:
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
         return StreamResult(SOURCE, stream, stored, self.api_calls - calls_before)
 
-    def _pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
-        """The stream's pages after `cursor`; an expired query cursor restarts after the last page.
+    def _pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+        """(page, cursor to save with it) after `cursor`; an expired query cursor restarts after the last page.
 
         The caller stores each page before asking for the next, so the last page handed out is
-        the last one committed: a restart from it neither skips nor repeats records.
+        the last one committed: a restart from its cursor neither skips nor repeats records.
         """
         restarts = 0
         while True:
             try:
-                for records in self._query_pages(spec, cursor):
-                    yield records
-                    cursor = _cursor_after(records) if records else cursor
+                for records, after in self._query_pages(spec, cursor):
+                    yield records, after
+                    cursor = after
                 return
             except SalesforceError as error:
                 if "INVALID_QUERY_LOCATOR" not in error_codes(error) or restarts >= MAX_LOCATOR_RESTARTS:
                     raise
                 restarts += 1
 
-    def _query_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[list[dict[str, Any]]]:
-        """queryAll pages (deleted rows included), following nextRecordsUrl until done."""
+    def _query_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+        """queryAll pages (deleted rows included), following nextRecordsUrl until done.
+
+        Page one's totalSize decides the path (no extra call): above `bulk_threshold`, everything
+        after page one comes from one Bulk API 2.0 job instead of queryMore calls.
+        """
         headers = {"Sforce-Query-Options": f"batchSize={self.query_batch_size}"}
         result = with_retry(self.client.query, incremental_soql(spec, cursor), include_deleted=True,
                             headers=headers)
+        use_bulk = not result["done"] and int(result.get("totalSize") or 0) > self.bulk_threshold
         while True:
-            yield list(result["records"])
+            records = list(result["records"])
+            cursor = _cursor_after(records) if records else cursor
+            yield records, cursor
             if result["done"]:
+                return
+            if use_bulk:
+                yield from self._bulk_pages(spec, cursor)
                 return
             result = with_retry(self.client.query_more, result["nextRecordsUrl"], identifier_is_url=True,
                                 headers=headers)
+
+    def _bulk_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[tuple[list[dict[str, Any]], Cursor]]:
+        """The records after `cursor` from one Bulk 2.0 queryAll job, in pages of query_batch_size.
+
+        The job's CSV is unordered (no ORDER BY, see settings): every page keeps `cursor` but the
+        last, which carries the greatest (SystemModstamp, Id) the job returned.
+        """
+        job = getattr(self.client.bulk2, spec.sobject)
+        chunks = job.query_all(bulk_soql(spec, cursor), max_records=self.bulk_max_records,
+                               wait=self.bulk_poll_seconds)  # typed int, a float works
+        newest = cursor
+        held: list[dict[str, Any]] = []  # one page held back: only the job's last page moves the cursor
+        for text in chunks:
+            for row in csv.DictReader(io.StringIO(text)):
+                record = csv_record(row)
+                newest = later(newest, Cursor(parse_datetime(record["SystemModstamp"]), record["Id"]))
+                if len(held) == self.query_batch_size:
+                    yield held, cursor
+                    held = []
+                held.append(record)
+        yield held, newest
 
     # -- writeback -------------------------------------------------------------------------------
     def check_writeback_target(self) -> None:

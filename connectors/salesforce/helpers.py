@@ -22,9 +22,10 @@ from simple_salesforce.exceptions import (
 )
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.incremental import Cursor
 from connectors.salesforce.settings import (
+    CSV_FIELD_TYPES,
     KR_EXTERNAL_ID,
     KR_NUMBER_FIELDS,
     KR_TEXT_FIELDS,
@@ -136,6 +137,14 @@ def incremental_soql(spec: StreamSpec, cursor: Cursor) -> str:
     Many records can share one SystemModstamp, so the cursor is a (timestamp, Id) pair: records
     at the same second but with a higher Id are still new.
     """
+    return format_soql("SELECT {fields:literal} FROM {sobject:literal}{where:literal} "
+                       "ORDER BY {key:literal}, {pk:literal}", fields=", ".join(spec.fields),
+                       sobject=spec.sobject, where=incremental_where(spec, cursor), key=REPLICATION_KEY,
+                       pk=PRIMARY_KEY)
+
+
+def incremental_where(spec: StreamSpec, cursor: Cursor) -> str:
+    """The stream's fixed filter AND the (SystemModstamp, Id) > cursor condition, as " WHERE ..." or ""."""
     conditions = [spec.where] if spec.where else []
     if cursor.watermark is not None and cursor.last_id:
         conditions.append(format_soql(
@@ -143,10 +152,47 @@ def incremental_soql(spec: StreamSpec, cursor: Cursor) -> str:
             key=REPLICATION_KEY, pk=PRIMARY_KEY, mark=cursor.watermark, last=cursor.last_id))
     elif cursor.watermark is not None:
         conditions.append(format_soql("{key:literal} >= {mark}", key=REPLICATION_KEY, mark=cursor.watermark))
-    where = " WHERE " + " AND ".join(conditions) if conditions else ""
-    return format_soql("SELECT {fields:literal} FROM {sobject:literal}{where:literal} "
-                       "ORDER BY {key:literal}, {pk:literal}", fields=", ".join(spec.fields),
-                       sobject=spec.sobject, where=where, key=REPLICATION_KEY, pk=PRIMARY_KEY)
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def bulk_soql(spec: StreamSpec, cursor: Cursor) -> str:
+    """The stream's Bulk 2.0 query after `cursor`: as incremental_soql, without ORDER BY (see settings)."""
+    return format_soql("SELECT {fields:literal} FROM {sobject:literal}{where:literal}",
+                       fields=", ".join(spec.fields), sobject=spec.sobject, where=incremental_where(spec, cursor))
+
+
+def bulk_threshold_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    """$OKR_SYNC_SF_BULK_THRESHOLD (`name`) as a record count; unset or empty gives `default`."""
+    text = (env.get(name) or "").strip().replace("_", "")
+    if not text:
+        return default
+    if not (text.isascii() and text.isdecimal()):
+        raise ConnectorConfigError(f"{name} must be a non-negative integer number of records, got {text!r}")
+    return int(text)
+
+
+def validate_bulk_threshold(threshold: int) -> int:
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
+        raise ConnectorConfigError(f"bulk_threshold must be a non-negative integer, got {threshold!r}")
+    return threshold
+
+
+def _csv_bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"not a Salesforce CSV boolean: {text!r}")
+    return text == "true"
+
+
+_CSV_CONVERTERS: dict[str, Callable[[str], Any]] = {"boolean": _csv_bool, "double": float, "int": int}
+
+
+def csv_record(row: Mapping[str, str]) -> dict[str, Any]:
+    """One Bulk 2.0 CSV row as the REST path's record: empty means null, typed fields parsed."""
+    record: dict[str, Any] = {}
+    for name, text in row.items():
+        convert = _CSV_CONVERTERS.get(CSV_FIELD_TYPES.get(name, ""))
+        record[name] = None if text == "" else convert(text) if convert else text
+    return record
 
 
 def parse_datetime(value: str | None) -> datetime | None:

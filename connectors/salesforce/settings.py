@@ -27,6 +27,27 @@ LOGIN_DOMAIN = "login"
 LOOKBACK_ENV = "OKR_SYNC_LOOKBACK_MINUTES"
 LOOKBACK_MINUTES = 10
 
+# Bulk API 2.0 (SalesforceSource._bulk_pages). Every stream starts with its REST queryAll page; when
+# that page is not the last and its totalSize (the whole result's size, sent with page one: the
+# size check costs no extra call) is above the threshold, the rest is read by one Bulk 2.0 queryAll
+# job from the cursor after page one: create + polls + one results call per BULK_MAX_RECORDS
+# records, instead of one queryMore per QUERY_BATCH_SIZE records. Bulk queries carry no ORDER BY
+# (Salesforce: it disables PK chunking and can make jobs time out), so chunks arrive unordered: they
+# are stored in QUERY_BATCH_SIZE pages that keep the cursor where the job started, and the page
+# that ends the job moves it to the greatest (SystemModstamp, Id) the job returned. A run that dies
+# mid-job therefore repeats the job's window next time (re-read unchanged rows are not counted).
+# $OKR_SYNC_SF_BULK_THRESHOLD (a non-negative integer) or SalesforceSource(bulk_threshold=...)
+# overrides the default; Salesforce itself advises Bulk 2.0 above ~2,000 records.
+BULK_THRESHOLD_ENV = "OKR_SYNC_SF_BULK_THRESHOLD"
+BULK_THRESHOLD = 10_000
+BULK_MAX_RECORDS = 50_000  # maxRecords of each results call (simple-salesforce's default too)
+BULK_POLL_SECONDS = 2.0  # simple-salesforce's wait: first poll after it, then about every 2 s
+# What the CSV of a Bulk result holds as text: fields whose REST value is not a string
+CSV_FIELD_TYPES = {
+    "IsActive": "boolean", "IsClosed": "boolean", "IsWon": "boolean", "IsDeleted": "boolean",
+    "Amount": "double", "Probability": "double", "CallDurationInSeconds": "int",
+}
+
 
 @dataclass(frozen=True)
 class StreamSpec:

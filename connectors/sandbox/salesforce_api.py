@@ -4,9 +4,10 @@ Shapes, status codes and error bodies follow Salesforce's documented behaviour (
 /work/shared/reference/crm-api-facts.md): JSON error lists ``[{"message", "errorCode"}]``,
 ``query`` / ``queryAll`` / ``queryMore`` with real server-side cursors, describe, limits with the
 ``Sforce-Limit-Info`` header, sObject Collections writes (create / update / upsert by external id)
-into the OKR custom object, and the OAuth token + SOAP login endpoints the client's login flows
-call. The sandbox accepts any non-empty client id / secret / username / password: it hands out
-the org's one access token (``state.token``).
+into the OKR custom object, Bulk API 2.0 query jobs (connectors.sandbox.salesforce_bulk), and
+the OAuth token + SOAP login endpoints the client's login flows call. The sandbox accepts any
+non-empty client id / secret / username / password: it hands out the org's one access token
+(``state.token``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.sandbox import soql
 from connectors.sandbox.ids import sf_id
+from connectors.sandbox.salesforce_bulk import BulkQueryJobs
 from connectors.sandbox.salesforce_schema import (
     MODSTAMP_SQL,
     SCHEMAS,
@@ -81,7 +83,8 @@ def wire_datetime(seconds: float) -> str:
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
-def _wire_value(spec: soql.FieldSpec) -> Callable[[Any], Any]:
+def wire_value(spec: soql.FieldSpec) -> Callable[[Any], Any]:
+    """How one field's stored value is served (REST JSON; Bulk CSV writes it as text)."""
     if spec.type in soql.ID_TYPES:
         target = spec.reference_to or ""
         return lambda value: sf_id(target, int(value))
@@ -206,8 +209,8 @@ class _QueryService:
     def _page(version: str, compiled: soql.CompiledQuery, rows: list[Any], total: int,
               next_url: str | None) -> dict[str, Any]:
         sobject = compiled.sobject
-        id_wire = _wire_value(sobject.id_field)
-        converters = [(spec.name, _wire_value(spec)) for spec in compiled.fields]
+        id_wire = wire_value(sobject.id_field)
+        converters = [(spec.name, wire_value(spec)) for spec in compiled.fields]
         url_base = f"/services/data/{version}/sobjects/{sobject.name}/"
         records = []
         for row in rows:
@@ -296,6 +299,7 @@ def create_app(state: SandboxState) -> FastAPI:
     _ensure_indexes(state)
     queries = _QueryService(state)
     writer = CollectionWriter(state)
+    bulk_jobs = BulkQueryJobs(state)
     usage = _Usage(DAILY_API_REQUESTS)
     fault_lock = threading.Lock()
 
@@ -398,7 +402,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/services/data/{version}/")
     def resources(version: str) -> JSONResponse:
         _check_version(version)
-        names = ("composite", "limits", "query", "queryAll", "sobjects")
+        names = ("composite", "jobs", "limits", "query", "queryAll", "sobjects")
         return JSONResponse({name: f"/services/data/{version}/{name}" for name in names})
 
     @app.get("/services/data/{version}/limits")
@@ -468,6 +472,44 @@ def create_app(state: SandboxState) -> FastAPI:
                        payload: Payload) -> JSONResponse:
         _check_version(version)
         return JSONResponse(writer.write("upsert", payload, name, external_id_field))
+
+    # -- Bulk API 2.0 query jobs (connectors.sandbox.salesforce_bulk) -----------------------------
+    @app.post("/services/data/{version}/jobs/query")
+    async def create_query_job(version: str, request: Request) -> JSONResponse:
+        _check_version(version)
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError as error:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from error
+        return JSONResponse(bulk_jobs.create(version, body))
+
+    @app.get("/services/data/{version}/jobs/query/{job_id}")
+    def query_job(version: str, job_id: str) -> JSONResponse:
+        _check_version(version)
+        return JSONResponse(bulk_jobs.poll(job_id))
+
+    @app.patch("/services/data/{version}/jobs/query/{job_id}")
+    async def abort_query_job(version: str, job_id: str, request: Request) -> JSONResponse:
+        _check_version(version)
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError as error:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from error
+        return JSONResponse(bulk_jobs.abort(job_id, body))
+
+    @app.delete("/services/data/{version}/jobs/query/{job_id}")
+    def delete_query_job(version: str, job_id: str) -> Response:
+        _check_version(version)
+        bulk_jobs.delete(job_id)
+        return Response(status_code=204)
+
+    @app.get("/services/data/{version}/jobs/query/{job_id}/results")
+    def query_job_results(version: str, job_id: str, locator: str | None = None,
+                          maxRecords: str | None = None) -> Response:  # noqa: N803 - the API's name
+        _check_version(version)
+        text, count, next_locator = bulk_jobs.results(job_id, locator, maxRecords)
+        return Response(text, media_type="text/csv", headers={
+            "Sforce-NumberOfRecords": str(count), "Sforce-Locator": next_locator})
 
     return app
 
