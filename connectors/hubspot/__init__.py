@@ -14,6 +14,9 @@ minutes by default) before the saved watermark, for records the search index sur
 re-read records the store holds unchanged get no association read, are not rewritten and do
 not count, so a quiet night still costs one search per stream. Key results are
 upserted into a custom object by their unique `okr_key`, sending only rows that changed.
+Every request first waits for client-side rate limit slots (helpers.RateLimits: the tier's
+10-second window from $OKR_SYNC_HUBSPOT_TIER, searches also a per-second one; see settings);
+a 429 for the daily quota stops the run with a ConnectorError instead of retrying.
 """
 
 from __future__ import annotations
@@ -147,10 +150,14 @@ class HubSpotSource:
 
     def __init__(self, access_token: str, host: str = settings.DEFAULT_HOST, ca_bundle: str | None = None,
                  *, sleep: Callable[[float], None] = time.sleep,
-                 lookback: timedelta = timedelta(minutes=settings.LOOKBACK_MINUTES)) -> None:
+                 lookback: timedelta = timedelta(minutes=settings.LOOKBACK_MINUTES),
+                 tier: str = settings.DEFAULT_TIER, rate_limits: helpers.RateLimits | None = None) -> None:
         """`lookback`: how far before the saved watermark the first search of a run starts (see
-        connectors.hubspot.settings); timedelta(0) continues exactly after the cursor."""
+        connectors.hubspot.settings); timedelta(0) continues exactly after the cursor. `tier`: the
+        portal's API limit tier, which sets the client-side rate limits (`rate_limits` replaces them,
+        e.g. to share one budget between sources of the same portal)."""
         self.lookback = validate_lookback(lookback)
+        self.rate_limits = rate_limits or helpers.RateLimits(tier)
         if not access_token:
             raise ConnectorConfigError(f"HubSpot access token is empty: set {settings.TOKEN_ENV}")
         options: dict[str, Any] = {"access_token": access_token, "host": host.rstrip("/"),
@@ -168,7 +175,8 @@ class HubSpotSource:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> HubSpotSource:
-        """HUBSPOT_ACCESS_TOKEN (required); HUBSPOT_HOST, OKR_SYNC_CA_BUNDLE, OKR_SYNC_LOOKBACK_MINUTES."""
+        """HUBSPOT_ACCESS_TOKEN (required); HUBSPOT_HOST, OKR_SYNC_CA_BUNDLE, OKR_SYNC_LOOKBACK_MINUTES,
+        OKR_SYNC_HUBSPOT_TIER."""
         token = (env.get(settings.TOKEN_ENV) or "").strip()
         if not token:
             raise ConnectorConfigError(
@@ -182,7 +190,7 @@ class HubSpotSource:
             raise ConnectorConfigError(
                 f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
         lookback = lookback_from_env(env, settings.LOOKBACK_ENV, settings.LOOKBACK_MINUTES)
-        return cls(token, host, ca_bundle, lookback=lookback)
+        return cls(token, host, ca_bundle, lookback=lookback, tier=helpers.tier_from_env(env))
 
     def close(self) -> None:
         """Close the connection pools (idle keep-alive connections hold server threads open)."""
@@ -213,7 +221,7 @@ class HubSpotSource:
                                properties=crm.properties.core_api, schemas=crm.schemas.core_api)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, **kwargs)
+        return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, limits=self.rate_limits, **kwargs)
 
     def _failure(self, exc: BaseException, action: str) -> ConnectorError:
         status = helpers.api_status(exc)
@@ -289,7 +297,8 @@ class HubSpotSource:
         saved = load_cursor(engine, SOURCE, stream)
         writer = _PageWriter(engine, stream, self._deal_lookups if stream == "deals" else None,
                              partial(self._associations, stream), saved)
-        pager = KeysetPager(partial(self._search, object_type), writer, properties, f"HubSpot {stream}")
+        pager = KeysetPager(partial(self._search, object_type), writer, properties, f"HubSpot {stream}",
+                            settings.SEARCH_PAGE_SIZE)
         cursor = writer.cursor(pager.run(saved.start(self.lookback)))
         if not writer.records:  # records_last_run: 0
             with session_scope(engine) as session:

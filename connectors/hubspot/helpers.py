@@ -21,8 +21,10 @@ from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 from tenacity.wait import wait_base
 
+from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import settings
 from connectors.incremental import Cursor
+from connectors.ratelimit import Clock, CompositeLimiter, Sleep, SlidingWindowLimiter, with_margin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,11 +57,25 @@ def api_message(exc: BaseException) -> str:
     return f"HTTP {status} {category}: {message}".strip()
 
 
+def _body(exc: BaseException) -> dict[str, Any]:
+    body = getattr(exc, "body", None)
+    try:
+        data = json.loads(body) if body else {}
+    except (TypeError, ValueError):
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_daily_limit(exc: BaseException) -> bool:
+    """A 429 for the portal's daily quota (policyName DAILY): no retry helps before tomorrow."""
+    return api_status(exc) == 429 and str(_body(exc).get("policyName", "")).upper() == "DAILY"
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Worth another attempt: rate limits, server errors, dropped or refused connections."""
+    """Worth another attempt: rate limits (not the daily one), server errors, dropped or refused connections."""
     status = api_status(exc)
     if status is not None:
-        return status == 429 or status >= 500
+        return (status == 429 and not is_daily_limit(exc)) or status >= 500
     return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
 
 
@@ -84,6 +100,62 @@ class wait_retry_after(wait_base):
         return min(asked, self.maximum) if asked is not None else self.fallback(retry_state)
 
 
+# -- rate limits --------------------------------------------------------------------------------
+def tier_from_env(env: Mapping[str, str]) -> str:
+    """$OKR_SYNC_HUBSPOT_TIER (free, starter, professional, enterprise, increased; default professional)."""
+    tier = (env.get(settings.TIER_ENV) or "").strip().lower() or settings.DEFAULT_TIER
+    if tier not in settings.TIER_LIMITS:
+        raise ConnectorConfigError(
+            f"{settings.TIER_ENV} must be one of {', '.join(settings.TIER_LIMITS)}, got {env.get(settings.TIER_ENV)!r}")
+    return tier
+
+
+class RateLimits:
+    """HubSpot's request limits as the client keeps them (see settings, "Client-side rate limits"):
+    every request waits for a slot of the tier's 10-second window, a search also for one of the
+    per-second search window. Read from settings when built, so tests can scale the windows down."""
+
+    def __init__(self, tier: str = settings.DEFAULT_TIER, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = time.sleep) -> None:
+        if tier not in settings.TIER_LIMITS:
+            raise ConnectorConfigError(f"unknown HubSpot tier {tier!r}; tiers: {', '.join(settings.TIER_LIMITS)}")
+        self.tier = tier
+        self.overall = SlidingWindowLimiter(
+            with_margin(settings.TIER_LIMITS[tier], settings.RATE_LIMIT_MARGIN), settings.RATE_WINDOW_SECONDS,
+            name=f"HubSpot {tier}", clock=clock, sleep=sleep)
+        self.search = CompositeLimiter([self.overall, SlidingWindowLimiter(
+            with_margin(settings.SEARCH_RATE_LIMIT, settings.RATE_LIMIT_MARGIN), settings.SEARCH_WINDOW_SECONDS,
+            name="HubSpot search", clock=clock, sleep=sleep)])
+
+    def __repr__(self) -> str:
+        return f"RateLimits({self.tier!r}, {self.search!r})"
+
+    def acquire(self, fn: Callable[..., Any]) -> float:
+        """Wait for the slots `fn` (a generated API method) needs; returns the seconds waited."""
+        limiter = self.search if getattr(fn, "__name__", "") == "do_search" else self.overall
+        waited = limiter.acquire()
+        if waited:
+            log.debug("HubSpot rate limit: waited %.2f s before %s", waited, getattr(fn, "__name__", fn))
+        return waited
+
+    def observe(self, fn: Callable[..., Any]) -> None:
+        """Count requests the server reports in its window beyond ours (X-HubSpot-RateLimit-Max minus
+        -Remaining, when its -Interval-Milliseconds is our window): another app using the quota."""
+        client = getattr(getattr(fn, "__self__", None), "api_client", None)
+        response = getattr(client, "last_response", None)
+        getheader = getattr(response, "getheader", None)
+        if getheader is None:
+            return
+        try:
+            limit = int(getheader("X-HubSpot-RateLimit-Max"))
+            remaining = int(getheader("X-HubSpot-RateLimit-Remaining"))
+            interval = int(getheader("X-HubSpot-RateLimit-Interval-Milliseconds"))
+        except (TypeError, ValueError):
+            return
+        if interval == round(self.overall.window * 1000):
+            self.overall.observe_used(limit - remaining)
+
+
 @dataclass
 class CallCounter:
     """Requests sent to HubSpot, retries included (each attempt costs API quota)."""
@@ -92,12 +164,29 @@ class CallCounter:
 
 
 def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
-             sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> T:
-    """Call one generated API method with retries on transient failures; other errors raise at once."""
+             sleep: Callable[[float], None] = time.sleep, limits: RateLimits | None = None, **kwargs: Any) -> T:
+    """Call one generated API method with retries on transient failures; other errors raise at once.
+
+    Each attempt first waits for its rate limit slots (`limits`). A 429 for the daily quota
+    raises a ConnectorError at once: nothing succeeds before the quota resets.
+    """
 
     def attempt() -> T:
+        if limits is not None:
+            limits.acquire(fn)
         counter.count += 1
-        return fn(*args, _request_timeout=settings.REQUEST_TIMEOUT, **kwargs)
+        try:
+            result = fn(*args, _request_timeout=settings.REQUEST_TIMEOUT, **kwargs)
+        except Exception as exc:
+            if is_daily_limit(exc):
+                raise ConnectorError(
+                    "HubSpot's daily API limit is used up (429, policyName DAILY); nothing more can be read"
+                    " or written today. The run can resume tomorrow, when the daily quota resets:"
+                    " the saved cursors keep what was synced so far.") from exc
+            raise
+        if limits is not None:
+            limits.observe(fn)
+        return result
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

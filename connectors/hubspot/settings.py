@@ -30,6 +30,26 @@ RETRY_ATTEMPTS = 4
 RETRY_WAIT_INITIAL = 0.5
 RETRY_WAIT_MAX = 20.0
 
+# Client-side rate limits (connectors.ratelimit), so a run stays under HubSpot's own and rarely
+# sees a 429. Every request takes a slot of the per-10-second window of the portal's tier
+# ($OKR_SYNC_HUBSPOT_TIER, default professional); search requests also take a slot of the
+# per-second search window. Safety margin (connectors.ratelimit.with_margin): 90% of a limit and
+# at least one below it, i.e. 171 of 190 (professional/enterprise), 90 of 100 (free/starter), 225
+# of 250 (increased) per 10 s and 4 of 5 searches per second: room for requests still on the wire
+# when the server's window slides and for other integrations sharing the account's quota. When a
+# response carries X-HubSpot-RateLimit-Remaining below what the client expects (another app uses
+# the same quota), the client counts the difference as used. A 429 is still retried (Retry-After);
+# a 429 with policyName DAILY stops the run (the daily quota resets at midnight).
+TIER_ENV = "OKR_SYNC_HUBSPOT_TIER"
+DEFAULT_TIER = "professional"
+TIER_LIMITS: dict[str, int] = {  # requests per RATE_WINDOW_SECONDS, private apps
+    "free": 100, "starter": 100, "professional": 190, "enterprise": 190, "increased": 250,
+}
+RATE_WINDOW_SECONDS = 10.0
+SEARCH_RATE_LIMIT = 5  # search requests per SEARCH_WINDOW_SECONDS, per account
+SEARCH_WINDOW_SECONDS = 1.0
+RATE_LIMIT_MARGIN = 0.9
+
 # Incremental streams read through the search API.
 CURSOR_PROPERTY = "hs_lastmodifieddate"
 ID_PROPERTY = "hs_object_id"

@@ -11,7 +11,9 @@ logical links: deal -> company (deals.account_id), call -> deal (calls.deal_id).
 
 Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
 - `search_cap`: results a search can page through (HubSpot: 10,000);
-- `faults`: a deque of HTTP statuses the next requests answer with (429 carries Retry-After: 0).
+- `faults`: a deque of HTTP statuses the next requests answer with (429 carries Retry-After: 0);
+- `rate_limits`: None (default: not enforced) or a `hubspot_limits.HubSpotRateLimits`, whose
+  windows then answer 429 TEN_SECONDLY_ROLLING / SECONDLY (search) / DAILY with HubSpot's headers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from connectors.sandbox.hubspot_catalog import (
     iso_from_ms,
     schema_json,
 )
+from connectors.sandbox.hubspot_limits import HubSpotRateLimits
 from connectors.sandbox.hubspot_search import (
     ApiError,
     CountCache,
@@ -136,19 +139,25 @@ def create_app(state: SandboxState) -> FastAPI:
     token = state.token
     app.state.search_cap = SEARCH_CAP
     app.state.faults = collections.deque()
+    app.state.rate_limits = None  # HubSpotRateLimits | None
     app.state.catalog = catalog
     rate = RateWindow()
     counts = CountCache()
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        limits: HubSpotRateLimits | None = app.state.rate_limits
+        headers: dict[str, str] | None = None
         if request.headers.get("authorization") != f"Bearer {token}":
             response: Response = JSONResponse(error_body(AUTH_MESSAGE, "INVALID_AUTHENTICATION"), 401)
         elif app.state.faults:
             response = _fault_response(app.state.faults.popleft())
         else:
-            response = await call_next(request)
-        response.headers.update(rate.headers())
+            refused = None
+            if limits is not None:
+                refused, headers = limits.check(request.method, request.url.path)
+            response = JSONResponse(refused[1], refused[0]) if refused else await call_next(request)
+        response.headers.update(headers if headers is not None else rate.headers())
         return response
 
     @app.exception_handler(ApiError)
