@@ -51,6 +51,7 @@ from connectors.salesforce.helpers import (
     make_session,
     parse_datetime,
     sf_datetime,
+    transport_error,
     validate_bulk_threshold,
     with_retry,
 )
@@ -214,6 +215,8 @@ class SalesforceSource:
             raise self._failure(error, f"query of {spec.sobject}") from None
         except SalesforceOperationError as error:  # a Bulk job that failed or was aborted
             raise ConnectorError(f"Salesforce Bulk API 2.0 query of {spec.sobject} failed: {error}") from None
+        except requests.RequestException as error:  # still dropped or timing out after the retries
+            raise self._transport_failure(error, f"query of {spec.sobject}") from None
         if stored == 0:
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
@@ -291,6 +294,8 @@ class SalesforceSource:
                 "connectors/salesforce/metadata (see its README.md) before writing key results.") from None
         except SalesforceError as error:
             raise self._failure(error, f"describe of {KR_OBJECT}") from None
+        except requests.RequestException as error:
+            raise self._transport_failure(error, f"describe of {KR_OBJECT}") from None
         fields = {field["name"]: field for field in (describe or {}).get("fields", [])}
         problems = []
         missing = [name for name in KR_FIELDS if name not in fields]
@@ -338,10 +343,16 @@ class SalesforceSource:
                               json={"allOrNone": False, "records": records}) or []
         except SalesforceError as error:
             raise self._failure(error, f"upsert of {KR_OBJECT} records ({which})") from None
+        except requests.RequestException as error:
+            raise self._transport_failure(error, f"upsert of {KR_OBJECT} records ({which})") from None
 
     def _failure(self, error: SalesforceError, operation: str) -> ConnectorError:
         """`error` as a ConnectorError naming `operation`, with this client's token kept out of it."""
         return api_error(error, operation, (str(self.client.session_id or ""),))
+
+    def _transport_failure(self, error: requests.RequestException, operation: str) -> ConnectorError:
+        """A broken connection as a ConnectorError naming `operation`, without this client's token."""
+        return transport_error(error, operation, (str(self.client.session_id or ""),))
 
 
 def _tally(batch: list[tuple[Mapping[str, Any], str]], outcomes: list[dict[str, Any]],

@@ -124,10 +124,29 @@ def api_error(error: SalesforceError, operation: str, secrets: tuple[str, ...] =
         message = f"Salesforce {operation} failed after {RETRY_ATTEMPTS} attempts: {_detail(error)}"
     else:
         message = f"Salesforce {operation} failed: {_detail(error)}"
+    return ConnectorError(redact(message, secrets))
+
+
+class ConnectionLost(ConnectorError):
+    """A connection that broke or timed out on every attempt: reported cleanly, resumed next run."""
+
+
+def redact(message: str, secrets: tuple[str, ...]) -> str:
+    """The message with every non-empty secret blanked out (a last guard; messages are built without them)."""
     for secret in secrets:
         if secret:
             message = message.replace(secret, "[redacted]")
-    return ConnectorError(message)
+    return message
+
+
+def transport_error(error: requests.RequestException, operation: str,
+                    secrets: tuple[str, ...] = ()) -> ConnectionLost:
+    """A ConnectorError for a connection that broke (or timed out) through the retries, naming `operation`."""
+    kind = "timed out" if isinstance(error, requests.Timeout) else "lost its connection"
+    message = (f"Salesforce {operation} {kind} ({type(error).__name__}: {error}); transient failures are "
+               f"tried {RETRY_ATTEMPTS} times. Everything stored so far is kept: the next run resumes "
+               "from the last committed page.")
+    return ConnectionLost(redact(message, secrets))
 
 
 # -- extraction ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-from connectors.errors import ConnectorConfigError
+from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.incremental import Cursor
 from connectors.salesforce import SalesforceSource
 from connectors.salesforce.helpers import MAPPERS, bulk_soql, bulk_threshold_from_env, csv_record
@@ -143,7 +143,7 @@ def test_a_run_that_dies_mid_job_repeats_the_job_window_without_losing_records(
             raise requests.ConnectionError("network gone mid-job")
 
         source._bulk_pages = dying  # type: ignore[method-assign]
-        with pytest.raises(requests.ConnectionError):
+        with pytest.raises(ConnectorError, match="lost its connection"):
             source.extract(store, "calls")
         with Session(store) as session:
             partial = session.get(SyncState, ("salesforce", "calls"))
