@@ -2,27 +2,39 @@
 
 The fingerprint covers every value okr-sync writes except the sync timestamp, so a rerun
 with identical results costs zero API calls and a retry after a crash re-sends only what
-was not confirmed.
+was not confirmed. The ledger also keeps the payload last written, so `plan_rows` can say
+what a run would change (old -> new per field) without asking the CRM.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.store import WritebackLedger
 
+Action = Literal["created", "updated", "unchanged"]
+
+def _normalise(value: Any) -> Any:
+    return round(value, 9) if isinstance(value, float) else value
+
 
 def fingerprint(row: Mapping[str, Any]) -> str:
     """A stable hash of a row's content; floats are rounded so noise below 1e-9 is no change."""
-    normalised = {key: round(value, 9) if isinstance(value, float) else value for key, value in row.items()}
+    normalised = {key: _normalise(value) for key, value in row.items()}
     return hashlib.sha256(json.dumps(normalised, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _json_payload(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row as the JSON column stores it (so old and new compare alike)."""
+    return json.loads(json.dumps(dict(row), default=str))
 
 
 def pending_rows(engine: Engine, target: str, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], str]]:
@@ -38,13 +50,71 @@ def pending_rows(engine: Engine, target: str, rows: Iterable[Mapping[str, Any]])
     return pending
 
 
-def record_written(engine: Engine, target: str, entries: Iterable[tuple[str, str, str | None]]) -> None:
-    """Remember (key, fingerprint, CRM record id) for rows the CRM confirmed."""
+def record_written(engine: Engine, target: str,
+                   entries: Iterable[tuple[str, str, str | None, Mapping[str, Any] | None]]) -> None:
+    """Remember (key, fingerprint, CRM record id, payload sent) for rows the CRM confirmed.
+
+    The payload is what `plan_rows` later compares against; None leaves the old values unknown.
+    """
     now = datetime.now(UTC)
     with Session(engine) as session:
-        for key, digest, record_id in entries:
+        for key, digest, record_id, payload in entries:
             entry = session.get(WritebackLedger, (target, key)) or WritebackLedger(
                 target=target, key=key, fingerprint=digest, written_at=now)
             entry.fingerprint, entry.record_id, entry.written_at = digest, record_id, now
+            entry.payload = None if payload is None else _json_payload(payload)
             session.add(entry)
         session.commit()
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any  # None when the field was empty, or when the ledger predates payloads (`old_known` False)
+    new: Any
+
+
+@dataclass
+class PlannedChange:
+    """What a run would do with one KR row in one CRM, judged from the ledger alone."""
+
+    key: str
+    action: Action
+    changes: list[FieldChange] = field(default_factory=list)
+    old_known: bool = True  # False: written before the ledger kept payloads, old values unknown
+    record_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "action": self.action, "old_known": self.old_known,
+                "record_id": self.record_id,
+                "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes]}
+
+
+def plan_rows(engine: Engine, target: str, rows: Sequence[Mapping[str, Any]]) -> list[PlannedChange]:
+    """Per row (as the connector would send it, with its `key`): created, updated or unchanged.
+
+    No API call: "created" means the ledger has no write of this key to `target` (the CRM may
+    still hold a record from another store, which the upsert would then update).
+    """
+    with Session(engine) as session:
+        written = {entry.key: entry for entry in
+                   session.exec(select(WritebackLedger).where(WritebackLedger.target == target))}
+    plan = []
+    for row in rows:
+        key = str(row["key"])
+        new = _json_payload(row)
+        fields = [name for name in new if name != "key"]
+        entry = written.get(key)
+        if entry is None:
+            plan.append(PlannedChange(key, "created", [FieldChange(name, None, new[name]) for name in fields]))
+        elif entry.fingerprint == fingerprint(row):
+            plan.append(PlannedChange(key, "unchanged", record_id=entry.record_id))
+        elif entry.payload is None:
+            plan.append(PlannedChange(key, "updated", [FieldChange(name, None, new[name]) for name in fields],
+                                      old_known=False, record_id=entry.record_id))
+        else:
+            old = entry.payload
+            changed = [FieldChange(name, old.get(name), new[name]) for name in fields
+                       if _normalise(old.get(name)) != _normalise(new[name])]
+            plan.append(PlannedChange(key, "updated", changed, record_id=entry.record_id))
+    return plan

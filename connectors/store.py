@@ -15,10 +15,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, event
+from sqlalchemy import JSON, Column, Index, event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 DATABASE_URL_ENV = "OKR_SYNC_DATABASE_URL"
@@ -106,6 +107,9 @@ class WritebackLedger(SQLModel, table=True):
     fingerprint: str
     record_id: str | None = None
     written_at: datetime
+    # The payload last written (as the connector sent it, without the sync timestamp), so
+    # `okr-sync plan` can show old -> new; None for rows written before this column existed.
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -133,7 +137,33 @@ def make_engine(url: str | None = None) -> Engine:
             cursor.close()
 
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return engine
+
+
+# Columns added to existing tables after their first release: (table, column, SQL type).
+_ADDED_COLUMNS = (("writeback_ledger", "payload", "JSON"),)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add columns that `create_all` cannot add to a table an older okr-sync created.
+
+    A stop-gap until the store has real migrations (Alembic, issue 6): idempotent, additive
+    only, for SQLite and PostgreSQL; every added column is nullable.
+    """
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        return
+    inspector = inspect(engine)
+    for table, column, sql_type in _ADDED_COLUMNS:
+        if column in {existing["name"] for existing in inspector.get_columns(table)}:
+            continue
+        guard = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN{guard} {column} {sql_type}"))
+        except DBAPIError:  # another process added it first (SQLite has no IF NOT EXISTS here)
+            if column not in {existing["name"] for existing in inspect(engine).get_columns(table)}:
+                raise
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""The `okr-sync` command line: demo, run, validate and the CRM sandbox.
+"""The `okr-sync` command line: demo, run, plan, validate and the CRM sandbox.
 
 Exit codes: 0 success, 1 failure (a CRM or the store failed), 2 bad input (config,
 missing credentials). Errors are one readable message, never a traceback.
@@ -61,7 +61,7 @@ def _quiet_known_tracebacks() -> None:
 
 
 def _run_sync(config: Path, sources: list[str] | None, database_url: str | None, as_of: date | None,
-              write: bool):
+              write: bool, plan: bool = False):
     """Check the config and credentials, then run the nightly flow; known failures become exit codes.
 
     The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
@@ -79,7 +79,8 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
         for name in chosen:
             make_source(name).close()
         _quiet_known_tracebacks()
-        return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write)
+        return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write,
+                            plan=plan)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
     except ConnectorConfigError as error:
@@ -137,6 +138,59 @@ def run(
     else:
         _print_report(report)
     _finish(report)
+
+
+@app.command()
+def plan(
+    config: ConfigOption,
+    source: Annotated[list[str] | None, typer.Option(help="CRM to plan for (repeatable); default: the config's.")]
+    = None,
+    output: Annotated[str, typer.Option(help="table or json")] = "table",
+    as_of: Annotated[str | None, typer.Option(help="Compute as of this date (YYYY-MM-DD); default today.")]
+    = None,
+    database_url: Annotated[str | None, typer.Option(help="Store URL; default $OKR_SYNC_DATABASE_URL or "
+                                                          ".okr-sync/store.db")] = None,
+) -> None:
+    """Show what `run` would write to each CRM (created / updated / unchanged, old → new), writing nothing.
+
+    The CRMs are read (new and changed records go into the local store, as in a run) so the KRs
+    are fresh; the plan itself comes from the store's writeback ledger, without any write request.
+    """
+    if output not in ("table", "json"):
+        raise _fail("--output must be 'table' or 'json'", 2)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise _fail(f"--as-of {as_of!r} is not a date like 2026-11-27", 2) from None
+    report = _run_sync(config, source, database_url, day, False, plan=True)
+    if output == "json":
+        print(json.dumps(_json_plan(report), indent=2, default=str))
+    else:
+        _print_plan(report)
+    _finish(report)
+
+
+def _json_plan(report) -> dict:
+    from flows.render import plan_totals
+
+    runs = [{"source": run.source, "error": run.error, "records_extracted": run.records_extracted,
+             "api_calls": run.api_calls, "totals": None if run.plan is None else plan_totals(run.plan),
+             "changes": None if run.plan is None else [change.as_dict() for change in run.plan]}
+            for run in report.runs]
+    return {"as_of": report.as_of.isoformat(), "runs": runs}
+
+
+def _print_plan(report) -> None:
+    from flows.render import plan_table, plan_totals_text
+
+    for run in report.runs:
+        console.print(f"[bold]{run.source}[/]: extracted {run.records_extracted} new or changed record(s) "
+                      f"with {run.api_calls} API call(s); nothing written")
+        if run.error:
+            errors.print(f"  [red]failed:[/] {escape(run.error)}", highlight=False)
+        if run.plan is not None:
+            console.print(plan_table(run.plan, f"Plan for {run.source}, as of {report.as_of}"))
+            console.print(f"  {run.source} totals: {plan_totals_text(run.plan)}", highlight=False)
 
 
 def _json_report(report) -> dict:

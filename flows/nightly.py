@@ -8,10 +8,16 @@ OKR custom object. The run leaves a markdown artifact with the KR table.
 CRMs are synced independently: one failing does not stop the other. A run in which a CRM
 failed or rejected records still writes its artifact, then fails with `SyncFailed`, which
 carries the report so the CLI can show what did happen.
+
+In plan mode (`okr-sync plan`) the CRMs are extracted and the KRs computed as usual (that
+writes only to the local store), then, instead of a writeback, each CRM gets the list of
+what a run would create / update / leave unchanged, judged from the writeback ledger
+without any API call.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -24,6 +30,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorError
+from connectors.ledger import PlannedChange
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
 from flows.render import markdown_report
@@ -39,6 +46,7 @@ class SourceRun:
     streams: list[StreamResult] = field(default_factory=list)
     results: list[KrResult] = field(default_factory=list)
     writeback: WritebackResult | None = None
+    plan: list[PlannedChange] | None = None  # plan mode: what a writeback would do, per KR
     api_calls: int = 0
     error: str | None = None
 
@@ -111,10 +119,23 @@ def write_back(source: Source, database_url: str | None, results: list[KrResult]
     return outcome
 
 
+@task(cache_policy=NONE)
+def plan_writeback(source: Source, database_url: str | None, results: list[KrResult]) -> list[PlannedChange]:
+    """What a writeback of `results` would do, from the ledger alone: no API call."""
+    plan = source.plan_key_results(store_engine(database_url), [result.as_row() for result in results])
+    counts = Counter(change.action for change in plan)
+    get_run_logger().info("%s plan: %d created, %d updated, %d unchanged", source.name, counts["created"],
+                          counts["updated"], counts["unchanged"])
+    return plan
+
+
 @flow(name="nightly_sync", log_prints=True)
 def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: SecretStr | None = None,
-                 as_of: date | None = None, write: bool = True) -> SyncReport:
+                 as_of: date | None = None, write: bool = True, plan: bool = False) -> SyncReport:
     """Sync every source CRM named in `sources` (default: the config's `source`).
+
+    `write=False` computes without writing; `plan=True` also computes, then plans the writeback
+    from the ledger instead of doing it (no write request to any CRM).
 
     `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI.
     """
@@ -125,7 +146,7 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     day = as_of or datetime.now(UTC).date()
     report = SyncReport(config_path=config_path, as_of=day)
     for name in sources or [config.source]:
-        report.runs.append(_sync_source(name, config, url, day, write))
+        report.runs.append(_sync_source(name, config, url, day, write and not plan, plan))
     create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
                              description=f"Key results as of {day.isoformat()}")
     if report.problems:
@@ -133,7 +154,8 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     return report
 
 
-def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool) -> SourceRun:
+def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool,
+                 plan: bool = False) -> SourceRun:
     """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
     run = SourceRun(source=name)
     try:
@@ -147,6 +169,8 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
         run.results = compute_results(config, database_url, name, day)
         if write:
             run.writeback = write_back(source, database_url, run.results)
+        elif plan:
+            run.plan = plan_writeback(source, database_url, run.results)
     except ConnectorError as error:
         get_run_logger().error("%s sync failed: %s", name, error)
         run.error = str(error)

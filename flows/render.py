@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -11,7 +11,10 @@ from rich.table import Table
 from okr_mapping import KrResult
 
 if TYPE_CHECKING:
+    from connectors.ledger import PlannedChange
     from flows.nightly import SyncReport
+
+PLAN_ACTIONS = ("created", "updated", "unchanged")
 
 STATUS_LABELS = {"achieved": "achieved", "on_track": "on track", "at_risk": "at risk", "off_track": "off track"}
 COLUMNS = ("Objective", "Key result", "Group", "Value", "Target", "Progress", "Score", "Status")
@@ -63,6 +66,11 @@ def markdown_report(report: SyncReport) -> str:
             parts.append(f"Writeback: {wb.created} created, {wb.updated} updated, {wb.unchanged} unchanged, "
                          f"{wb.failed} failed.")
             parts.extend(f"- rejected: {error}" for error in wb.errors)
+        if run.plan is not None:
+            parts.append(f"Plan (nothing written): {plan_totals_text(run.plan)}.")
+            parts.extend(f"- {change.key}: {change.action}" + (f" ({describe_changes(change)})"
+                         if change.action == "updated" else "") for change in run.plan
+                         if change.action != "unchanged")
     return "\n\n".join(parts)
 
 
@@ -89,4 +97,44 @@ def rich_table(results: Iterable[KrResult], title: str) -> Table:
         cells = result_cells(result)
         status = f"[{styles.get(result.status, '')}]{cells[-1]}[/]"
         table.add_row(f"  {label}" if result.group is None else label, *cells[3:7], status)
+    return table
+
+
+def plan_totals(plan: Sequence[PlannedChange]) -> dict[str, int]:
+    return {action: sum(change.action == action for change in plan) for action in PLAN_ACTIONS}
+
+
+def plan_totals_text(plan: Sequence[PlannedChange]) -> str:
+    return ", ".join(f"{count} {action}" for action, count in plan_totals(plan).items())
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "(empty)"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def describe_changes(change: PlannedChange, separator: str = "; ") -> str:
+    """An updated KR's changed fields as `field: old → new` (old `?` when the ledger did not keep it)."""
+    return separator.join(f"{c.field}: {_plain(c.old) if change.old_known else '?'} → {_plain(c.new)}"
+                          for c in change.changes)
+
+
+def plan_table(plan: Sequence[PlannedChange], title: str) -> Table:
+    """One row per KR key: what a run would do in the CRM, with old → new for changed fields."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("KR key", overflow="fold", max_width=48)
+    table.add_column("Action", no_wrap=True)
+    table.add_column("Changes (field: old → new)", overflow="fold")
+    styles = {"created": "green", "updated": "yellow", "unchanged": "dim"}
+    for change in plan:
+        if change.action == "updated":
+            detail = escape(describe_changes(change, "\n"))
+        elif change.action == "created":
+            detail = f"new record ({len(change.changes)} fields)"
+        else:
+            detail = ""
+        table.add_row(escape(change.key), f"[{styles[change.action]}]{change.action}[/]", detail)
     return table

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
+from connectors.ledger import PlannedChange
 from connectors.results import StreamResult, WritebackResult
 
 SOURCE_NAMES = ("salesforce", "hubspot")
@@ -23,6 +24,8 @@ class Source(Protocol):
     def extract(self, engine: Engine, stream: str) -> StreamResult: ...
 
     def write_key_results(self, engine: Engine, rows: list[dict]) -> WritebackResult: ...
+
+    def plan_key_results(self, engine: Engine, rows: list[dict]) -> list[PlannedChange]: ...
 
     def close(self) -> None: ...
 

@@ -56,7 +56,7 @@ from connectors.incremental import (
     stored_versions,
     validate_lookback,
 )
-from connectors.ledger import pending_rows, record_written
+from connectors.ledger import PlannedChange, pending_rows, plan_rows, record_written
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import Activity, Deal, Owner, session_scope, upsert_rows
 
@@ -366,12 +366,15 @@ class HubSpotSource:
                                  " unique values (hasUniqueValue), or upserts could duplicate key results")
         self._key_result_type = schema.object_type_id
 
+    def plan_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> list[PlannedChange]:
+        """What write_key_results would do with `rows`, judged from the ledger alone: no API call."""
+        return plan_rows(engine, SOURCE, _ledger_rows(rows))
+
     def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
         """Upsert changed KR rows by okr_key; per-record rejections are reported and retried next run."""
         before = self.api_calls
         result = WritebackResult(SOURCE)
-        payloads = list({row["key"]: {"key": row["key"], **helpers.key_result_properties(row)}
-                         for row in rows}.values())  # one per key: the last row wins
+        payloads = _ledger_rows(rows)
         pending = pending_rows(engine, SOURCE, payloads)
         result.unchanged = len(payloads) - len(pending)
         if pending:
@@ -386,6 +389,7 @@ class HubSpotSource:
     def _upsert_batch(self, engine: Engine, batch: list[tuple[Mapping[str, Any], str]], synced: str,
                       result: WritebackResult) -> None:
         digests = {payload["key"]: digest for payload, digest in batch}
+        sent = {payload["key"]: payload for payload, _ in batch}
         inputs = [SimplePublicObjectBatchInputUpsert(
             id=payload["key"], id_property=settings.KEY_RESULT_ID_PROPERTY,
             properties={**{name: value for name, value in payload.items() if name != "key"},
@@ -407,7 +411,7 @@ class HubSpotSource:
         for record in response.results or []:
             key = (record.properties or {}).get(settings.KEY_RESULT_ID_PROPERTY)
             if key in digests:
-                written.append((key, digests.pop(key), str(record.id)))
+                written.append((key, digests.pop(key), str(record.id), sent[key]))
                 if record.new:
                     result.created += 1
                 else:
@@ -420,3 +424,8 @@ class HubSpotSource:
         for key in digests:  # sent, not confirmed: failed, and pending again next run
             result.failed += 1
             result.errors.append(f"{key}: {messages.get(key, 'not confirmed by HubSpot')}")
+
+
+def _ledger_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KR rows as sent to HubSpot (custom-object properties, with `key`); one per key, the last wins."""
+    return list({row["key"]: {"key": row["key"], **helpers.key_result_properties(row)} for row in rows}.values())

@@ -7,6 +7,7 @@ pages and batches.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -188,6 +189,36 @@ def bulk_threshold_from_env(env: Mapping[str, str], name: str, default: int) -> 
     if not (text.isascii() and text.isdecimal()):
         raise ConnectorConfigError(f"{name} must be a non-negative integer number of records, got {text!r}")
     return int(text)
+
+
+def min_quota_share_from_env(env: Mapping[str, str], name: str, default: float) -> float:
+    """$OKR_SYNC_SF_MIN_QUOTA_SHARE (`name`) as a share of the daily allocation; unset or empty gives `default`."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        share = float(text)
+    except ValueError:
+        share = math.nan
+    if not 0 <= share < 1:
+        raise ConnectorConfigError(f"{name} must be a number from 0 (no reserve) up to but not including 1, "
+                                   f"e.g. 0.05 for 5% of the daily API allocation; got {text!r}")
+    return share
+
+
+def validate_min_quota_share(share: float) -> float:
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+        raise ConnectorConfigError(f"min_quota_share must be a number with 0 <= share < 1, got {share!r}")
+    return float(share)
+
+
+def parse_limit_info(header: str | None) -> tuple[int, int] | None:
+    """(used, max) of a `Sforce-Limit-Info: api-usage=25/5000` header; None when absent or unreadable."""
+    match = _API_USAGE.search(header or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+_API_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
 
 
 def validate_bulk_threshold(threshold: int) -> int:

@@ -42,6 +42,15 @@ BULK_THRESHOLD_ENV = "OKR_SYNC_SF_BULK_THRESHOLD"
 BULK_THRESHOLD = 10_000
 BULK_MAX_RECORDS = 50_000  # maxRecords of each results call (simple-salesforce's default too)
 BULK_POLL_SECONDS = 2.0  # simple-salesforce's wait: first poll after it, then about every 2 s
+# Daily API allocation guard (SalesforceSource._guarded). Every response's `Sforce-Limit-Info:
+# api-usage=USED/MAX` header is read by a response hook (no extra call). Before each request after
+# the first, when MAX - USED is below MIN_QUOTA_SHARE of MAX, the source stops with a ConnectorError:
+# the rest of the org's rolling 24 h allocation is left to the org's other integrations and users.
+# Pages already stored stay committed, so the next run resumes from the last one. Bulk 2.0 status
+# polls inside simple-salesforce are not checked (job creation and each results call are).
+# $OKR_SYNC_SF_MIN_QUOTA_SHARE (0 <= x < 1; 0 disables) or SalesforceSource(min_quota_share=...).
+MIN_QUOTA_SHARE_ENV = "OKR_SYNC_SF_MIN_QUOTA_SHARE"
+MIN_QUOTA_SHARE = 0.05
 # What the CSV of a Bulk result holds as text: fields whose REST value is not a string
 CSV_FIELD_TYPES = {
     "IsActive": "boolean", "IsClosed": "boolean", "IsWon": "boolean", "IsDeleted": "boolean",

@@ -6,8 +6,10 @@ Shapes, status codes and error bodies follow Salesforce's documented behaviour (
 ``Sforce-Limit-Info`` header, sObject Collections writes (create / update / upsert by external id)
 into the OKR custom object, Bulk API 2.0 query jobs (connectors.sandbox.salesforce_bulk), and
 the OAuth token + SOAP login endpoints the client's login flows call. The sandbox accepts any
-non-empty client id / secret / username / password: it hands out the org's one access token
-(``state.token``).
+non-empty client id / secret / username / password, and for the ``refresh_token`` grant any
+non-empty ``refresh_token`` (with a client id): it hands out the org's one access token
+(``state.token``), which every data call accepts. The daily usage it reports can be set for tests
+with ``set_api_usage`` (kept in the ``salesforce.api_usage`` meta key).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ OPEN_CURSORS = 16
 REPLICATION_DAYS = 15  # how far back /sobjects/{O}/deleted/ reaches from the org's clock
 REPLICATED = {"opportunity": "deals", "task": "calls"}  # objects the deleted/ resource serves
 FAULTS_META_KEY = "salesforce.faults"
+API_USAGE_META_KEY = "salesforce.api_usage"
 ORG_ID = "00DSB0000000001EAA"
 _VERSION = re.compile(r"v\d+\.\d")
 # Both REQUEST_LIMIT_EXCEEDED answers are 403s: the daily allocation and the concurrency limit
@@ -78,6 +81,17 @@ def inject_faults(state: SandboxState, status: int = 503, count: int = 1, after:
     state.set_meta(FAULTS_META_KEY, json.dumps(fault))
 
 
+def set_api_usage(state: SandboxState, used: int | None, maximum: int = DAILY_API_REQUESTS) -> None:
+    """Report `used` of `maximum` daily API requests from now on; each later data call adds one.
+
+    The cap applies to the set figures too (a call past `maximum` gets the daily 403). `used=None`
+    goes back to counting the calls actually served (the rolling 24 h window).
+    """
+    if used is not None and (used < 0 or maximum <= 0):
+        raise ValueError("used must be >= 0 and maximum > 0")
+    state.set_meta(API_USAGE_META_KEY, json.dumps({"used": used, "max": maximum} if used is not None else {}))
+
+
 def wire_datetime(seconds: float) -> str:
     """Salesforce's datetime wire format; the org stores whole seconds, as a real org shows .000."""
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
@@ -95,24 +109,41 @@ def wire_value(spec: soql.FieldSpec) -> Callable[[Any], Any]:
 
 
 class _Usage:
-    """API calls in a rolling 24 h window, for /limits, the Sforce-Limit-Info header and the cap."""
+    """API calls in a rolling 24 h window, for /limits, the Sforce-Limit-Info header and the cap.
 
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
+    Figures set with set_api_usage (the API_USAGE_META_KEY meta key) replace the counted ones.
+    """
+
+    def __init__(self, state: SandboxState, maximum: int) -> None:
+        self.state = state
+        self._maximum = maximum
         self._calls: deque[float] = deque()
         self._lock = threading.Lock()
 
-    def record(self) -> int:
+    def _override(self) -> dict[str, int] | None:
+        raw = self.state.get_meta(API_USAGE_META_KEY)
+        override = json.loads(raw) if raw else {}
+        return override if override.get("used") is not None else None
+
+    def record(self) -> tuple[int, int]:
+        """Count one call; returns (used, maximum) including it."""
         now = time.monotonic()
         with self._lock:
             while self._calls and self._calls[0] < now - 86_400:
                 self._calls.popleft()
             self._calls.append(now)
-            return len(self._calls)
+            override = self._override()
+            if override is None:
+                return len(self._calls), self._maximum
+            override["used"] += 1
+            self.state.set_meta(API_USAGE_META_KEY, json.dumps(override))
+            return override["used"], override["max"]
 
-    @property
-    def used(self) -> int:
-        return len(self._calls)
+    def current(self) -> tuple[int, int]:
+        """(used, maximum) without counting a call."""
+        with self._lock:
+            override = self._override()
+            return (len(self._calls), self._maximum) if override is None else (override["used"], override["max"])
 
 
 @dataclass
@@ -300,7 +331,7 @@ def create_app(state: SandboxState) -> FastAPI:
     queries = _QueryService(state)
     writer = CollectionWriter(state)
     bulk_jobs = BulkQueryJobs(state)
-    usage = _Usage(DAILY_API_REQUESTS)
+    usage = _Usage(state, DAILY_API_REQUESTS)
     fault_lock = threading.Lock()
 
     def take_fault() -> dict[str, Any] | None:
@@ -328,11 +359,11 @@ def create_app(state: SandboxState) -> FastAPI:
         fault = take_fault()
         if fault is not None:
             return _fault_response(fault)
-        used = usage.record()
-        if used > usage.maximum:
+        used, maximum = usage.record()
+        if used > maximum:
             return _errors(403, "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
         response = await call_next(request)
-        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{usage.maximum}"
+        response.headers["Sforce-Limit-Info"] = f"api-usage={used}/{maximum}"
         return response
 
     @app.exception_handler(ApiError)
@@ -366,6 +397,8 @@ def create_app(state: SandboxState) -> FastAPI:
             return _oauth_error("invalid_client", "invalid client credentials")
         if grant == "password" and not (form.get("username") and form.get("password")):
             return _oauth_error("invalid_grant", "authentication failure")
+        if grant == "refresh_token" and not form.get("refresh_token"):  # any non-empty one is valid here
+            return _oauth_error("invalid_grant", "expired access/refresh token")
         base = str(request.base_url).rstrip("/")
         issued = str(int(time.time() * 1000))
         identity = f"{base}/id/{ORG_ID}/{sf_id('User', 1)}"
@@ -409,8 +442,9 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/services/data/{version}/limits/")
     def limits(version: str) -> JSONResponse:
         _check_version(version)
+        used, maximum = usage.current()
         return JSONResponse({
-            "DailyApiRequests": {"Max": usage.maximum, "Remaining": max(usage.maximum - usage.used, 0)},
+            "DailyApiRequests": {"Max": maximum, "Remaining": max(maximum - used, 0)},
             "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000},
             "DataStorageMB": {"Max": 1024, "Remaining": 1000},
         })
