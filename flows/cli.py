@@ -113,25 +113,35 @@ def validate(config: ConfigOption) -> None:
                   f"{f', {len(loaded.warnings)} warning(s)' if loaded.warnings else ''})")
 
 
-@app.command()
-def run(
-    config: ConfigOption,
-    source: Annotated[list[str] | None, typer.Option(help="CRM to sync (repeatable); default: the config's.")]
-    = None,
-    output: Annotated[str, typer.Option(help="table or json")] = "table",
-    as_of: Annotated[str | None, typer.Option(help="Compute as of this date (YYYY-MM-DD); default today.")]
-    = None,
-    database_url: Annotated[str | None, typer.Option(help="Store URL; default $OKR_SYNC_DATABASE_URL or "
-                                                          ".okr-sync/store.db")] = None,
-    no_writeback: Annotated[bool, typer.Option("--no-writeback", help="Compute but write nothing.")] = False,
-) -> None:
-    """Sync a real org: credentials come from environment variables (see README)."""
+SourceOption = Annotated[list[str] | None, typer.Option(
+    "--source", help="CRM to sync (repeatable); default: the config's.")]
+OutputOption = Annotated[str, typer.Option(help="table or json")]
+AsOfOption = Annotated[str | None, typer.Option(help="Compute as of this date (YYYY-MM-DD); default today.")]
+DatabaseUrlOption = Annotated[str | None, typer.Option(
+    help="Store URL; default $OKR_SYNC_DATABASE_URL or .okr-sync/store.db")]
+
+
+def _checked_options(output: str, as_of: str | None) -> date | None:
+    """Validate the options `run` and `plan` share; returns the as-of date (None: today)."""
     if output not in ("table", "json"):
         raise _fail("--output must be 'table' or 'json'", 2)
     try:
-        day = date.fromisoformat(as_of) if as_of else None
+        return date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise _fail(f"--as-of {as_of!r} is not a date like 2026-11-27", 2) from None
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    source: SourceOption = None,
+    output: OutputOption = "table",
+    as_of: AsOfOption = None,
+    database_url: DatabaseUrlOption = None,
+    no_writeback: Annotated[bool, typer.Option("--no-writeback", help="Compute but write nothing.")] = False,
+) -> None:
+    """Sync a real org: credentials come from environment variables (see README)."""
+    day = _checked_options(output, as_of)
     report = _run_sync(config, source, database_url, day, not no_writeback)
     if output == "json":
         print(json.dumps(_json_report(report), indent=2))
@@ -143,25 +153,17 @@ def run(
 @app.command()
 def plan(
     config: ConfigOption,
-    source: Annotated[list[str] | None, typer.Option(help="CRM to plan for (repeatable); default: the config's.")]
-    = None,
-    output: Annotated[str, typer.Option(help="table or json")] = "table",
-    as_of: Annotated[str | None, typer.Option(help="Compute as of this date (YYYY-MM-DD); default today.")]
-    = None,
-    database_url: Annotated[str | None, typer.Option(help="Store URL; default $OKR_SYNC_DATABASE_URL or "
-                                                          ".okr-sync/store.db")] = None,
+    source: SourceOption = None,
+    output: OutputOption = "table",
+    as_of: AsOfOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show what `run` would write to each CRM (created / updated / unchanged, old → new), writing nothing.
 
     The CRMs are read (new and changed records go into the local store, as in a run) so the KRs
     are fresh; the plan itself comes from the store's writeback ledger, without any write request.
     """
-    if output not in ("table", "json"):
-        raise _fail("--output must be 'table' or 'json'", 2)
-    try:
-        day = date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise _fail(f"--as-of {as_of!r} is not a date like 2026-11-27", 2) from None
+    day = _checked_options(output, as_of)
     report = _run_sync(config, source, database_url, day, False, plan=True)
     if output == "json":
         print(json.dumps(_json_plan(report), indent=2, default=str))
