@@ -511,11 +511,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.post("/services/data/{version}/jobs/query")
     async def create_query_job(version: str, request: Request) -> JSONResponse:
         _check_version(version)
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError as error:
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from error
-        return JSONResponse(bulk_jobs.create(version, body))
+        return JSONResponse(bulk_jobs.create(version, await _json_body(request)))
 
     @app.get("/services/data/{version}/jobs/query/{job_id}")
     def query_job(version: str, job_id: str) -> JSONResponse:
@@ -525,11 +521,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.patch("/services/data/{version}/jobs/query/{job_id}")
     async def abort_query_job(version: str, job_id: str, request: Request) -> JSONResponse:
         _check_version(version)
-        try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError as error:
-            raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from error
-        return JSONResponse(bulk_jobs.abort(job_id, body))
+        return JSONResponse(bulk_jobs.abort(job_id, await _json_body(request)))
 
     @app.delete("/services/data/{version}/jobs/query/{job_id}")
     def delete_query_job(version: str, job_id: str) -> Response:
@@ -565,3 +557,10 @@ def _soap(body: str) -> str:
             '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
             f"<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>")
 
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body (None when empty), or Salesforce's JSON_PARSER_ERROR."""
+    try:
+        return json.loads(await request.body() or b"null")
+    except ValueError as error:
+        raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from error
