@@ -200,8 +200,6 @@ def _key_result(
     if kr.breakdown is None:
         labels = {None: ""}
     slugs = _group_slugs(list(labels.values())) if kr.breakdown is not None else {}
-    expected = period.elapsed_share(as_of)
-    base_key = f"{objective.id}.{kr.id}.{period.label}"
     results = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
         measured = current.get(key, MetricValue(0.0, 0))
@@ -220,33 +218,10 @@ def _key_result(
         kind = _metric_kind(kr)
         raw = scoring.progress(kind, measured.value, baseline, target) if defined else 0.0
         group = label if kr.breakdown is not None else None
-        results.append(
-            KrResult(
-                key=base_key if group is None else f"{base_key}.{slugs[label]}",
-                objective_id=objective.id,
-                objective_title=objective.title,
-                kr_id=kr.id,
-                title=kr.title or _default_title(kr.metric),
-                group=group,
-                metric=kr.metric,
-                period=period.label,
-                period_start=period.start,
-                period_end=period.end,
-                kr_type=kr.type,
-                value=_round(measured.value),
-                baseline=_round(baseline),
-                target=_round(target),
-                progress=_round(raw),
-                score=_round(scoring.score(raw)),
-                expected_progress=_round(expected),
-                status=scoring.kr_status(kind, raw, expected, config.scoring.on_track, config.scoring.at_risk),
-                unit=metric.unit,
-                weight=kr.weight,
-                owner=_owner(kr, objective, group),
-                sample_size=measured.rows,
-                source=evaluator.source,
-            )
-        )
+        results.append(_build(config, objective, kr, period, as_of, kind=kind, value=measured.value,
+                              baseline=baseline, target=target, raw=raw, rows=measured.rows,
+                              source=evaluator.source, unit=metric.unit, group=group,
+                              slug=None if group is None else slugs[label]))
     return results
 
 
@@ -272,14 +247,38 @@ def _single_result(
 ) -> KrResult:
     """A result without breakdown for a manual or milestone KR (always defined)."""
     raw = scoring.progress(kind, value, baseline, target)
+    return _build(config, objective, kr, period, as_of, kind=kind, value=value, baseline=baseline, target=target,
+                  raw=raw, rows=rows, source=source, unit=unit)
+
+
+def _build(
+    config: OkrConfig,
+    objective: Objective,
+    kr: KeyResult,
+    period: Period,
+    as_of: date,
+    *,
+    kind: scoring.KrKind,
+    value: float,
+    baseline: float,
+    target: float,
+    raw: float,
+    rows: int,
+    source: str,
+    unit: str | None,
+    group: str | None = None,
+    slug: str | None = None,
+) -> KrResult:
+    """One KrResult: the key, the rounding, the score and the pace status, in one place."""
     expected = period.elapsed_share(as_of)
+    base_key = f"{objective.id}.{kr.id}.{period.label}"
     return KrResult(
-        key=f"{objective.id}.{kr.id}.{period.label}",
+        key=base_key if slug is None else f"{base_key}.{slug}",
         objective_id=objective.id,
         objective_title=objective.title,
         kr_id=kr.id,
         title=kr.title or _default_title(kr.metric or kr.id),
-        group=None,
+        group=group,
         metric=kr.metric or "",
         period=period.label,
         period_start=period.start,
@@ -294,7 +293,7 @@ def _single_result(
         status=scoring.kr_status(kind, raw, expected, config.scoring.on_track, config.scoring.at_risk),
         unit=unit,
         weight=kr.weight,
-        owner=kr.owner or objective.owner,
+        owner=_owner(kr, objective, group),
         sample_size=rows,
         source=source,
     )
