@@ -12,10 +12,18 @@ modified_at / is_deleted differ from what it holds (`changed_rows`, one SELECT p
 saved cursor never moves backwards (`later`). Default 10 minutes; $OKR_SYNC_LOOKBACK_MINUTES
 (a non-negative integer) or the sources' `lookback` argument change it; 0 gives the exact
 (timestamp, id) continuation with no re-read.
+
+Field sets. A stream's cursor remembers which custom fields it was read with (`field_set`, a
+digest of the config's custom-field mapping). When the mapping changes, the records stored so
+far lack the new fields, so `load_cursor` hands back an empty cursor marked `reread`: the stream
+is read from the start and every record rewritten, even those whose modified time is unchanged.
+The new set is recorded only when the stream completes (`save_field_set`): a re-read killed half
+way starts over next run rather than trusting records it never rewrote.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,6 +47,7 @@ class Cursor:
 
     watermark: datetime | None = None
     last_id: str | None = None
+    reread: bool = False  # the stream's field set changed: rewrite every record read, changed or not
 
     def start(self, lookback: timedelta) -> Cursor:
         """Where a run reads from: `lookback` before the watermark (all ids), or exactly here at 0."""
@@ -113,11 +122,22 @@ def changed_rows(session: Session, model: type[SQLModel], source: str,
             if is_changed(stored, row["source_id"], row["modified_at"], row.get("is_deleted", False))]
 
 
-def load_cursor(engine: Engine, source: str, stream: str) -> Cursor:
+def field_set_digest(mapping: Mapping[str, str] | None) -> str | None:
+    """A short, stable digest of a stream's custom-field mapping (canonical name -> CRM field); None if empty."""
+    if not mapping:
+        return None
+    text = "\n".join(f"{name}={field}" for name, field in sorted(mapping.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_cursor(engine: Engine, source: str, stream: str, field_set: str | None = None) -> Cursor:
+    """The saved cursor; an empty one marked `reread` when the stream was read with other custom fields."""
     with Session(engine) as session:
         state = session.get(SyncState, (source, stream))
         if state is None or state.watermark is None:
             return Cursor()
+        if state.field_set != field_set:
+            return Cursor(reread=True)
         watermark = state.watermark
         if watermark.tzinfo is None:  # SQLite drops the zone; the store keeps UTC
             watermark = watermark.replace(tzinfo=UTC)
@@ -132,3 +152,15 @@ def save_cursor(session: Session, source: str, stream: str, cursor: Cursor, reco
     state.records_last_run = records
     state.updated_at = datetime.now(UTC)
     session.add(state)
+
+
+def save_field_set(engine: Engine, source: str, stream: str, field_set: str | None) -> None:
+    """Record that the stream has been read completely with `field_set` (call after its last page)."""
+    with Session(engine) as session:
+        state = session.get(SyncState, (source, stream)) or SyncState(source=source, stream=stream)
+        if state.field_set == field_set and state.updated_at is not None:
+            return
+        state.field_set = field_set
+        state.updated_at = state.updated_at or datetime.now(UTC)
+        session.add(state)
+        session.commit()

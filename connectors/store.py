@@ -68,7 +68,11 @@ class Deal(SQLModel, table=True):
 
 
 class Activity(SQLModel, table=True):
-    """A sales activity; `kind` is "call" for now (emails and meetings come later)."""
+    """A sales activity: `kind` is "call", "email" or "meeting" (Task subtypes / Event; engagements).
+
+    `activity_date` is the call's or email's date, a meeting's start date; `duration_seconds` a
+    call's length or a meeting's planned span; `direction` "inbound" / "outbound" where known.
+    """
 
     __tablename__ = "activity"
     __table_args__ = (Index("ix_activity_source_date", "source", "activity_date"),)
@@ -81,9 +85,138 @@ class Activity(SQLModel, table=True):
     activity_date: date | None = None
     duration_seconds: int | None = None
     outcome: str | None = None
+    direction: str | None = None
     modified_at: datetime | None = None
     is_deleted: bool = False
     custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Account(SQLModel, table=True):
+    """A customer or prospect company (Salesforce Account, HubSpot company)."""
+
+    __tablename__ = "account"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    name: str | None = None
+    owner_id: str | None = None
+    country: str | None = None
+    industry: str | None = None
+    account_type: str | None = None  # "Customer" | "Prospect" (CRM label)
+    created_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Contact(SQLModel, table=True):
+    """A person at an account (Salesforce Contact; HubSpot contact, every lifecycle stage)."""
+
+    __tablename__ = "contact"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    name: str | None = None
+    email: str | None = None
+    account_id: str | None = None
+    owner_id: str | None = None
+    lead_source: str | None = None
+    lifecycle_stage: str | None = None  # HubSpot lifecycle stage label, e.g. "Customer"; None in Salesforce
+    created_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Lead(SQLModel, table=True):
+    """A Salesforce lead, converted or not (HubSpot keeps leads as contacts with a lifecycle stage)."""
+
+    __tablename__ = "lead"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    name: str | None = None
+    email: str | None = None
+    company: str | None = None
+    country: str | None = None
+    owner_id: str | None = None
+    lead_source: str | None = None
+    status: str | None = None
+    is_converted: bool = False
+    converted_date: date | None = None
+    converted_account_id: str | None = None
+    converted_contact_id: str | None = None
+    created_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class SupportCase(SQLModel, table=True):
+    """A support case (Salesforce Case, HubSpot ticket); times kept to the second for SLA metrics."""
+
+    __tablename__ = "support_case"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    subject: str | None = None
+    account_id: str | None = None
+    owner_id: str | None = None
+    status: str | None = None  # status / pipeline stage label
+    priority: str | None = None  # "High" | "Medium" | "Low"
+    origin: str | None = None  # "Phone" | "Email" | "Web"
+    is_closed: bool = False
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+    created_date: date | None = None
+    closed_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class Campaign(SQLModel, table=True):
+    """A marketing campaign (Salesforce Campaign); costs and expected revenue in the org currency."""
+
+    __tablename__ = "campaign"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    name: str | None = None
+    campaign_type: str | None = None
+    status: str | None = None
+    is_active: bool = False
+    owner_id: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    budgeted_cost: float | None = None
+    actual_cost: float | None = None
+    expected_revenue: float | None = None
+    created_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+class LineItem(SQLModel, table=True):
+    """A product line of a deal (OpportunityLineItem with its Product2; HubSpot line item)."""
+
+    __tablename__ = "line_item"
+    source: str = Field(primary_key=True)
+    source_id: str = Field(primary_key=True)
+    deal_id: str | None = Field(default=None, index=True)
+    product_id: str | None = None
+    product_name: str | None = None
+    product_family: str | None = None
+    quantity: float | None = None
+    unit_price: float | None = None
+    total_price: float | None = None
+    created_date: date | None = None
+    modified_at: datetime | None = None
+    is_deleted: bool = False
+    custom: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, default={}))
+
+
+# Every table of canonical CRM records (what a stream writes into), by entity name.
+RECORD_MODELS: dict[str, type[SQLModel]] = {
+    "owner": Owner, "account": Account, "contact": Contact, "lead": Lead, "deal": Deal,
+    "line_item": LineItem, "activity": Activity, "case": SupportCase, "campaign": Campaign,
+}
 
 
 class SyncState(SQLModel, table=True):
@@ -96,6 +229,7 @@ class SyncState(SQLModel, table=True):
     last_id: str | None = None
     records_last_run: int = 0
     updated_at: datetime | None = None
+    field_set: str | None = None  # digest of the custom fields the stream was read with (incremental.py)
 
 
 class WritebackLedger(SQLModel, table=True):
@@ -142,7 +276,8 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 # Columns added to existing tables after their first release: (table, column, SQL type).
-_ADDED_COLUMNS = (("writeback_ledger", "payload", "JSON"),)
+_ADDED_COLUMNS = (("writeback_ledger", "payload", "JSON"), ("activity", "direction", "VARCHAR"),
+                  ("sync_state", "field_set", "VARCHAR"))
 
 
 def _add_missing_columns(engine: Engine) -> None:

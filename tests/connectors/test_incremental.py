@@ -19,12 +19,21 @@ from connectors.errors import ConnectorConfigError
 from connectors.hubspot import HubSpotSource
 from connectors.hubspot import settings as hubspot_settings
 from connectors.hubspot.helpers import cursor_key
-from connectors.incremental import LOOKBACK_ENV, Cursor, later, load_cursor, lookback_from_env
+from connectors.incremental import (
+    LOOKBACK_ENV,
+    Cursor,
+    field_set_digest,
+    later,
+    load_cursor,
+    lookback_from_env,
+    save_cursor,
+    save_field_set,
+)
 from connectors.salesforce import SalesforceSource
 from connectors.salesforce import settings as salesforce_settings
 from connectors.sandbox.ids import hs_id, sf_id
 from connectors.sandbox.server import SandboxServer
-from connectors.store import Deal
+from connectors.store import Deal, make_engine, session_scope
 from tests.conftest import private_sandbox
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -180,3 +189,21 @@ def test_cursors_only_move_forward() -> None:
     assert later(saved, Cursor(noon, "A")) == Cursor(noon, "A")  # Salesforce Ids compare as text
     assert later(saved, Cursor(noon, "10"), cursor_key) == Cursor(noon, "10")  # HubSpot ids as numbers
     assert later(Cursor(), saved) == saved and later(saved, Cursor()) == saved
+
+
+def test_a_changed_field_set_rereads_the_stream_until_one_run_completes(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fs.db'}")
+    moment = datetime(2026, 11, 1, tzinfo=UTC)
+    with session_scope(engine) as session:
+        save_cursor(session, "salesforce", "accounts", Cursor(moment, "001A"), 3)
+    assert load_cursor(engine, "salesforce", "accounts") == Cursor(moment, "001A")
+    digest = field_set_digest({"region": "Region__c"})
+    assert digest and digest == field_set_digest({"region": "Region__c"}) != field_set_digest({"region": "Zone__c"})
+    assert field_set_digest({}) is None
+    assert load_cursor(engine, "salesforce", "accounts", digest) == Cursor(reread=True)
+    with session_scope(engine) as session:  # a page of the re-read: the set is not yet trusted
+        save_cursor(session, "salesforce", "accounts", Cursor(moment, "001B"), 1)
+    assert load_cursor(engine, "salesforce", "accounts", digest) == Cursor(reread=True)
+    save_field_set(engine, "salesforce", "accounts", digest)
+    assert load_cursor(engine, "salesforce", "accounts", digest) == Cursor(moment, "001B")
+    assert load_cursor(engine, "salesforce", "accounts") == Cursor(reread=True)  # the mapping was removed
