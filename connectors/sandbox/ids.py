@@ -8,11 +8,16 @@ _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _SUFFIX = string.ascii_uppercase + "012345"
 
 # Salesforce key prefixes of the objects the sandbox serves.
-SF_PREFIX = {"User": "005", "Account": "001", "Opportunity": "006", "Task": "00T", "OKR_Key_Result__c": "a0K"}
+SF_PREFIX = {"User": "005", "Account": "001", "Opportunity": "006", "Task": "00T", "OKR_Key_Result__c": "a0K",
+             "Product2": "01t", "OpportunityLineItem": "00k", "Event": "00U", "Lead": "00Q", "Contact": "003",
+             "Case": "500", "Campaign": "701"}
+EMAIL_TASK_OFFSET = 1_000_000_000  # Task number of an email = its id in the emails table + this
 _SF_OBJECT_BY_PREFIX = {prefix: name for name, prefix in SF_PREFIX.items()}
 
 # HubSpot ids are plain integers; offsets keep the object types apart, as in a real portal.
-HS_OFFSET = {"owners": 70_000_000, "companies": 10_000_000, "deals": 20_000_000_000, "calls": 40_000_000_000}
+HS_OFFSET = {"owners": 70_000_000, "companies": 10_000_000, "deals": 20_000_000_000, "calls": 40_000_000_000,
+             "contacts": 50_000, "line_items": 30_000_000_000, "emails": 41_000_000_000,
+             "meetings": 42_000_000_000, "tickets": 1_500_000_000, "products": 5_000_000}
 
 
 def sf_id(sobject: str, number: int) -> str:

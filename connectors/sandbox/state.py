@@ -36,7 +36,43 @@ CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY, owner_id INTEGER, deal_id INTEGER, subject TEXT, ts_ms INTEGER,
     duration_s INTEGER, direction TEXT, outcome TEXT, created_ms INTEGER, modified_ms INTEGER,
     deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY, name TEXT, family TEXT, list_price REAL, is_active INTEGER,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS line_items (
+    id INTEGER PRIMARY KEY, deal_id INTEGER, product_id INTEGER, quantity REAL, unit_price REAL,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS emails (
+    id INTEGER PRIMARY KEY, owner_id INTEGER, deal_id INTEGER, subject TEXT, ts_ms INTEGER, direction TEXT,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS meetings (
+    id INTEGER PRIMARY KEY, owner_id INTEGER, deal_id INTEGER, subject TEXT, start_ms INTEGER, end_ms INTEGER,
+    outcome TEXT, created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS leads (
+    id INTEGER PRIMARY KEY, first_name TEXT, last_name TEXT, email TEXT, company TEXT, country TEXT,
+    owner_id INTEGER, lead_source TEXT, status TEXT, lifecycle TEXT, account_id INTEGER, converted_ms INTEGER,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS cases (
+    id INTEGER PRIMARY KEY, account_id INTEGER, owner_id INTEGER, subject TEXT, status TEXT, priority TEXT,
+    origin TEXT, created_ms INTEGER, closed_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS campaigns (
+    id INTEGER PRIMARY KEY, name TEXT, campaign_type TEXT, status TEXT, start_date TEXT, end_date TEXT,
+    budgeted_cost REAL, actual_cost REAL, expected_revenue REAL, owner_id INTEGER,
+    created_ms INTEGER, modified_ms INTEGER, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE VIEW IF NOT EXISTS tasks AS
+    SELECT id, owner_id, deal_id, subject, ts_ms, duration_s, direction, outcome, 'Call' AS subtype,
+           created_ms, modified_ms, deleted FROM calls
+    UNION ALL
+    SELECT id + 1000000000, owner_id, deal_id, subject, ts_ms, NULL, direction, NULL, 'Email',
+           created_ms, modified_ms, deleted FROM emails;
 CREATE INDEX IF NOT EXISTS ix_deals_live_modified ON deals (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_products_live_modified ON products (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_line_items_live_modified ON line_items (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_emails_live_modified ON emails (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_meetings_live_modified ON meetings (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_leads_live_modified ON leads (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_cases_live_modified ON cases (deleted, modified_ms, id);
+CREATE INDEX IF NOT EXISTS ix_campaigns_live_modified ON campaigns (deleted, modified_ms, id);
 CREATE INDEX IF NOT EXISTS ix_calls_live_modified ON calls (deleted, modified_ms, id);
 CREATE INDEX IF NOT EXISTS ix_owners_live_modified ON owners (deleted, modified_ms, id);
 CREATE INDEX IF NOT EXISTS ix_accounts_live_modified ON accounts (deleted, modified_ms, id);
