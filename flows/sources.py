@@ -30,15 +30,21 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def make_source(name: str, env: Mapping[str, str] | None = None) -> Source:
-    """The connector for `name`, configured from `env` (default: the process environment)."""
+def make_source(name: str, env: Mapping[str, str] | None = None,
+                custom_fields: Mapping[str, Mapping[str, str]] | None = None) -> Source:
+    """The connector for `name`, configured from `env` (default: the process environment).
+
+    `custom_fields`: entity -> {name: CRM field} the connector reads besides its standard fields
+    (OkrConfig.crm_custom_fields); it checks them against the CRM before reading.
+    """
     environment = os.environ if env is None else env
+    options = {"custom_fields": custom_fields} if custom_fields else {}
     if name == "salesforce":
         from connectors.salesforce import SalesforceSource
 
-        return SalesforceSource.from_env(environment)
+        return SalesforceSource.from_env(environment, **options)
     if name == "hubspot":
         from connectors.hubspot import HubSpotSource
 
-        return HubSpotSource.from_env(environment)
+        return HubSpotSource.from_env(environment, **options)
     raise ValueError(f"unknown source {name!r}; expected one of {', '.join(SOURCE_NAMES)}")

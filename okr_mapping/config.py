@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from okr_mapping.entities import CustomFieldSpec, EntitySpec, with_custom_fields
 from okr_mapping.errors import Issue, KeyPath, Level
 
 if TYPE_CHECKING:
@@ -287,6 +288,19 @@ class Objective(StrictModel):
     key_results: list[KeyResult] = Field(min_length=1)
 
 
+class CustomField(StrictModel):
+    """A CRM field read into an entity's records under a name rules can use like any other field.
+
+    Name it once for each CRM it comes from; okr-sync checks it exists in the CRM before reading.
+    """
+
+    salesforce: str | None = Field(None, description="API name of the Salesforce field, e.g. Region__c")
+    hubspot: str | None = Field(None, description="internal name of the HubSpot property, e.g. region")
+    type: Literal["text", "number", "bool", "date"] = Field(
+        "text", description="what its values are: text, number, bool (true/false) or date")
+    description: str | None = None
+
+
 class OkrConfig(StrictModel):
     """A whole config file: calendar, data source, scoring, named segments and metrics, and objectives."""
 
@@ -298,11 +312,30 @@ class OkrConfig(StrictModel):
     checkins: str | None = Field(
         None, description="Check-in file for manual key results, relative to this config file"
     )
+    custom_fields: dict[str, dict[str, CustomField]] = Field(
+        default_factory=dict,
+        description="Extra CRM fields per entity, e.g. account: {region: {salesforce: Region__c, hubspot: region}}",
+    )
     objectives: list[Objective] = Field(min_length=1)
 
     _warnings: list[Issue] = PrivateAttr(default_factory=list)
     _checkins: dict[str, list[CheckIn]] = PrivateAttr(default_factory=dict)
     _source_map: SourceMap | None = PrivateAttr(None)
+
+    @property
+    def entities(self) -> dict[str, EntitySpec]:
+        """The entities rules may use: the built-in ones with this config's custom fields added."""
+        return with_custom_fields(custom_field_specs(self.custom_fields))
+
+    def crm_custom_fields(self, crm: str) -> dict[str, dict[str, str]]:
+        """entity -> {name: CRM field} of the custom fields `crm` fills (what its connector reads)."""
+        mapping: dict[str, dict[str, str]] = {}
+        for entity, fields in self.custom_fields.items():
+            for name, spec in fields.items():
+                crm_field = getattr(spec, crm, None)
+                if crm_field:
+                    mapping.setdefault(entity, {})[name] = crm_field
+        return mapping
 
     def latest_checkin(self, kr_key: str, start: dt.date, end: dt.date) -> CheckIn | None:
         """The latest check-in for `objective-id.kr-id` dated within start..end (both inclusive)."""
@@ -319,3 +352,14 @@ class OkrConfig(StrictModel):
     def warnings(self) -> list[Issue]:
         """Non-fatal issues found while loading (e.g. metrics no key result uses, unused segments)."""
         return list(self._warnings)
+
+
+def custom_field_specs(fields: dict[str, dict[str, CustomField]]) -> dict[str, list[CustomFieldSpec]]:
+    """The config's custom fields as the entities allow-list takes them."""
+    return {
+        entity: [CustomFieldSpec(entity, name, spec.type,
+                                 tuple(crm for crm in ("salesforce", "hubspot") if getattr(spec, crm)),
+                                 spec.description or "")
+                 for name, spec in named.items()]
+        for entity, named in fields.items()
+    }

@@ -3,21 +3,23 @@
 Config strings never become SQL text. A field name in a rule is looked up here and replaced by a
 SQLAlchemy column or expression; anything not listed is rejected at validation time. Adding an
 entity means adding one `EntitySpec` to `ENTITIES` (its table needs `source`, `is_deleted` and,
-for breakdowns and `owner.*` fields, an `owner_id`).
+for breakdowns and `owner.*` fields, an `owner_id`). Custom fields declared in a config's
+`custom_fields` section join their entity through `with_custom_fields`, read from the row's
+`custom` JSON column where the connector stored them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import Float, Table, and_
+from sqlalchemy import Date, Float, Table, and_, cast
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from connectors.store import Activity, Deal, Owner
+from connectors.store import Account, Activity, Campaign, Contact, Deal, Lead, LineItem, Owner, SupportCase
 
 FieldKind = Literal["number", "text", "bool", "date"]
 
@@ -102,8 +104,33 @@ OWNER_FIELDS = [
 ]
 
 
-def _fields(*specs: FieldSpec) -> dict[str, FieldSpec]:
-    return {spec.name: spec for spec in (*specs, *OWNER_FIELDS)}
+def _fields(*specs: FieldSpec, owner: bool = True) -> dict[str, FieldSpec]:
+    return {spec.name: spec for spec in (*specs, *(OWNER_FIELDS if owner else ()))}
+
+
+def _table(model: Any) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+class hours_between(FunctionElement[float]):  # noqa: N801 - SQL function naming
+    """Hours from the first timestamp to the second, compiled per dialect (see days_between)."""
+
+    type = Float()
+    name = "hours_between"
+    inherit_cache = True
+
+
+@compiles(hours_between)
+def _hours_between_default(element: hours_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return (f"(EXTRACT(EPOCH FROM (CAST({compiler.process(end, **kw)} AS TIMESTAMP) - "
+            f"CAST({compiler.process(start, **kw)} AS TIMESTAMP))) / 3600.0)")
+
+
+@compiles(hours_between, "sqlite")
+def _hours_between_sqlite(element: hours_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return f"((julianday({compiler.process(end, **kw)}) - julianday({compiler.process(start, **kw)})) * 24.0)"
 
 
 DEAL = EntitySpec(
@@ -139,7 +166,8 @@ ACTIVITY = EntitySpec(
     default_time="activity_date",
     fields=_fields(
         _column("source_id", "text", "the CRM id of the activity"),
-        _column("kind", "text", "call (emails and meetings later)"),
+        _column("kind", "text", "call, email or meeting"),
+        _column("direction", "text", "inbound or outbound, where the CRM says"),
         _column("subject", "text"),
         _column("outcome", "text"),
         _column("owner_id", "text"),
@@ -150,12 +178,192 @@ ACTIVITY = EntitySpec(
             "duration_minutes",
             "number",
             lambda table: table.c.duration_seconds / 60.0,
-            description="call length in minutes",
+            description="call or meeting length in minutes",
         ),
     ),
 )
 
-ENTITIES: dict[str, EntitySpec] = {spec.name: spec for spec in (DEAL, ACTIVITY)}
+ACCOUNT = EntitySpec(
+    name="account",
+    table=_table(Account),
+    default_time="created_date",
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the account"),
+        _column("name", "text"),
+        _column("country", "text"),
+        _column("industry", "text"),
+        _column("account_type", "text", "Customer or Prospect"),
+        _column("owner_id", "text"),
+        _column("created_date", "date"),
+    ),
+)
+
+CONTACT = EntitySpec(
+    name="contact",
+    table=_table(Contact),
+    default_time="created_date",
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the contact"),
+        _column("name", "text"),
+        _column("email", "text"),
+        _column("account_id", "text"),
+        _column("owner_id", "text"),
+        _column("lead_source", "text"),
+        _column("lifecycle_stage", "text", "HubSpot lifecycle stage, e.g. Customer", only_from="hubspot"),
+        _column("created_date", "date"),
+    ),
+)
+
+LEAD = EntitySpec(
+    name="lead",
+    table=_table(Lead),
+    default_time="created_date",
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the lead"),
+        _column("name", "text"),
+        _column("email", "text"),
+        _column("company", "text"),
+        _column("country", "text"),
+        _column("owner_id", "text"),
+        _column("lead_source", "text"),
+        _column("status", "text", "lead status, e.g. Closed - Converted"),
+        _column("is_converted", "bool"),
+        _column("converted_date", "date"),
+        _column("created_date", "date"),
+    ),
+)
+
+CASE = EntitySpec(
+    name="case",
+    table=_table(SupportCase),
+    default_time="created_date",
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the case or ticket"),
+        _column("subject", "text"),
+        _column("account_id", "text"),
+        _column("owner_id", "text"),
+        _column("status", "text", "status or ticket pipeline stage label"),
+        _column("priority", "text", "High, Medium or Low"),
+        _column("origin", "text", "where the case came from, e.g. Phone"),
+        _column("is_closed", "bool"),
+        _column("created_date", "date"),
+        _column("closed_date", "date"),
+        FieldSpec(
+            "resolution_hours",
+            "number",
+            lambda table: hours_between(table.c.created_at, table.c.closed_at),
+            description="hours from opening to closing (empty while open)",
+        ),
+    ),
+)
+
+CAMPAIGN = EntitySpec(
+    name="campaign",
+    table=_table(Campaign),
+    default_time="start_date",
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the campaign"),
+        _column("name", "text"),
+        _column("campaign_type", "text"),
+        _column("status", "text"),
+        _column("is_active", "bool"),
+        _column("owner_id", "text"),
+        _column("start_date", "date"),
+        _column("end_date", "date"),
+        _column("budgeted_cost", "number"),
+        _column("actual_cost", "number"),
+        _column("expected_revenue", "number"),
+        _column("created_date", "date"),
+    ),
+)
+
+LINE_ITEM = EntitySpec(
+    name="line_item",
+    table=_table(LineItem),
+    default_time="created_date",
+    has_owner=False,
+    fields=_fields(
+        _column("source_id", "text", "the CRM id of the line item"),
+        _column("deal_id", "text"),
+        _column("product_id", "text"),
+        _column("product_name", "text"),
+        _column("product_family", "text", only_from="salesforce"),
+        _column("quantity", "number"),
+        _column("unit_price", "number"),
+        _column("total_price", "number"),
+        _column("created_date", "date"),
+        owner=False,
+    ),
+)
+
+ENTITIES: dict[str, EntitySpec] = {
+    spec.name: spec for spec in (DEAL, ACTIVITY, ACCOUNT, CONTACT, LEAD, CASE, CAMPAIGN, LINE_ITEM)
+}
+
+
+class text_as_date(FunctionElement[Any]):  # noqa: N801 - SQL function naming
+    """An ISO date held as text, comparable with date parameters: SQLite keeps dates as ISO text
+    (a CAST would turn it into a number); PostgreSQL casts it to DATE."""
+
+    type = Date()
+    name = "text_as_date"
+    inherit_cache = True
+
+
+@compiles(text_as_date)
+def _text_as_date_default(element: text_as_date, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"CAST({compiler.process(value, **kw)} AS DATE)"
+
+
+@compiles(text_as_date, "sqlite")
+def _text_as_date_sqlite(element: text_as_date, compiler: Any, **kw: Any) -> str:
+    (value,) = list(element.clauses)
+    return f"substr({compiler.process(value, **kw)}, 1, 10)"
+
+
+@dataclass(frozen=True)
+class CustomFieldSpec:
+    """A custom field as the domain sees it: entity, name, kind, and the CRMs that fill it."""
+
+    entity: str
+    name: str
+    kind: FieldKind
+    sources: tuple[str, ...]
+    description: str = ""
+
+
+def _custom_expr(name: str, kind: FieldKind) -> Expr:
+    def expr(table: Table) -> ColumnElement[Any]:
+        value = table.c.custom[name]
+        if kind == "number":
+            return cast(value.as_string(), Float)
+        if kind == "bool":
+            return value.as_boolean()
+        if kind == "date":
+            return text_as_date(value.as_string())
+        return value.as_string()
+
+    return expr
+
+
+def with_custom_fields(fields: Mapping[str, list[CustomFieldSpec]] | None) -> dict[str, EntitySpec]:
+    """ENTITIES with each entity's custom fields added (the config validated names and collisions)."""
+    if not fields:
+        return ENTITIES
+    entities = dict(ENTITIES)
+    for name, customs in fields.items():
+        base = entities.get(name)
+        if base is None:
+            continue
+        extra = {
+            spec.name: FieldSpec(spec.name, spec.kind, _custom_expr(spec.name, spec.kind),
+                                 description=spec.description or "custom field",
+                                 only_from=spec.sources[0] if len(spec.sources) == 1 else None)
+            for spec in customs if spec.name not in base.fields  # a clash is a config error, never an override
+        }
+        entities[name] = replace(base, fields={**base.fields, **extra})
+    return entities
 
 BREAKDOWNS = ("owner", "team")
 

@@ -94,9 +94,13 @@ def build_query(
     period: Period,
     breakdown: str | None = None,
     segments: Mapping[str, Segment] | None = None,
+    entities: Mapping[str, EntitySpec] = ENTITIES,
 ) -> Select[Any]:
-    """SELECT [group_key,] aggregate AS metric_value, count(*) AS row_count for one side of a metric."""
-    entity = ENTITIES[part.entity]
+    """SELECT [group_key,] aggregate AS metric_value, count(*) AS row_count for one side of a metric.
+
+    `entities`: the allow-list to resolve fields in (a config's, with its custom fields).
+    """
+    entity = entities[part.entity]
     table = entity.table
     measure = parse_measure(part.measure)
     trees = resolve_where(part, segments)
@@ -188,10 +192,12 @@ def _run(
     period: Period,
     breakdown: str | None,
     segments: Mapping[str, Segment] | None,
+    entities: Mapping[str, EntitySpec],
 ) -> dict[GroupKey, MetricValue]:
     measure = parse_measure(part.measure)
     result: dict[GroupKey, MetricValue] = {}
-    for row in conn.execute(build_query(part, time, source, period, breakdown, segments)).mappings():
+    query = build_query(part, time, source, period, breakdown, segments, entities)
+    for row in conn.execute(query).mappings():
         key = row["group_key"] if breakdown is not None else None
         raw = row["metric_value"]
         defined = raw is not None or measure.defined_on_empty
@@ -206,6 +212,7 @@ def evaluate_metric(
     period: Period,
     breakdown: str | None = None,
     segments: Mapping[str, Segment] | None = None,
+    entities: Mapping[str, EntitySpec] = ENTITIES,
 ) -> dict[GroupKey, MetricValue]:
     """The metric per group (a single None group without breakdown) over one period.
 
@@ -213,11 +220,11 @@ def evaluate_metric(
     gives 0 and marks the value undefined. `rows` of a ratio is the denominator's row count.
     """
     if isinstance(metric, SimpleMetric):
-        return _run(conn, metric, metric.time, source, period, breakdown, segments)
+        return _run(conn, metric, metric.time, source, period, breakdown, segments, entities)
     numerator = metric.ratio.numerator
     denominator = metric.ratio.denominator
-    top = _run(conn, numerator, numerator.time or metric.time, source, period, breakdown, segments)
-    bottom = _run(conn, denominator, denominator.time or metric.time, source, period, breakdown, segments)
+    top = _run(conn, numerator, numerator.time or metric.time, source, period, breakdown, segments, entities)
+    bottom = _run(conn, denominator, denominator.time or metric.time, source, period, breakdown, segments, entities)
     scale = 100.0 if metric.unit == PERCENT else 1.0
     result: dict[GroupKey, MetricValue] = {}
     for key in {*top, *bottom}:
@@ -248,6 +255,6 @@ class MetricEvaluator:
         if key not in self._cache:
             metric = self.config.metrics[name]
             self._cache[key] = evaluate_metric(
-                self.conn, metric, self.source, period, breakdown, self.config.segments
+                self.conn, metric, self.source, period, breakdown, self.config.segments, self.config.entities
             )
         return self._cache[key]

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from okr_mapping.config import (
     ChangeTarget,
+    CustomField,
     EachTarget,
     KeyResult,
     MeasureSource,
@@ -25,25 +26,17 @@ from okr_mapping.config import (
     RatioMetric,
     Segment,
     SimpleMetric,
+    custom_field_specs,
 )
-from okr_mapping.entities import ENTITIES, EntitySpec
-from okr_mapping.errors import KeyPath, Level, did_you_mean
+from okr_mapping.custom_fields import check_custom_fields
+from okr_mapping.entities import ENTITIES, EntitySpec, with_custom_fields
+from okr_mapping.errors import KeyPath, did_you_mean
+from okr_mapping.findings import Finding
 from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, is_valid_period_spec
 from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
 METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A problem at a key path; `on_key` points the position at the key rather than its value."""
-
-    level: Level
-    path: KeyPath
-    message: str
-    suggestion: str | None = None
-    on_key: bool = False
 
 
 @dataclass
@@ -71,6 +64,12 @@ class ConfigParts:
     complete: bool
     segments: dict[str, Segment] = field(default_factory=dict)
     segment_names: set[str] = field(default_factory=set)
+    custom_fields: dict[str, dict[str, CustomField]] = field(default_factory=dict)
+
+    @property
+    def entities(self) -> dict[str, EntitySpec]:
+        """The built-in entities with the config's custom fields (clashing names never replace a field)."""
+        return with_custom_fields(custom_field_specs(self.custom_fields))
 
     @classmethod
     def of(cls, config: OkrConfig) -> ConfigParts:
@@ -87,6 +86,7 @@ class ConfigParts:
             complete=True,
             segments=dict(config.segments),
             segment_names=set(config.segments),
+            custom_fields=dict(config.custom_fields),
         )
 
     @classmethod
@@ -118,7 +118,13 @@ class ConfigParts:
             with contextlib.suppress(ValidationError):
                 segments[name] = Segment.model_validate(raw)
         segment_names = set(raw_segments) if isinstance(raw_segments, dict) else set()
-        return cls(metrics, names, objectives, False, segments, segment_names)
+        custom_fields: dict[str, dict[str, CustomField]] = {}
+        raw_custom = data.get("custom_fields")
+        for entity, raw_fields in raw_custom.items() if isinstance(raw_custom, dict) else ():
+            for name, raw in raw_fields.items() if isinstance(raw_fields, dict) else ():
+                with contextlib.suppress(ValidationError):
+                    custom_fields.setdefault(str(entity), {})[str(name)] = CustomField.model_validate(raw)
+        return cls(metrics, names, objectives, False, segments, segment_names, custom_fields)
 
 
 _METRIC: TypeAdapter[SimpleMetric | RatioMetric] = TypeAdapter(Metric)
@@ -131,7 +137,8 @@ def _text(value: Any) -> str | None:
 def check_config(config: OkrConfig | ConfigParts) -> list[Finding]:
     """Every meaning problem in a config (or in the parts of it the schema accepted)."""
     parts = config if isinstance(config, ConfigParts) else ConfigParts.of(config)
-    findings = list(_check_segments(parts))
+    findings = list(check_custom_fields(parts.custom_fields))
+    findings.extend(_check_segments(parts))
     findings.extend(_check_metrics(parts))
     findings.extend(_check_objectives(parts))
     if parts.complete:
@@ -166,7 +173,7 @@ def _check_segments(parts: ConfigParts) -> Iterator[Finding]:
         base: KeyPath = ("segments", name)
         if not METRIC_NAME_PATTERN.match(name):
             yield Finding("error", base, "segment names may use only letters, digits and '_'", on_key=True)
-        entity = ENTITIES.get(segment.entity)
+        entity = parts.entities.get(segment.entity)
         if entity is None:
             yield Finding(
                 "error",
@@ -215,7 +222,7 @@ def _check_part(
     parts: ConfigParts, part: MeasureSource, time: str | None, path: KeyPath, time_path: KeyPath
 ) -> Iterator[Finding]:
     yield from _check_segment_ref(parts, part, (*path, "segment"))
-    entity = ENTITIES.get(part.entity)
+    entity = parts.entities.get(part.entity)
     if entity is None:
         yield Finding(
             "error",
@@ -382,7 +389,7 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
     metric = parts.metrics.get(kr.metric)
     if metric is not None and kr.breakdown is not None:
         for _suffix, part, _time in metric_parts(metric):
-            entity = ENTITIES.get(part.entity)
+            entity = parts.entities.get(part.entity)
             if entity is not None and not entity.has_owner:
                 yield Finding(
                     "error", (*path, "breakdown"), f"{entity.name} records have no owner to break down by"
