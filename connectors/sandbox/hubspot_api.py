@@ -5,9 +5,12 @@ client-side validation on: owners, objects (list, read, search, batch), pipeline
 properties and custom object schemas. Writes are accepted only on custom objects, as a
 private app with read-only CRM scopes plus custom-object write scopes would see it.
 
-Archived records: logical rows with deleted = 1 appear only in `GET /crm/v3/objects/{type}?archived=true`
-(with `archivedAt`), never in search or in normal lists. Associations (v4 batch read) come from the
-logical links: deal -> company (deals.account_id), call -> deal (calls.deal_id).
+Standard types (hubspot_objects): contacts 0-1 (the leads table), companies 0-2, deals 0-3, tickets 0-5
+(cases), line_items 0-8, meetings 0-47, calls 0-48, emails 0-49. Archived records: logical rows with
+deleted = 1 appear only in `GET /crm/v3/objects/{type}?archived=true` (with `archivedAt`), never in
+search or in normal lists. Associations (v4 batch read) come from the logical links (hubspot_search
+ASSOCIATION_LINKS): deal/contact/ticket -> company (account_id), call/email/meeting/line item -> deal
+(deal_id). Pipelines: deals' "default" and tickets' "0".
 
 Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
 - `search_cap`: results a search can page through (HubSpot: 10,000);
@@ -30,18 +33,10 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from connectors.sandbox.generator import STAGES, TEAMS
-from connectors.sandbox.hubspot_catalog import (
-    EPOCH_ISO,
-    NAME_PATTERN,
-    PROPERTY_TYPES,
-    STAGE_IDS,
-    Catalog,
-    ObjectType,
-    iso_from_ms,
-    schema_json,
-)
+from connectors.sandbox.generator import TEAMS
+from connectors.sandbox.hubspot_catalog import NAME_PATTERN, PROPERTY_TYPES, Catalog, schema_json
 from connectors.sandbox.hubspot_limits import HubSpotRateLimits
+from connectors.sandbox.hubspot_objects import ObjectType, iso_from_ms, pipelines_of
 from connectors.sandbox.hubspot_search import (
     ApiError,
     CountCache,
@@ -119,17 +114,6 @@ def owner_json(row: Any) -> dict[str, Any]:
         "archived": not row["is_active"],
         "teams": [{"id": team_id, "name": team, "primary": True}] if team else [],
     }
-
-
-def pipeline_json() -> dict[str, Any]:
-    """The portal's one deal pipeline; default-pipeline stages carry createdAt = epoch, as in HubSpot."""
-    stages = [{"id": STAGE_IDS[key], "label": label, "displayOrder": order, "archived": False,
-               "metadata": {"isClosed": str(closed).lower(), "probability": repr(probability / 100)},
-               "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO,
-               "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
-              for order, (key, (label, probability, closed, _won)) in enumerate(STAGES.items())]
-    return {"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "archived": False,
-            "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO, "stages": stages}
 
 
 def create_app(state: SandboxState) -> FastAPI:
@@ -264,18 +248,13 @@ def create_app(state: SandboxState) -> FastAPI:
         return JSONResponse(payload, 200)
 
     # -- pipelines ---------------------------------------------------------------------------
-    def deal_pipelines(object_type: str) -> list[dict[str, Any]]:
-        if resolve(object_type).name != "deals":
-            return []
-        return [pipeline_json()]
-
     @app.get("/crm/v3/pipelines/{object_type}")
     def list_pipelines(object_type: str) -> dict[str, Any]:
-        return {"results": deal_pipelines(object_type)}
+        return {"results": pipelines_of(resolve(object_type).name)}
 
     @app.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
     def get_pipeline(object_type: str, pipeline_id: str) -> dict[str, Any]:
-        for pipeline in deal_pipelines(object_type):
+        for pipeline in pipelines_of(resolve(object_type).name):
             if pipeline["id"] == pipeline_id:
                 return pipeline
         raise ApiError(404, f"Unable to find pipeline {pipeline_id}", "OBJECT_NOT_FOUND")

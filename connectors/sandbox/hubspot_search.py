@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.sandbox.hubspot_catalog import ObjectType, PropertyDef, iso_from_ms, ms_from_text
+from connectors.sandbox.hubspot_objects import ObjectType, PropertyDef, iso_from_ms, ms_from_text
 from connectors.sandbox.state import SandboxState
 
 MAX_FILTER_GROUPS = 5
@@ -224,7 +224,7 @@ def search(state: SandboxState, kind: ObjectType, body: dict[str, Any], cap: int
                        context={"after": [str(offset)], "maxResults": [str(cap)]})
     query = compile_filters(kind, body)
     props = wanted_properties(kind, body.get("properties"))
-    for extra in ("hs_object_id", "hs_lastmodifieddate", "createdate", "hs_createdate"):
+    for extra in ("hs_object_id", "hs_lastmodifieddate", "lastmodifieddate", "createdate", "hs_createdate"):
         if extra in kind.properties and kind.properties[extra] not in props:
             props.append(kind.properties[extra])
     count_sql = f"SELECT COUNT(*) FROM {kind.table} WHERE {query.where}"
@@ -291,11 +291,16 @@ class AssociationLink:
     types: tuple[tuple[int, str | None], ...]  # (typeId, label), all HUBSPOT_DEFINED
 
 
-# (from type, to type) -> how the logical tables link them. deal -> company is the primary
-# company (typeId 5, labelled "Primary") plus the unlabelled 341; call -> deal is 206.
+# (from type, to type) -> how the logical tables link them, with HubSpot's association type ids.
+# A primary company link carries two types: the labelled "Primary" one and the unlabelled one.
 ASSOCIATION_LINKS = {
     ("deals", "companies"): AssociationLink("account_id", ((5, "Primary"), (341, None))),
+    ("contacts", "companies"): AssociationLink("account_id", ((1, "Primary"), (279, None))),
+    ("tickets", "companies"): AssociationLink("account_id", ((339, None),)),
+    ("line_items", "deals"): AssociationLink("deal_id", ((20, None),)),
     ("calls", "deals"): AssociationLink("deal_id", ((206, None),)),
+    ("emails", "deals"): AssociationLink("deal_id", ((210, None),)),
+    ("meetings", "deals"): AssociationLink("deal_id", ((212, None),)),
 }
 
 

@@ -11,11 +11,11 @@ import json
 from collections import Counter
 from typing import Any
 
-from connectors.sandbox.hubspot_catalog import ObjectType, PropertyDef, iso_from_ms, ms_from_text
+from connectors.sandbox.hubspot_objects import ObjectType, PropertyDef, iso_from_ms, ms_from_text
 from connectors.sandbox.hubspot_search import ApiError, find_record
 from connectors.sandbox.state import SandboxState
 
-SYSTEM_PROPERTIES = {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate"}
+SYSTEM_PROPERTIES = {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate"}
 CRM = "hubspot"
 
 

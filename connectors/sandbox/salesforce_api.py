@@ -40,6 +40,7 @@ from connectors.sandbox.salesforce_bulk import BulkQueryJobs
 from connectors.sandbox.salesforce_schema import (
     MODSTAMP_SQL,
     SCHEMAS,
+    SOBJECTS,
     ApiError,
     describe_global,
     describe_sobject,
@@ -52,7 +53,11 @@ DAILY_API_REQUESTS = 15_000
 DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
 OPEN_CURSORS = 16
 REPLICATION_DAYS = 15  # how far back /sobjects/{O}/deleted/ reaches from the org's clock
-REPLICATED = {"opportunity": "deals", "task": "calls"}  # objects the deleted/ resource serves
+# Objects the deleted/ resource serves (lower-case name -> the table or view their rows live in)
+REPLICATED = {schema.name.lower(): schema.table for schema in SOBJECTS if not schema.custom and schema.name != "User"}
+# Tables whose SystemModstamp (whole seconds) and id the API indexes for incremental ORDER BY scans
+MODSTAMP_TABLES = ("owners", "accounts", "deals", "calls", "emails", "products", "line_items", "meetings", "leads",
+                   "cases", "campaigns")
 FAULTS_META_KEY = "salesforce.faults"
 API_USAGE_META_KEY = "salesforce.api_usage"
 ORG_ID = "00DSB0000000001EAA"
@@ -239,17 +244,8 @@ class _QueryService:
     @staticmethod
     def _page(version: str, compiled: soql.CompiledQuery, rows: list[Any], total: int,
               next_url: str | None) -> dict[str, Any]:
-        sobject = compiled.sobject
-        id_wire = wire_value(sobject.id_field)
-        converters = [(spec.name, wire_value(spec)) for spec in compiled.fields]
-        url_base = f"/services/data/{version}/sobjects/{sobject.name}/"
-        records = []
-        for row in rows:
-            record: dict[str, Any] = {"attributes": {"type": sobject.name, "url": url_base + id_wire(row[0])}}
-            for index, (name, convert) in enumerate(converters, start=1):
-                value = row[index]
-                record[name] = None if value is None else convert(value)
-            records.append(record)
+        render = _renderer(version, compiled)
+        records = [render(row) for row in rows]
         page: dict[str, Any] = {"totalSize": total, "done": next_url is None}
         if next_url is not None:
             page["nextRecordsUrl"] = next_url
@@ -257,9 +253,44 @@ class _QueryService:
         return page
 
 
+def _renderer(version: str, compiled: soql.CompiledQuery) -> Callable[[Any], dict[str, Any]]:
+    """How one result row becomes a REST record: attributes, then the selected fields in order.
+
+    A parent's fields selected through a relationship nest under the relationship's name with the
+    parent's attributes, or the relationship is null when the record has no parent, as Salesforce
+    answers them: ``"Product2": {"attributes": {"type": "Product2", "url": ...}, "Name": ...}``.
+    """
+    sobject = compiled.sobject
+    base = f"/services/data/{version}/sobjects/"
+    id_wire = wire_value(sobject.id_field)
+    parent_column = {name: (1 + len(compiled.fields) + position, target)
+                     for position, (name, target, _sql) in enumerate(compiled.relationships)}
+    columns = [(index, spec.relationship, spec.name.partition(".")[2] if spec.relationship else spec.name,
+                wire_value(spec)) for index, spec in enumerate(compiled.fields, start=1)]
+
+    def render(row: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {"attributes": {"type": sobject.name,
+                                                 "url": f"{base}{sobject.name}/{id_wire(row[0])}"}}
+        for index, relationship, name, convert in columns:
+            value = None if row[index] is None else convert(row[index])
+            if relationship is None:
+                record[name] = value
+                continue
+            if relationship not in record:
+                column, target = parent_column[relationship]
+                parent_id = row[column]
+                record[relationship] = None if parent_id is None else {
+                    "attributes": {"type": target, "url": f"{base}{target}/{sf_id(target, int(parent_id))}"}}
+            if record[relationship] is not None:
+                record[relationship][name] = value
+        return record
+
+    return render
+
+
 def _ensure_indexes(state: SandboxState) -> None:
     """Index SystemModstamp as served (whole seconds) with the id, for incremental ORDER BY scans."""
-    for table in ("owners", "accounts", "deals", "calls"):
+    for table in MODSTAMP_TABLES:
         state.query(f"CREATE INDEX IF NOT EXISTS sf_ix_{table}_modstamp ON {table} (({MODSTAMP_SQL}), id)")
 
 
@@ -284,8 +315,8 @@ def deleted_records(state: SandboxState, sobject: str, start_raw: str | None, en
     """GET /sobjects/{O}/deleted/: records flagged deleted whose deletion (modified time) lies in
     [start, end], reaching at most REPLICATION_DAYS back from the org's clock."""
     schema = SCHEMAS.get(sobject.lower())
-    table = REPLICATED.get(sobject.lower())
-    if schema is None or table is None:
+    deleted_field = schema.field("IsDeleted") if schema is not None else None
+    if schema is None or deleted_field is None or sobject.lower() not in REPLICATED:
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
     start, end = _replication_moment("start", start_raw), _replication_moment("end", end_raw)
     clock = state.clock.astimezone(UTC)
@@ -296,7 +327,8 @@ def deleted_records(state: SandboxState, sobject: str, start_raw: str | None, en
     if start >= end:
         raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
     latest = min(end, clock).replace(second=0, microsecond=0)  # coverage ends on a whole minute
-    rows = state.query(f"SELECT id, modified_ms FROM {table} WHERE deleted = 1 AND modified_ms >= ?"
+    rows = state.query(f"SELECT {schema.id_field.sql} AS id, modified_ms FROM {schema.table}"
+                       f" WHERE ({schema.base_where}) AND ({deleted_field.sql}) = 1 AND modified_ms >= ?"
                        " AND modified_ms < ? ORDER BY modified_ms, id",
                        (int(start.timestamp() * 1000), int(latest.timestamp() * 1000)))
     return {"deletedRecords": [{"id": sf_id(schema.name, row["id"]),

@@ -11,6 +11,13 @@ from typing import Any
 from connectors.sandbox import soql
 from connectors.sandbox.generator import DEAL_TYPES, INDUSTRIES, LEAD_SOURCES, STAGES
 from connectors.sandbox.ids import SF_PREFIX
+from connectors.sandbox.salesforce_objects import MODSTAMP_SQL, REGION_SQL, SALES_OBJECTS
+from connectors.sandbox.salesforce_objects import audit as _audit
+from connectors.sandbox.salesforce_objects import id_field as _id
+from connectors.sandbox.salesforce_objects import ref as _ref
+from connectors.sandbox.salesforce_objects import sql_text as _sql_text
+
+__all__ = ["MODSTAMP_SQL", "SCHEMAS", "SOBJECTS", "ApiError", "describe_global", "describe_sobject"]
 
 
 class ApiError(Exception):
@@ -27,35 +34,10 @@ KR_OBJECT = "OKR_Key_Result__c"
 KR_EXTERNAL_ID = "Key__c"
 
 
-def _sql_text(text: str) -> str:
-    """An SQL string literal of one of our own constants (request data is always bound)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 _STAGE_LABEL = ("CASE stage " + " ".join(f"WHEN {_sql_text(key)} THEN {_sql_text(label)}"
                                          for key, (label, *_rest) in STAGES.items()) + " ELSE stage END")
 _STAGE_CLOSED = "stage IN (" + ", ".join(_sql_text(key) for key, spec in STAGES.items() if spec[2]) + ")"
 _STAGE_WON = "stage IN (" + ", ".join(_sql_text(key) for key, spec in STAGES.items() if spec[3]) + ")"
-
-
-MODSTAMP_SQL = "modified_ms / 1000"  # whole seconds, as a real org serves them; indexed by the API
-
-
-def _audit(created: str = "created_ms", deleted: str | None = "deleted") -> tuple[soql.FieldSpec, ...]:
-    fields = (Field("CreatedDate", f"{created} / 1000", "datetime", "Created Date", nillable=False),
-              Field("SystemModstamp", MODSTAMP_SQL, "datetime", "System Modstamp", nillable=False),
-              Field("LastModifiedDate", MODSTAMP_SQL, "datetime", "Last Modified Date", nillable=False))
-    if deleted is None:
-        return fields
-    return (*fields, Field("IsDeleted", deleted, "boolean", "Deleted", nillable=False))
-
-
-def _id(sobject: str) -> soql.FieldSpec:
-    return Field("Id", "id", "id", "Record ID", reference_to=sobject, nillable=False, length=18)
-
-
-def _ref(name: str, sql: str, target: str, label: str) -> soql.FieldSpec:
-    return Field(name, sql, "reference", label, reference_to=target, length=18)
 
 
 def _kr_field(name: str, kind: str, label: str, length: int = 0) -> soql.FieldSpec:
@@ -85,6 +67,7 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
         Field("Type", "account_type", "picklist", "Account Type", length=255,
               picklist=("Customer", "Prospect")),
         _ref("OwnerId", "owner_id", "User", "Owner ID"),
+        Field("Region__c", REGION_SQL, "string", "Region", length=40, custom=True),
         *_audit()), live_where="deleted = 0"),
     soql.SObjectSchema("Opportunity", "Opportunity", "deals", (
         _id("Opportunity"),
@@ -104,21 +87,22 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
               "Fiscal Quarter"),
         Field("FiscalYear", "CAST(substr(close_date, 1, 4) AS INTEGER)", "int", "Fiscal Year"),
         *_audit()), live_where="deleted = 0"),
-    soql.SObjectSchema("Task", "Task", "calls", (
+    # Calls and emails: the tasks view (an email's Task number is its id + ids.EMAIL_TASK_OFFSET)
+    soql.SObjectSchema("Task", "Task", "tasks", (
         _id("Task"),
         Field("Subject", "subject", "combobox", "Subject", length=255),
         _ref("OwnerId", "owner_id", "User", "Assigned To ID"),
         _ref("WhatId", "deal_id", "Opportunity", "Related To ID"),
-        Field("TaskSubtype", "'Call'", "picklist", "Task Subtype", length=40,
+        Field("TaskSubtype", "subtype", "picklist", "Task Subtype", length=40,
               picklist=("Task", "Email", "Call")),
         Field("ActivityDate", "date(ts_ms / 1000, 'unixepoch')", "date", "Due Date Only"),
         Field("CallDurationInSeconds", "duration_s", "int", "Call Duration"),
-        Field("CallType", "direction", "picklist", "Call Type", length=40,
+        Field("CallType", "CASE WHEN subtype = 'Call' THEN direction END", "picklist", "Call Type", length=40,
               picklist=("Internal", "Inbound", "Outbound")),
         Field("CallDisposition", "outcome", "string", "Call Result", length=255),
         Field("Status", "'Completed'", "picklist", "Status", length=40, nillable=False,
               picklist=("Not Started", "In Progress", "Completed")),
-        *_audit()), live_where="deleted = 0"),
+        *_audit()), live_where="+deleted = 0"),  # "+": each arm of the view pages by its SystemModstamp index
     soql.SObjectSchema(KR_OBJECT, "OKR Key Result", "custom_records", (
         _id(KR_OBJECT),
         Field("Name", "json_extract(fields, '$.Name')", "string", "Key Result Name", length=80,
@@ -140,6 +124,7 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
         _kr_field("Last_Synced__c", "datetime", "Last Synced"),
         *_audit(deleted="0")),
         base_where=f"crm = 'salesforce' AND object = {_sql_text(KR_OBJECT)}", custom=True, writable=True),
+    *SALES_OBJECTS,
 )
 SCHEMAS: dict[str, soql.SObjectSchema] = {schema.name.lower(): schema for schema in SOBJECTS}
 

@@ -6,16 +6,18 @@ literals simple_salesforce's ``quote_soql_value`` produces and the date literals
 (TODAY, THIS_QUARTER, LAST_N_DAYS:n...). A date literal is a range of days relative to the org's
 clock (UTC; weeks start on Sunday, the en_US locale; fiscal year = calendar year): ``=`` means within
 it, ``<`` / ``>=`` compare with its start and ``<=`` / ``>`` with its end, on date and datetime fields.
-WHERE and ORDER BY compile through each object's field mapping to SQL with bound parameters (a value
-never becomes SQL text), so a filter over a million rows runs inside SQLite. Rejections carry
-Salesforce's error codes and its "ERROR at Row:R:Column:C" messages, so clients see what a real org would answer.
+SELECT may also name a parent's field through a relationship the object declares (``Product2.Name``
+on OpportunityLineItem; see Relationship). WHERE and ORDER BY compile through each object's field
+mapping to SQL with bound parameters (a value never becomes SQL text), so a filter over a million
+rows runs inside SQLite. Rejections carry Salesforce's error codes and its "ERROR at Row:R:Column:C"
+messages, so clients see what a real org would answer.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -121,6 +123,17 @@ class FieldSpec:
     picklist: tuple[str, ...] = ()
     precision: int = 0
     scale: int = 0
+    relationship: str | None = None  # set on a parent's field selected through a relationship (Product2.Name)
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A lookup a query may follow in SELECT (``Product2.Name``): only the parent fields listed here."""
+
+    name: str  # the relationship name, e.g. Product2 (the reference field Product2Id without "Id")
+    target: str  # the parent sObject
+    column: str  # the column of the child's table holding the parent's integer id
+    fields: tuple[str, ...]  # parent field names selectable through it
 
 
 @dataclass(frozen=True)
@@ -135,10 +148,14 @@ class SObjectSchema:
     live_where: str | None = None
     custom: bool = False
     writable: bool = False
+    relationships: tuple[Relationship, ...] = ()
 
     @cached_property
     def _by_name(self) -> dict[str, FieldSpec]:
         return {spec.name.lower(): spec for spec in self.fields}
+
+    def relationship(self, name: str) -> Relationship | None:
+        return next((rel for rel in self.relationships if rel.name.lower() == name.lower()), None)
 
     def field(self, name: str) -> FieldSpec | None:
         """Field names are case-insensitive in SOQL, as in the REST API."""
@@ -443,11 +460,15 @@ class CompiledQuery:
     order_sql: str
     limit: int | None
     offset: int
+    # Relationships followed in SELECT, in order of first use: (name, parent sObject, SQL of the parent's id)
+    # Their parent ids come after the fields, so a renderer can nest them (or answer null for no parent).
+    relationships: tuple[tuple[str, str, str], ...] = ()
 
     def select(self, cap: int | None = None) -> tuple[str, list[Any]]:
         limit = self.limit if cap is None else cap if self.limit is None else min(cap, self.limit)
         columns = ", ".join([f"({self.sobject.id_field.sql}) AS c_id"]
-                            + [f"({spec.sql}) AS c{index}" for index, spec in enumerate(self.fields)])
+                            + [f"({spec.sql}) AS c{index}" for index, spec in enumerate(self.fields)]
+                            + [f"({rel[2]}) AS r{index}" for index, rel in enumerate(self.relationships)])
         sql = f"SELECT {columns} {self.from_sql} {self.order_sql} LIMIT ? OFFSET ?"
         return sql, [*self.params, -1 if limit is None else limit, self.offset]
 
@@ -469,8 +490,9 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
             " object, be sure to append the '__c' after the entity name. Please reference your WSDL or the"
             " describe call for the appropriate names.")))
     fields: list[FieldSpec] = []
+    relationships: dict[str, tuple[str, str, str]] = {}
     for ref in query.fields:
-        spec = _resolve(query.text, sobject, ref)
+        spec = _resolve_selected(query.text, sobject, ref, schemas, relationships)
         if spec in fields:
             raise SoqlError("MALFORMED_QUERY",
                             located(query.text, ref.pos, f"duplicate field selected: {ref.text}"))
@@ -495,12 +517,34 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
     if not ordered_by_id:  # a stable order, so snapshots and OFFSET page deterministically
         order_terms.append(f"({sobject.id_field.sql}) ASC")
     return CompiledQuery(sobject, tuple(fields), query.count_only, from_sql, tuple(params),
-                         "ORDER BY " + ", ".join(order_terms), query.limit, query.offset or 0)
+                         "ORDER BY " + ", ".join(order_terms), query.limit, query.offset or 0,
+                         tuple(relationships.values()))
 
 
 def compile_soql(text: str, schemas: Mapping[str, SObjectSchema], include_deleted: bool = False,
                  now: datetime | None = None) -> CompiledQuery:
     return compile_query(parse(text), schemas, include_deleted, now)
+
+
+def _resolve_selected(text: str, sobject: SObjectSchema, ref: Name, schemas: Mapping[str, SObjectSchema],
+                      used: dict[str, tuple[str, str, str]]) -> FieldSpec:
+    """A SELECT item: a field of the object, or a parent's field through one of its relationships.
+
+    A parent field becomes a correlated subquery over the parent's table, named by its path
+    (``Product2.Name``); the relationship's parent id is recorded in `used` (see CompiledQuery).
+    """
+    rel_name, dot, field_name = ref.text.partition(".")
+    rel = sobject.relationship(rel_name) if dot and "." not in field_name else None
+    parent = schemas.get(rel.target.lower()) if rel is not None else None
+    spec = parent.field(field_name) if parent is not None else None
+    if rel is None or parent is None:
+        return _resolve(text, sobject, ref)
+    if spec is None or spec.name not in rel.fields:
+        raise SoqlError("INVALID_FIELD", located(text, ref.pos, _no_such_column(field_name, parent.name)))
+    alias = f"rel_{rel.name.lower()}"
+    join = f"FROM {parent.table} AS {alias} WHERE {alias}.id = {sobject.table}.{rel.column}"
+    used.setdefault(rel.name, (rel.name, parent.name, f"SELECT {alias}.id {join}"))
+    return replace(spec, name=f"{rel.name}.{spec.name}", sql=f"SELECT {spec.sql} {join}", relationship=rel.name)
 
 
 def _resolve(text: str, sobject: SObjectSchema, ref: Name) -> FieldSpec:
@@ -513,10 +557,14 @@ def _resolve(text: str, sobject: SObjectSchema, ref: Name) -> FieldSpec:
                   " relationship name. Please reference your WSDL or the describe call for the appropriate"
                   " names.")
     else:
-        detail = (f"No such column '{ref.text}' on entity '{sobject.name}'. If you are attempting to use a"
-                  " custom field, be sure to append the '__c' after the custom field name. Please reference"
-                  " your WSDL or the describe call for the appropriate names.")
+        detail = _no_such_column(ref.text, sobject.name)
     raise SoqlError("INVALID_FIELD", located(text, ref.pos, detail))
+
+
+def _no_such_column(field: str, sobject: str) -> str:
+    return (f"No such column '{field}' on entity '{sobject}'. If you are attempting to use a custom field, be"
+            " sure to append the '__c' after the custom field name. Please reference your WSDL or the describe"
+            " call for the appropriate names.")
 
 
 def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any], today: date) -> str:

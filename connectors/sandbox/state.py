@@ -1,13 +1,15 @@
 """The sandbox org's persistent state: one SQLite file in the sandbox data directory.
 
-Both CRM faces read the same logical tables (owners, accounts, deals, calls), which is what
-makes them one org. Records written through the APIs (OKR custom objects) live in
-`custom_records`, kept apart per CRM as they would be in two real systems.
+Both CRM faces read the same logical tables (owners, accounts, deals, calls, products, line items,
+emails, meetings, leads, cases, campaigns), which is what makes them one org. Records written
+through the APIs (OKR custom objects) live in `custom_records`, kept apart per CRM as they would be
+in two real systems.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -18,7 +20,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.sandbox.generator import OrgSpec, generate_org
+from connectors.sandbox.generator import GENERATOR_VERSION, OrgSpec, generate_org
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,7 +88,10 @@ CREATE TABLE IF NOT EXISTS custom_records (
 
 CLOCK_META_KEY = "clock"  # the org's simulated "now" (ISO UTC), advanced by `okr-sync sandbox tick`
 TICKS_META_KEY = "ticks"  # how many ticks the org has had
-ENTITY_TABLES = {"owner": "owners", "account": "accounts", "deal": "deals", "call": "calls"}
+VERSION_META_KEY = "generator_version"  # the generator version that seeded the org (none: version 1)
+ENTITY_TABLES = {"owner": "owners", "account": "accounts", "deal": "deals", "call": "calls", "product": "products",
+                 "line_item": "line_items", "email": "emails", "meeting": "meetings", "lead": "leads",
+                 "case": "cases", "campaign": "campaigns"}
 INSERT_BATCH = 5_000
 
 
@@ -112,21 +119,48 @@ class SandboxState:
 
     def seed(self, spec: OrgSpec) -> dict[str, int]:
         """Load a generated org in batches (streamed: memory stays flat for any size)."""
+        with self.transaction():
+            return self._fill(spec)
+
+    def _fill(self, spec: OrgSpec) -> dict[str, int]:
         counts = dict.fromkeys(ENTITY_TABLES, 0)
         pending: dict[str, list[dict[str, Any]]] = {entity: [] for entity in ENTITY_TABLES}
-        with self.transaction():
-            for entity, row in generate_org(spec):
-                pending[entity].append(row)
-                counts[entity] += 1
-                if len(pending[entity]) >= INSERT_BATCH:
-                    self._insert(ENTITY_TABLES[entity], pending[entity])
-                    pending[entity] = []
-            for entity, rows in pending.items():
-                self._insert(ENTITY_TABLES[entity], rows)
-            self.set_meta("spec", json.dumps(spec.to_json()))
-            if self.get_meta("token") is None:
-                self.set_meta("token", secrets.token_urlsafe(24))
+        for entity, row in generate_org(spec):
+            pending[entity].append(row)
+            counts[entity] += 1
+            if len(pending[entity]) >= INSERT_BATCH:
+                self._insert(ENTITY_TABLES[entity], pending[entity])
+                pending[entity] = []
+        for entity, rows in pending.items():
+            self._insert(ENTITY_TABLES[entity], rows)
+        self.set_meta("spec", json.dumps(spec.to_json()))
+        self.set_meta(VERSION_META_KEY, str(GENERATOR_VERSION))
+        if self.get_meta("token") is None:
+            self.set_meta("token", secrets.token_urlsafe(24))
         return counts
+
+    @property
+    def is_outdated(self) -> bool:
+        """Seeded by another generator version (one without the newer tables, say)?"""
+        return self.is_seeded and self.get_meta(VERSION_META_KEY) != str(GENERATOR_VERSION)
+
+    def regenerate(self) -> dict[str, int]:
+        """Generate the org afresh from its stored spec: same token, clock back at the anchor.
+
+        The logical tables are dropped and created again (in one transaction), the tick count and
+        the records written through the APIs go, since they refer to the old rows.
+        """
+        spec = self.spec
+        with self.transaction() as conn:
+            conn.execute("DROP VIEW IF EXISTS tasks")
+            for table in ENTITY_TABLES.values():
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("DELETE FROM custom_records")
+            conn.execute("DELETE FROM meta WHERE key IN (?, ?)", (CLOCK_META_KEY, TICKS_META_KEY))
+            return self._fill(spec)
 
     def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -217,8 +251,18 @@ class SandboxState:
 
 
 def open_sandbox(data_dir: Path, spec: OrgSpec | None = None) -> SandboxState:
-    """Open the sandbox in `data_dir`, generating the org on first use (kept across restarts)."""
+    """Open the sandbox in `data_dir`, generating the org on first use (kept across restarts).
+
+    An org seeded by another generator version is generated again from its stored spec (so a
+    persisted demo org gains the tables added since); `spec` only applies to an empty directory.
+    """
     state = SandboxState(data_dir)
     if not state.is_seeded:
         state.seed(spec or OrgSpec())
+    elif state.is_outdated:
+        version = state.get_meta(VERSION_META_KEY) or "1"
+        logger.warning("Sandbox org in %s was generated by generator version %s; regenerating it with version %s "
+                       "from its stored spec (clock, ticks and written records reset).",
+                       data_dir, version, GENERATOR_VERSION)
+        state.regenerate()
     return state

@@ -76,7 +76,7 @@ def kr(key: str, **fields: object) -> dict[str, object]:
 
 
 def test_query_more_pages_cover_every_record_once(sandbox: SandboxServer, sf: Salesforce) -> None:
-    rows = sandbox.state.query("SELECT id FROM calls WHERE deleted = 0")
+    rows = sandbox.state.query("SELECT id FROM tasks WHERE deleted = 0")  # calls and emails
     expected = {sf_id("Task", row["id"]) for row in rows}
     headers = {"Sforce-Query-Options": "batchSize=200"}
     page = sf.query("SELECT Id, Subject FROM Task", headers=headers)
@@ -160,7 +160,8 @@ def test_describe_and_describe_global(sf: Salesforce) -> None:
     assert opportunity["OwnerId"]["referenceTo"] == ["User"] and opportunity["Amount"]["type"] == "currency"
     assert "Closed Won" in [value["value"] for value in opportunity["StageName"]["picklistValues"]]
     names = {entry["name"] for entry in sf.describe()["sobjects"]}
-    assert {"User", "Account", "Opportunity", "Task", KR} <= names
+    assert {"User", "Account", "Opportunity", "Task", KR, "Product2", "OpportunityLineItem", "Event", "Lead",
+            "Contact", "Case", "Campaign"} <= names
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful("sobjects/Widget__c/describe")
 

@@ -67,7 +67,7 @@ def test_datetime_and_activity_date_literals(org: SandboxServer, sf: Salesforce)
         "SELECT id, modified_ms FROM deals WHERE deleted = 0")
         if datetime.fromtimestamp(row["modified_ms"] // 1000, UTC).date() < date(today.year, 1, 1)}
     assert query_ids(sf, "SELECT Id FROM Opportunity WHERE SystemModstamp < THIS_YEAR") == modified_before
-    calls = {sf_id("Task", row["id"]) for row in org.state.query("SELECT id, ts_ms FROM calls WHERE deleted = 0")
+    calls = {sf_id("Task", row["id"]) for row in org.state.query("SELECT id, ts_ms FROM tasks WHERE deleted = 0")
              if (today.year, today.month) == (lambda d: (d.year, d.month))(
                  datetime.fromtimestamp(row["ts_ms"] // 1000, UTC).date())}
     assert calls and query_ids(sf, "SELECT Id FROM Task WHERE ActivityDate = THIS_MONTH") == calls
@@ -110,7 +110,7 @@ def test_deleted_rejects_bad_windows(org: SandboxServer, sf: Salesforce) -> None
         assert caught.value.status == 400
         assert caught.value.content[0]["errorCode"] == "INVALID_REPLICATION_DATE"
     with pytest.raises(SalesforceResourceNotFound):
-        sf.Account.deleted(clock - timedelta(days=1), clock)
+        sf.User.deleted(clock - timedelta(days=1), clock)
 
 
 def test_deleted_tasks(org: SandboxServer, sf: Salesforce) -> None:

@@ -136,9 +136,59 @@ def test_count_query(state: SandboxState) -> None:
     ("SELECT Id FROM Opportunity WHERE Id = 'nope'", "INVALID_QUERY_FILTER_OPERATOR",
      "invalid ID field: nope"),
     ("", "MALFORMED_QUERY", "A query string has to be specified"),
+    ("SELECT Product2.IsActive FROM OpportunityLineItem", "INVALID_FIELD",
+     "No such column 'IsActive' on entity 'Product2'"),
+    ("SELECT Product2.Name.Family FROM OpportunityLineItem", "INVALID_FIELD", "Didn't understand relationship"),
+    ("SELECT Owner.Name FROM Opportunity", "INVALID_FIELD", "Didn't understand relationship 'Owner'"),
+    ("SELECT Id FROM OpportunityLineItem ORDER BY Product2.Name", "INVALID_FIELD", "Didn't understand"),
+    ("SELECT Product2.Name, product2.NAME FROM OpportunityLineItem", "MALFORMED_QUERY",
+     "duplicate field selected: product2.NAME"),
 ])
 def test_rejections_carry_salesforce_codes(text: str, code: str, detail: str) -> None:
     with pytest.raises(soql.SoqlError) as caught:
         soql.compile_soql(text, SCHEMAS)
     assert caught.value.code == code
     assert detail in caught.value.message
+
+
+@pytest.fixture(scope="module")
+def sales(tmp_path_factory: pytest.TempPathFactory) -> SandboxState:
+    """Two products, three line items (one without a product), two calls and two emails."""
+    state = SandboxState(Path(tmp_path_factory.mktemp("soql-sales")))
+    with state.transaction() as conn:
+        conn.executemany("INSERT INTO products (id, name, family, is_active, created_ms, modified_ms)"
+                         " VALUES (?, ?, ?, 1, 0, 0)", [(1, "Platform Pro", "Platform"), (2, "Care", "Services")])
+        conn.executemany("INSERT INTO line_items (id, deal_id, product_id, quantity, unit_price, created_ms,"
+                         " modified_ms) VALUES (?, 1, ?, ?, 10.0, 0, ?)",
+                         [(1, 2, 2.0, MS_2026_10_22), (2, None, 1.0, MS_2026_10_22), (3, 1, 0.5, 0)])
+        conn.executemany("INSERT INTO calls (id, subject, direction, created_ms, modified_ms, deleted)"
+                         " VALUES (?, 'call', 'Inbound', 0, ?, ?)", [(1, MS_2026_10_22, 0), (2, 0, 1)])
+        conn.executemany("INSERT INTO emails (id, subject, direction, created_ms, modified_ms, deleted)"
+                         " VALUES (?, 'mail', 'Outbound', 0, ?, 0)", [(1, MS_2026_10_22), (2, 0)])
+    return state
+
+
+def test_relationship_fields_are_parent_subqueries_with_the_parent_id_last(sales: SandboxState) -> None:
+    compiled = soql.compile_soql("SELECT Id, product2.name, Quantity, Product2.Family FROM OpportunityLineItem"
+                                 " ORDER BY SystemModstamp DESC, Id", SCHEMAS)
+    assert [spec.name for spec in compiled.fields] == ["Id", "Product2.Name", "Quantity", "Product2.Family"]
+    assert [spec.relationship for spec in compiled.fields] == [None, "Product2", None, "Product2"]
+    assert [rel[:2] for rel in compiled.relationships] == [("Product2", "Product2")]
+    sql, params = compiled.select()
+    rows = [tuple(row) for row in sales.query(sql, params)]
+    assert rows == [(1, 1, "Care", 2.0, "Services", 2), (2, 2, None, 1.0, None, None),
+                    (3, 3, "Platform Pro", 0.5, "Platform", 1)]
+    plain = soql.compile_soql("SELECT Id FROM OpportunityLineItem", SCHEMAS)
+    assert plain.relationships == () and len(sales.query(*plain.select())[0]) == 2
+
+
+def test_tasks_are_calls_and_emails_with_offset_ids(sales: SandboxState) -> None:
+    def ids(text: str, include_deleted: bool = False) -> list[int]:
+        sql, params = soql.compile_soql(text, SCHEMAS, include_deleted).select()
+        return [row[0] for row in sales.query(sql, params)]
+
+    assert ids("SELECT Id FROM Task ORDER BY SystemModstamp, Id") == [1_000_000_002, 1, 1_000_000_001]
+    assert ids("SELECT Id FROM Task", include_deleted=True) == [1, 2, 1_000_000_001, 1_000_000_002]
+    assert ids("SELECT Id FROM Task WHERE TaskSubtype = 'email'") == [1_000_000_001, 1_000_000_002]
+    assert ids("SELECT Id FROM Task WHERE TaskSubtype = 'Call' AND CallType = 'Inbound'") == [1]
+    assert ids(f"SELECT Id FROM Task WHERE Id > '{sf_id('Task', 1)}' LIMIT 1") == [1_000_000_001]

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from connectors.sandbox.generator import OPEN_STAGES, STAGES, OrgSpec, add_quarters, quarter_start, to_ms
-from connectors.sandbox.state import SandboxState, open_sandbox
+from connectors.sandbox.state import ENTITY_TABLES, SandboxState, open_sandbox
 from connectors.sandbox.tick import BURST_MIN, TickSummary, tick
 
 ANCHOR = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 SPEC = OrgSpec(seed=5, deals=2000, owners=12, accounts=200, anchor=ANCHOR)
 Snapshot = dict[str, dict[int, tuple]]
+NEW_TABLES = ("products", "line_items", "emails", "meetings", "leads", "cases", "campaigns")
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def org(tmp_path: Path) -> Iterator[SandboxState]:
 
 def snapshot(state: SandboxState) -> Snapshot:
     return {table: {row["id"]: tuple(row) for row in state.query(f"SELECT * FROM {table} ORDER BY id")}
-            for table in ("owners", "accounts", "deals", "calls")}
+            for table in ENTITY_TABLES.values()}
 
 
 def ticked(state: SandboxState, days: int, seed: int | None = None) -> tuple[Snapshot, Snapshot, TickSummary]:
@@ -58,7 +59,7 @@ def test_every_change_lies_in_the_ticked_window(org: SandboxState) -> None:
     assert summary.clock == org.clock == start + timedelta(days=10)
     low, high = to_ms(start), to_ms(summary.clock)
     changes = 0
-    for table in ("deals", "calls"):
+    for table in ("deals", "calls", *NEW_TABLES):
         names = org.query(f"SELECT * FROM {table} LIMIT 1")[0].keys()
         for row_id, row in after[table].items():
             if before[table].get(row_id) == row:
@@ -67,7 +68,7 @@ def test_every_change_lies_in_the_ticked_window(org: SandboxState) -> None:
             assert low < record["modified_ms"] <= high, (table, record)
             if row_id not in before[table]:
                 assert low < record["created_ms"] <= record["modified_ms"]
-            if table == "calls" and row_id not in before["calls"]:
+            if table in ("calls", "emails") and row_id not in before[table]:
                 assert low < record["ts_ms"] < high
             changes += 1
     assert before["owners"] == after["owners"] and before["accounts"] == after["accounts"]
@@ -139,3 +140,99 @@ def test_a_tick_needs_at_least_one_day(org: SandboxState) -> None:
     with pytest.raises(ValueError):
         tick(org, 0)
     assert org.clock == ANCHOR
+
+
+def assert_line_items_sum_to_amounts(state: SandboxState) -> None:
+    rows = state.query("SELECT d.id, d.amount, SUM(l.quantity * l.unit_price) AS total, COUNT(l.id) AS lines"
+                       " FROM deals d LEFT JOIN line_items l ON l.deal_id = d.id AND l.deleted = 0"
+                       " WHERE d.deleted = 0 GROUP BY d.id")
+    for row in rows:
+        assert row["lines"] >= 1 and row["total"] == row["amount"], dict(row)
+    orphans = state.query("SELECT COUNT(*) FROM line_items l JOIN deals d ON d.id = l.deal_id"
+                          " WHERE l.deleted = 0 AND d.deleted = 1")[0][0]
+    assert orphans == 0
+
+
+def test_a_month_touches_every_table_and_deletes_in_several(org: SandboxState) -> None:
+    before, after, summary = ticked(org, 30, seed=4)
+    for table in ("deals", "calls", *NEW_TABLES):
+        changed = sum(1 for row_id, row in after[table].items() if before[table].get(row_id) != row)
+        assert changed >= summary.changes[table] > 0, table  # the burst may touch deals and calls too
+        flagged = org.query(f"SELECT COUNT(*) FROM {table} WHERE deleted = 1")[0][0]
+        assert flagged == summary.deletions.get(table, 0), table
+    assert all(summary.deletions[table] > 0 for table in ("deals", "line_items", "emails", "meetings", "leads",
+                                                         "cases"))
+    text = summary.describe()
+    assert text.startswith(f"Simulated 30 day(s): {summary.created} deal(s) created")
+    assert f"leads {summary.changes['leads']}" in text and "Org clock is now" in text
+
+
+def test_line_items_keep_summing_to_deal_amounts(org: SandboxState) -> None:
+    assert_line_items_sum_to_amounts(org)
+    first_new = org.query("SELECT MAX(id) FROM deals")[0][0] + 1
+    summary = tick(org, 20, seed=7)
+    assert summary.changed > 0 and summary.deleted > 0
+    assert_line_items_sum_to_amounts(org)
+    new_lines = org.query("SELECT COUNT(*) FROM line_items WHERE deal_id >= ?", (first_new,))[0][0]
+    assert new_lines >= summary.created > 0
+    adjusted = org.query("SELECT COUNT(*) FROM line_items WHERE deal_id < ? AND deleted = 0 AND modified_ms > ?",
+                         (first_new, to_ms(ANCHOR)))[0][0]
+    assert adjusted > 0  # amount changes moved one line of the deal
+    tick(org, 5)
+    assert_line_items_sum_to_amounts(org)
+
+
+def test_leads_cases_meetings_and_campaigns_move_consistently(org: SandboxState) -> None:
+    anchor_ms = to_ms(ANCHOR)
+    summary = tick(org, 30, seed=2)
+    high = to_ms(summary.clock)
+    converted = org.query("SELECT * FROM leads WHERE converted_ms > ?", (anchor_ms,))
+    assert converted
+    for lead in converted:
+        assert lead["status"] == "Closed - Converted" and lead["lifecycle"] in ("opportunity", "customer")
+        assert lead["created_ms"] < lead["converted_ms"] <= lead["modified_ms"] <= high
+        assert org.query("SELECT COUNT(*) FROM accounts WHERE id = ?", (lead["account_id"],))[0][0] == 1
+    unconverted = org.query("SELECT * FROM leads WHERE converted_ms IS NULL")
+    assert all(lead["account_id"] is None and lead["status"] != "Closed - Converted" for lead in unconverted)
+    assert org.query("SELECT COUNT(*) FROM leads WHERE created_ms > ? AND converted_ms IS NULL", (anchor_ms,))[0][0]
+    assert org.query("SELECT COUNT(*) FROM leads WHERE converted_ms IS NULL AND created_ms < ? AND modified_ms > ?",
+                     (anchor_ms, anchor_ms))[0][0]  # lifecycle or status moves of open leads
+    for case in org.query("SELECT * FROM cases"):
+        assert (case["closed_ms"] is not None) == (case["status"] == "Closed"), dict(case)
+        if case["closed_ms"] is not None:
+            assert case["created_ms"] < case["closed_ms"] <= case["modified_ms"] <= high
+    new_cases = org.query("SELECT status, created_ms, closed_ms FROM cases WHERE created_ms > ?", (anchor_ms,))
+    assert any(case["status"] == "Closed" for case in new_cases) and any(case["status"] != "Closed"
+                                                                       for case in new_cases)
+    settled = org.query("SELECT COUNT(*) FROM meetings WHERE created_ms <= ? AND modified_ms > ? AND outcome != "
+                        "'Scheduled' AND deleted = 0", (anchor_ms, anchor_ms))[0][0]
+    assert settled > 0
+    assert org.query("SELECT COUNT(*) FROM meetings WHERE outcome = 'Scheduled' AND end_ms < ? AND deleted = 0",
+                     (high - 86_400_000,))[0][0] == 0
+    moved = org.query("SELECT COUNT(*) FROM campaigns WHERE modified_ms > ?", (anchor_ms,))[0][0]
+    assert moved > 0
+
+
+def test_an_org_from_an_older_generator_is_regenerated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    small = OrgSpec(seed=2, deals=150, owners=5, accounts=30, anchor=ANCHOR)
+    state = open_sandbox(tmp_path / "old", small)
+    token, fresh = state.token, snapshot(state)
+    tick(state, 3)
+    state.upsert_custom("salesforce", "OKR_Key_Result__c", "kr-1", {"Name": "x"})
+    with state.transaction() as conn:  # what generator version 1 left: no version, empty new tables
+        conn.execute("DELETE FROM meta WHERE key = 'generator_version'")
+        for table in NEW_TABLES:
+            conn.execute(f"DELETE FROM {table}")
+    state.close()
+    with caplog.at_level("WARNING", logger="connectors.sandbox.state"):
+        state = open_sandbox(tmp_path / "old", OrgSpec(seed=9, deals=10, owners=2, accounts=3, anchor=ANCHOR))
+    try:
+        assert len([record for record in caplog.records if "regenerating" in record.getMessage()]) == 1
+        assert snapshot(state) == fresh and state.token == token and state.spec == small
+        assert state.clock == ANCHOR and state.get_meta("ticks") is None
+        assert state.custom_records("salesforce", "OKR_Key_Result__c") == []
+    finally:
+        state.close()
+    caplog.clear()
+    open_sandbox(tmp_path / "old").close()  # now current: opened as it is
+    assert not caplog.records
