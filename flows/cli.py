@@ -313,16 +313,19 @@ def sandbox_tick(
 
     Safe while `okr-sync sandbox serve` runs on the same data directory.
     """
-    from connectors.sandbox.state import SandboxState
+    from connectors.sandbox.state import SandboxState, open_sandbox
     from connectors.sandbox.tick import tick
 
     if not (data_dir / "sandbox.db").is_file():
         raise _fail(f"no sandbox org in {data_dir}: run `okr-sync sandbox serve` or `okr-sync demo` first "
                     f"(the demo's sandbox lives in .okr-sync/demo/sandbox)", 2)
-    state = SandboxState(data_dir)
+    probe = SandboxState(data_dir)
+    seeded = probe.is_seeded
+    probe.close()
+    if not seeded:
+        raise _fail(f"no sandbox org in {data_dir}: run `okr-sync sandbox serve` or `okr-sync demo` first", 2)
+    state = open_sandbox(data_dir)  # an org of an older generator version is generated again first
     try:
-        if not state.is_seeded:
-            raise _fail(f"no sandbox org in {data_dir}: run `okr-sync sandbox serve` or `okr-sync demo` first", 2)
         summary = tick(state, days, seed)
     finally:
         state.close()

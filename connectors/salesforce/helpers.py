@@ -1,4 +1,4 @@
-"""Helpers of the Salesforce source: SOQL building, record mapping, retries, the KR payload.
+"""Helpers of the Salesforce source: SOQL building, Bulk CSV rows, retries, errors, the KR payload.
 
 Everything here is plain functions over dicts, so the source module stays a thin loop over
 pages and batches.
@@ -34,7 +34,6 @@ from connectors.salesforce.settings import (
     REPLICATION_KEY,
     StreamSpec,
 )
-from connectors.store import Activity, Deal, Owner
 
 SOURCE = "salesforce"
 RETRY_ATTEMPTS = 5
@@ -233,15 +232,29 @@ def _csv_bool(text: str) -> bool:
     return text == "true"
 
 
-_CSV_CONVERTERS: dict[str, Callable[[str], Any]] = {"boolean": _csv_bool, "double": float, "int": int}
+_CSV_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "boolean": _csv_bool, "double": float, "currency": float, "percent": float, "int": int}
 
 
-def csv_record(row: Mapping[str, str]) -> dict[str, Any]:
-    """One Bulk 2.0 CSV row as the REST path's record: empty means null, typed fields parsed."""
+def csv_record(row: Mapping[str, str], types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One Bulk 2.0 CSV row as the REST path's record: empty means null, typed fields parsed.
+
+    `types` adds field types (describe's names, e.g. of custom fields) to CSV_FIELD_TYPES. A dotted
+    column (`Product2.Name`) is nested as REST nests a relationship: {"Product2": {"Name": ...}},
+    and a relationship whose columns are all empty is null, as REST sends it.
+    """
     record: dict[str, Any] = {}
+    parents: dict[str, dict[str, str]] = {}
     for name, text in row.items():
-        convert = _CSV_CONVERTERS.get(CSV_FIELD_TYPES.get(name, ""))
+        parent, dot, child = name.partition(".")
+        if dot:
+            parents.setdefault(parent, {})[child] = text
+            continue
+        convert = _CSV_CONVERTERS.get((types or {}).get(name) or CSV_FIELD_TYPES.get(name, ""))
         record[name] = None if text == "" else convert(text) if convert else text
+    for parent, columns in parents.items():
+        nested = csv_record(columns, types)
+        record[parent] = nested if any(value is not None for value in nested.values()) else None
     return record
 
 
@@ -252,53 +265,6 @@ def parse_datetime(value: str | None) -> datetime | None:
 
 def parse_date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def owner_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "source": SOURCE, "source_id": record["Id"], "email": record.get("Email"), "name": record.get("Name"),
-        "team": record.get("Department"), "region": record.get("Division"),
-        "is_active": bool(record.get("IsActive")), "modified_at": parse_datetime(record["SystemModstamp"]),
-        "custom": {},
-    }
-
-
-def deal_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    created = parse_datetime(record.get("CreatedDate"))
-    return {
-        "source": SOURCE, "source_id": record["Id"], "name": record.get("Name"),
-        "owner_id": record.get("OwnerId"), "account_id": record.get("AccountId"),
-        "deal_type": record.get("Type"), "stage": record.get("StageName"),
-        "amount": _float(record.get("Amount")), "probability": _float(record.get("Probability")),
-        "is_closed": bool(record.get("IsClosed")), "is_won": bool(record.get("IsWon")),
-        "created_date": created.date() if created else None,  # UTC date, as every source maps it
-        "close_date": parse_date(record.get("CloseDate")), "lead_source": record.get("LeadSource"),
-        "modified_at": parse_datetime(record["SystemModstamp"]), "is_deleted": bool(record.get("IsDeleted")),
-        "custom": {},
-    }
-
-
-def call_row(record: Mapping[str, Any]) -> dict[str, Any]:
-    duration = record.get("CallDurationInSeconds")
-    return {
-        "source": SOURCE, "source_id": record["Id"], "kind": "call", "subject": record.get("Subject"),
-        "owner_id": record.get("OwnerId"), "deal_id": record.get("WhatId"),
-        "activity_date": parse_date(record.get("ActivityDate")),
-        "duration_seconds": None if duration is None else int(duration),
-        "outcome": record.get("CallDisposition"), "modified_at": parse_datetime(record["SystemModstamp"]),
-        "is_deleted": bool(record.get("IsDeleted")), "custom": {},
-    }
-
-
-MAPPERS: dict[str, tuple[type, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
-    "users": (Owner, owner_row),
-    "opportunities": (Deal, deal_row),
-    "calls": (Activity, call_row),
-}
 
 
 # -- writeback -----------------------------------------------------------------------------------

@@ -51,31 +51,68 @@ BULK_POLL_SECONDS = 2.0  # simple-salesforce's wait: first poll after it, then a
 # $OKR_SYNC_SF_MIN_QUOTA_SHARE (0 <= x < 1; 0 disables) or SalesforceSource(min_quota_share=...).
 MIN_QUOTA_SHARE_ENV = "OKR_SYNC_SF_MIN_QUOTA_SHARE"
 MIN_QUOTA_SHARE = 0.05
-# What the CSV of a Bulk result holds as text: fields whose REST value is not a string
+# What the CSV of a Bulk result holds as text: fields whose REST value is not a string (custom
+# fields get their type from the describe call that checks them, see custom_fields.py)
 CSV_FIELD_TYPES = {
     "IsActive": "boolean", "IsClosed": "boolean", "IsWon": "boolean", "IsDeleted": "boolean",
-    "Amount": "double", "Probability": "double", "CallDurationInSeconds": "int",
+    "IsConverted": "boolean",
+    "Amount": "double", "Probability": "double", "Quantity": "double", "UnitPrice": "double",
+    "TotalPrice": "double", "BudgetedCost": "double", "ActualCost": "double", "ExpectedRevenue": "double",
+    "CallDurationInSeconds": "int", "DurationInMinutes": "int",
 }
+
+# Custom fields from config (custom_fields.py): a plain API name, so it can go into a SELECT list
+# as it is; relationship paths (Owner.Name) and anything else are refused at construction.
+CUSTOM_FIELD_NAME = r"[A-Za-z][A-Za-z0-9_]*"
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One extracted stream: the sObject, the fields read, an optional fixed filter (SOQL text)."""
+    """One extracted stream: the sObject, the fields read, an optional fixed filter (SOQL text).
+
+    Relationship fields (`Product2.Name`) come back nested in REST JSON and as dotted CSV
+    columns in Bulk 2.0; helpers.csv_record nests the latter so one mapper reads both.
+    """
 
     sobject: str
     fields: tuple[str, ...]
     where: str | None = None
 
 
+_AUDIT = ("CreatedDate", "SystemModstamp", "IsDeleted")
+# Task fields both Task streams read (calls and emails are Task subtypes; meetings are Events)
+_TASK = ("Id", "Subject", "OwnerId", "WhatId", "ActivityDate")
+
+# Stream name -> what it reads; the mapper of each (mappers.py) names its canonical table.
 STREAMS: dict[str, StreamSpec] = {
     "users": StreamSpec("User", (
         "Id", "Name", "Email", "IsActive", "Department", "Division", "SystemModstamp")),
+    "accounts": StreamSpec("Account", (
+        "Id", "Name", "OwnerId", "BillingCountry", "Industry", "Type", *_AUDIT)),
     "opportunities": StreamSpec("Opportunity", (
         "Id", "Name", "OwnerId", "AccountId", "Type", "StageName", "Amount", "Probability", "IsClosed",
         "IsWon", "CreatedDate", "CloseDate", "LeadSource", "SystemModstamp", "IsDeleted")),
+    "line_items": StreamSpec("OpportunityLineItem", (
+        "Id", "OpportunityId", "Product2Id", "Product2.Name", "Product2.Family", "Quantity", "UnitPrice",
+        "TotalPrice", *_AUDIT)),
     "calls": StreamSpec("Task", (
-        "Id", "Subject", "OwnerId", "WhatId", "ActivityDate", "CallDurationInSeconds", "CallDisposition",
-        "SystemModstamp", "IsDeleted"), where="TaskSubtype = 'Call'"),
+        *_TASK, "CallDurationInSeconds", "CallType", "CallDisposition", "SystemModstamp", "IsDeleted"),
+        where="TaskSubtype = 'Call'"),
+    "emails": StreamSpec("Task", (*_TASK, "SystemModstamp", "IsDeleted"), where="TaskSubtype = 'Email'"),
+    "meetings": StreamSpec("Event", (
+        "Id", "Subject", "OwnerId", "WhatId", "StartDateTime", "EndDateTime", "DurationInMinutes",
+        "ActivityDate", "SystemModstamp", "IsDeleted")),
+    "leads": StreamSpec("Lead", (
+        "Id", "FirstName", "LastName", "Name", "Email", "Company", "Country", "OwnerId", "LeadSource", "Status",
+        "IsConverted", "ConvertedDate", "ConvertedAccountId", "ConvertedContactId", *_AUDIT)),
+    "contacts": StreamSpec("Contact", (
+        "Id", "FirstName", "LastName", "Name", "Email", "AccountId", "OwnerId", "LeadSource", *_AUDIT)),
+    "cases": StreamSpec("Case", (
+        "Id", "Subject", "AccountId", "OwnerId", "Status", "Priority", "Origin", "IsClosed", "ClosedDate",
+        *_AUDIT)),
+    "campaigns": StreamSpec("Campaign", (
+        "Id", "Name", "Type", "Status", "IsActive", "OwnerId", "StartDate", "EndDate", "BudgetedCost",
+        "ActualCost", "ExpectedRevenue", *_AUDIT)),
 }
 
 # -- writeback: the OKR_Key_Result__c custom object (metadata in connectors/salesforce/metadata/)

@@ -17,7 +17,8 @@ from sqlmodel import Session, SQLModel, select
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.incremental import Cursor
 from connectors.salesforce import SalesforceSource
-from connectors.salesforce.helpers import MAPPERS, bulk_soql, bulk_threshold_from_env, csv_record
+from connectors.salesforce.helpers import bulk_soql, bulk_threshold_from_env, csv_record
+from connectors.salesforce.mappers import MAPPERS
 from connectors.salesforce.settings import BULK_THRESHOLD, BULK_THRESHOLD_ENV, STREAMS
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.salesforce_bulk import job_polls, set_polls_to_complete
@@ -68,6 +69,12 @@ def rows(engine: Engine, model: type[SQLModel]) -> list[dict[str, Any]]:
                       key=lambda row: row["source_id"])
 
 
+def stream_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
+    """The rows of one stream (calls, emails and meetings share the activity table)."""
+    kind = {"calls": "call", "emails": "email", "meetings": "meeting"}.get(stream)
+    return [row for row in rows(engine, MAPPERS[stream][0]) if kind is None or row["kind"] == kind]
+
+
 def test_a_bulk_extract_equals_the_rest_extract_row_for_row(org: SandboxServer, tmp_path: Path) -> None:
     set_polls_to_complete(org.state, 2)
     rest_store = make_engine(f"sqlite:///{tmp_path / 'rest.db'}")
@@ -75,23 +82,22 @@ def test_a_bulk_extract_equals_the_rest_extract_row_for_row(org: SandboxServer, 
     source, calls = bulk_source(org)
     with SalesforceSource.from_env(org.connection_env()) as rest, source:
         assert rest.bulk_threshold == BULK_THRESHOLD and source.bulk_threshold == 100
-        for stream in ("users", "opportunities", "calls"):
+        for stream in STREAMS:  # line items: CSV relationship columns nest as in REST
             polls_before = dict(job_polls(org.state))
             before = calls.count()
             by_rest = rest.extract(rest_store, stream)
             by_bulk = source.extract(bulk_store, stream)
-            model = MAPPERS[stream][0]
-            want, got = rows(rest_store, model), rows(bulk_store, model)
+            want, got = stream_rows(rest_store, stream), stream_rows(bulk_store, stream)
             assert got == want and len(got) == by_rest.records == by_bulk.records > 0
             used = calls.count() - before
-            if stream == "users":  # 6 records: one REST page, no job
+            if by_bulk.records <= 200:  # one REST page, no job
                 assert by_bulk.api_calls == 1 and used["create"] == 0
                 continue
             # page one by REST, then one job: create, 2 polls, one results call per 120 records
             new_jobs = [job for job in job_polls(org.state) if job not in polls_before]
             assert len(new_jobs) == 1 and job_polls(org.state)[new_jobs[0]] == 2
             chunks = -(-(by_bulk.records - 200) // 120)
-            assert chunks >= 2 and used == Counter({"rest": 1, "create": 1, "poll": 2, "results": chunks})
+            assert chunks >= 1 and used == Counter({"rest": 1, "create": 1, "poll": 2, "results": chunks})
             assert by_bulk.api_calls == 1 + 1 + 2 + chunks
             assert by_rest.api_calls == -(-by_rest.records // 2000)
         with Session(rest_store) as left, Session(bulk_store) as right:

@@ -99,5 +99,7 @@ def test_second_extract_returns_nothing_in_one_call(sandbox: SandboxServer, stor
 
 
 def test_unknown_stream_is_refused(store: Engine, source: SalesforceSource) -> None:
-    with pytest.raises(ValueError, match="expected one of users, opportunities, calls"):
-        source.extract(store, "leads")
+    streams = ("users, accounts, opportunities, line_items, calls, emails, meetings, leads, contacts, cases, "
+               "campaigns")
+    with pytest.raises(ValueError, match=f"expected one of {streams}$"):
+        source.extract(store, "tasks")
