@@ -1,8 +1,8 @@
-"""Small pieces of the HubSpot connector: retries, error text, search requests, record mapping.
+"""Small pieces of the HubSpot connector: retries, rate limits, error text, values, search requests.
 
-Mapping turns HubSpot's all-string properties into canonical values that equal what the
-Salesforce connector stores for the same logical record (stage labels, type labels,
-probabilities in percent, UTC calendar dates), so rules never care which CRM was read.
+Record mapping lives in connectors.hubspot.mappers; these helpers only parse HubSpot's
+all-string values (UTC datetimes, ms epochs, numbers) and build keyset search requests on a
+stream's cursor property (hs_lastmodifieddate; contacts lastmodifieddate).
 """
 
 from __future__ import annotations
@@ -262,8 +262,8 @@ def _filter(name: str, operator: str, value: str) -> Filter:
     return Filter(property_name=name, operator=operator, value=value)
 
 
-def cursor_filters(cursor: Cursor) -> list[FilterGroup]:
-    """Filter groups (ORed) for the records not yet covered by the cursor.
+def cursor_filters(cursor: Cursor, cursor_property: str = settings.CURSOR_PROPERTY) -> list[FilterGroup]:
+    """Filter groups (ORed) for the records not yet covered by the cursor (on `cursor_property`).
 
     (wm, None) covers everything before wm, so ts >= wm is still needed; (wm, id) also covers
     the records at wm up to that id, so ts == wm with a larger id, or ts > wm. The id is sent
@@ -273,31 +273,32 @@ def cursor_filters(cursor: Cursor) -> list[FilterGroup]:
         return []
     stamp = str(to_ms(cursor.watermark))
     if cursor.last_id is None:
-        return [FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "GTE", stamp)])]
-    return [FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "EQ", stamp),
+        return [FilterGroup(filters=[_filter(cursor_property, "GTE", stamp)])]
+    return [FilterGroup(filters=[_filter(cursor_property, "EQ", stamp),
                                  _filter(settings.ID_PROPERTY, "GT", cursor.last_id)]),
-            FilterGroup(filters=[_filter(settings.CURSOR_PROPERTY, "GT", stamp)])]
+            FilterGroup(filters=[_filter(cursor_property, "GT", stamp)])]
 
 
-def search_request(cursor: Cursor, properties: tuple[str, ...], limit: int) -> PublicObjectSearchRequest:
+def search_request(cursor: Cursor, properties: tuple[str, ...], limit: int,
+                   cursor_property: str = settings.CURSOR_PROPERTY) -> PublicObjectSearchRequest:
     """The first page of the records after the cursor, oldest change first.
 
     Always a fresh search (no `after`): offset paging skips records modified mid-sync and
     stops at 10,000 results. Ties on the timestamp come back in no documented order.
     """
     return PublicObjectSearchRequest(
-        filter_groups=cursor_filters(cursor), properties=list(properties), limit=limit,
-        sorts=[{"propertyName": settings.CURSOR_PROPERTY, "direction": "ASCENDING"}])  # type: ignore[list-item]
+        filter_groups=cursor_filters(cursor, cursor_property), properties=list(properties), limit=limit,
+        sorts=[{"propertyName": cursor_property, "direction": "ASCENDING"}])  # type: ignore[list-item]
 
 
 def tie_request(stamp: datetime, after_id: str | None, properties: tuple[str, ...],
-                limit: int) -> PublicObjectSearchRequest:
+                limit: int, cursor_property: str = settings.CURSOR_PROPERTY) -> PublicObjectSearchRequest:
     """A page of the records modified exactly at `stamp` with an id above `after_id`, in id order.
 
     Sorting by id gives a total order, so a tie group too large for one page still pages
     exactly (one sort per search is all HubSpot allows, hence a search of its own).
     """
-    filters = [_filter(settings.CURSOR_PROPERTY, "EQ", str(to_ms(stamp)))]
+    filters = [_filter(cursor_property, "EQ", str(to_ms(stamp)))]
     if after_id is not None:
         filters.append(_filter(settings.ID_PROPERTY, "GT", after_id))
     return PublicObjectSearchRequest(
@@ -305,11 +306,12 @@ def tie_request(stamp: datetime, after_id: str | None, properties: tuple[str, ..
         sorts=[{"propertyName": settings.ID_PROPERTY, "direction": "ASCENDING"}])  # type: ignore[list-item]
 
 
-def record_stamp(record: Any) -> datetime:
-    """A search result's hs_lastmodifieddate (its updatedAt when the property is missing)."""
-    stamp = parse_time((record.properties or {}).get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at)
+def record_stamp(record: Any, cursor_property: str = settings.CURSOR_PROPERTY) -> datetime:
+    """A search result's cursor property, hs_lastmodifieddate (contacts: lastmodifieddate), or its
+    updatedAt when the property is missing."""
+    stamp = parse_time((record.properties or {}).get(cursor_property)) or parse_time(record.updated_at)
     if stamp is None:
-        raise ValueError(f"HubSpot record {record.id} has no {settings.CURSOR_PROPERTY} and no updatedAt")
+        raise ValueError(f"HubSpot record {record.id} has no {cursor_property} and no updatedAt")
     return stamp
 
 
@@ -325,80 +327,7 @@ def cursor_key(cursor: Cursor) -> tuple[int, int]:
     return (to_ms(cursor.watermark), -1 if cursor.last_id is None else int(cursor.last_id))
 
 
-# -- canonical records --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Stage:
-    label: str
-    is_closed: bool
-    is_won: bool
-    probability: float | None  # percent
-
-
-@dataclass(frozen=True)
-class DealLookups:
-    """Portal-specific ids to labels, loaded once per run: stage ids and deal type values."""
-
-    stages: Mapping[str, Stage]
-    deal_types: Mapping[str, str]
-
-
-def stage_from_pipeline(stage: Any) -> Stage:
-    metadata = stage.metadata or {}
-    probability = to_float(metadata.get("probability"))
-    closed = str(metadata.get("isClosed", "false")).lower() == "true"
-    return Stage(stage.label, closed, closed and probability == 1.0,
-                 None if probability is None else round(probability * 100, 6))
-
-
-def owner_row(owner: Any) -> dict[str, Any]:
-    teams = owner.teams or []
-    primary = next((team for team in teams if team.primary), teams[0] if teams else None)
-    name = " ".join(part for part in (owner.first_name, owner.last_name) if part) or None
-    return {"source": settings.SOURCE, "source_id": str(owner.id), "email": owner.email, "name": name,
-            "team": primary.name if primary else None, "region": None, "is_active": not owner.archived,
-            "modified_at": parse_time(owner.updated_at), "custom": {}}
-
-
-def deal_row(record: Any, lookups: DealLookups) -> dict[str, Any]:
-    props = record.properties or {}
-    stage_id = props.get("dealstage")
-    stage = lookups.stages.get(stage_id or "")
-    probability = to_float(props.get("hs_deal_stage_probability"))
-    if probability is not None:
-        probability = round(probability * 100, 6)
-    elif stage:
-        probability = stage.probability
-    deal_type = props.get("dealtype")
-    return {
-        "source": settings.SOURCE, "source_id": str(record.id), "name": props.get("dealname"),
-        "owner_id": props.get("hubspot_owner_id") or None, "account_id": None,
-        "deal_type": lookups.deal_types.get(deal_type, deal_type) if deal_type else None,
-        "stage": stage.label if stage else stage_id, "amount": to_float(props.get("amount")),
-        "probability": probability,
-        "is_closed": stage.is_closed if stage else props.get("hs_is_closed") == "true",
-        "is_won": stage.is_won if stage else props.get("hs_is_closed_won") == "true",
-        "created_date": utc_date(props.get("createdate")), "close_date": utc_date(props.get("closedate")),
-        "lead_source": props.get("lead_source") or None,
-        "modified_at": parse_time(props.get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at),
-        "is_deleted": False, "custom": {},
-    }
-
-
-def call_row(record: Any, _lookups: DealLookups | None = None) -> dict[str, Any]:
-    props = record.properties or {}
-    duration = to_float(props.get("hs_call_duration"))
-    return {
-        "source": settings.SOURCE, "source_id": str(record.id), "kind": "call",
-        "subject": props.get("hs_call_title"), "owner_id": props.get("hubspot_owner_id") or None,
-        "deal_id": None,
-        "activity_date": utc_date(props.get("hs_timestamp")),
-        "duration_seconds": int(duration) // 1000 if duration is not None else None,
-        "outcome": props.get("hs_call_disposition") or None,
-        "modified_at": parse_time(props.get(settings.CURSOR_PROPERTY)) or parse_time(record.updated_at),
-        "is_deleted": False, "custom": {},
-    }
-
-
+# -- canonical records (the mappers live in connectors.hubspot.mappers) ------------------------
 def associated_ids(response: Any) -> dict[str, str]:
     """From-id -> the one associated id of a v4 batch read (primary type first, then lowest id).
 
@@ -414,9 +343,9 @@ def associated_ids(response: Any) -> dict[str, str]:
     return chosen
 
 
-def archived_stamp(record: Any) -> datetime:
+def archived_stamp(record: Any, cursor_property: str = settings.CURSOR_PROPERTY) -> datetime:
     """When an archived record was archived (its last modification when archivedAt is missing)."""
-    return parse_time(getattr(record, "archived_at", None)) or record_stamp(record)
+    return parse_time(getattr(record, "archived_at", None)) or record_stamp(record, cursor_property)
 
 
 def key_result_properties(row: Mapping[str, Any]) -> dict[str, str]:

@@ -34,10 +34,11 @@ Fetch = Callable[[PublicObjectSearchRequest], Sequence[Any]]
 Store = Callable[[Sequence[Any], Cursor], None]
 
 
-def end_cursor(page: Sequence[Any]) -> Cursor:
+def end_cursor(page: Sequence[Any], cursor_property: str = settings.CURSOR_PROPERTY) -> Cursor:
     """The cursor after a complete result: its latest timestamp and the largest id there."""
-    top = max(helpers.record_stamp(record) for record in page)
-    last = max(helpers.record_number(record) for record in page if helpers.record_stamp(record) == top)
+    top = max(helpers.record_stamp(record, cursor_property) for record in page)
+    last = max(helpers.record_number(record) for record in page
+               if helpers.record_stamp(record, cursor_property) == top)
     return Cursor(top, str(last))
 
 
@@ -50,6 +51,10 @@ class KeysetPager:
     properties: tuple[str, ...]
     label: str  # for errors: "HubSpot deals"
     limit: int = settings.SEARCH_PAGE_SIZE
+    cursor_property: str = settings.CURSOR_PROPERTY  # contacts: lastmodifieddate
+
+    def _stamp(self, record: Any) -> datetime:
+        return helpers.record_stamp(record, self.cursor_property)
 
     def run(self, cursor: Cursor) -> Cursor:
         """Page until a search comes back short (nothing left); returns the final cursor."""
@@ -62,14 +67,14 @@ class KeysetPager:
 
     def _step(self, cursor: Cursor) -> tuple[Cursor, bool]:
         """One search by timestamp: a short page is complete, a full one proves only its head."""
-        page = self.fetch(helpers.search_request(cursor, self.properties, self.limit))
+        page = self.fetch(helpers.search_request(cursor, self.properties, self.limit, self.cursor_property))
         if len(page) < self.limit:  # everything after the cursor: complete, ties and all
             if page:
-                cursor = end_cursor(page)
+                cursor = end_cursor(page, self.cursor_property)
                 self.store(page, cursor)
             return cursor, False
-        top = max(helpers.record_stamp(record) for record in page)
-        head = [record for record in page if helpers.record_stamp(record) < top]
+        top = max(self._stamp(record) for record in page)
+        head = [record for record in page if self._stamp(record) < top]
         if not head:
             return self._drain(top, cursor), True
         cursor = Cursor(top)
@@ -84,7 +89,8 @@ class KeysetPager:
         """
         cursor = cursor if cursor.watermark == stamp else Cursor(stamp)
         while True:
-            page = self.fetch(helpers.tie_request(stamp, cursor.last_id, self.properties, self.limit))
+            page = self.fetch(helpers.tie_request(stamp, cursor.last_id, self.properties, self.limit,
+                                                  self.cursor_property))
             before = cursor
             if page:
                 cursor = Cursor(stamp, str(max(helpers.record_number(record) for record in page)))

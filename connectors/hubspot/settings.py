@@ -6,6 +6,7 @@ one-line change here rather than a hunt through the extraction logic.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 SOURCE = "hubspot"
@@ -50,21 +51,79 @@ SEARCH_RATE_LIMIT = 5  # search requests per SEARCH_WINDOW_SECONDS, per account
 SEARCH_WINDOW_SECONDS = 1.0
 RATE_LIMIT_MARGIN = 0.9
 
-# Incremental streams read through the search API.
+# Incremental streams read through the search API, one declaration each (SearchStream): the
+# object type, the canonical table (connectors.store.RECORD_MODELS), the properties to read, the
+# cursor property (contacts keep theirs in lastmodifieddate, every other type in
+# hs_lastmodifieddate), the v4 association that fills one canonical field, and the label lookups
+# its mapper needs (loaded from the portal once per extract, only when a record is mapped):
+# "stages" = the object's pipelines (GET /crm/v3/pipelines/{type}), "options" = the enumeration
+# option labels of the properties in `options` (GET /crm/v3/properties/{type}).
 CURSOR_PROPERTY = "hs_lastmodifieddate"
+CONTACT_CURSOR_PROPERTY = "lastmodifieddate"
 ID_PROPERTY = "hs_object_id"
-DEAL_PIPELINE_OBJECT = "deals"
-DEAL_TYPE_PROPERTY = "dealtype"
-SEARCH_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # stream -> (object type, properties to read)
-    "deals": ("deals", (
+
+
+@dataclass(frozen=True)
+class SearchStream:
+    """One incremental stream of the search API and where its records go."""
+
+    object_type: str
+    entity: str  # key of connectors.store.RECORD_MODELS
+    properties: tuple[str, ...]
+    cursor_property: str = CURSOR_PROPERTY
+    association: tuple[str, str] | None = None  # (to object type, canonical field)
+    stages: bool = False  # needs the object's pipeline stages
+    options: tuple[str, ...] = ()  # enumeration properties whose option labels the mapper needs
+
+    def read_properties(self, custom: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """Every property a search asks for: the declared ones, custom fields, cursor and id."""
+        names = (*self.properties, *custom, self.cursor_property, ID_PROPERTY)
+        return tuple(dict.fromkeys(names))
+
+
+_OWNER = "hubspot_owner_id"
+SEARCH_STREAMS: dict[str, SearchStream] = {
+    "companies": SearchStream("companies", "account", (
+        "name", "country", "industry", "type", _OWNER, "createdate"), options=("type",)),
+    "deals": SearchStream("deals", "deal", (
         "dealname", "amount", "dealstage", "pipeline", "closedate", "createdate", "dealtype",
-        "hs_deal_stage_probability", "lead_source", "hubspot_owner_id", "hs_lastmodifieddate", "hs_object_id",
-    )),
-    "calls": ("calls", (
+        "hs_deal_stage_probability", "lead_source", _OWNER), association=("companies", "account_id"),
+        stages=True, options=("dealtype", "lead_source")),
+    "line_items": SearchStream("line_items", "line_item", (
+        "name", "hs_product_id", "quantity", "price", "amount", "createdate"), association=("deals", "deal_id")),
+    "calls": SearchStream("calls", "activity", (
         "hs_timestamp", "hs_call_title", "hs_call_duration", "hs_call_direction", "hs_call_disposition",
-        "hs_call_status", "hubspot_owner_id", "hs_createdate", "hs_lastmodifieddate", "hs_object_id",
-    )),
+        "hs_call_status", _OWNER, "hs_createdate"), association=("deals", "deal_id")),
+    "emails": SearchStream("emails", "activity", (
+        "hs_timestamp", "hs_email_subject", "hs_email_direction", _OWNER, "hs_createdate"),
+        association=("deals", "deal_id")),
+    "meetings": SearchStream("meetings", "activity", (
+        "hs_timestamp", "hs_meeting_title", "hs_meeting_start_time", "hs_meeting_end_time", "hs_meeting_outcome",
+        _OWNER, "hs_createdate"), association=("deals", "deal_id"), options=("hs_meeting_outcome",)),
+    "contacts": SearchStream("contacts", "contact", (
+        "firstname", "lastname", "email", "company", "country", "lifecyclestage", "hs_lead_status", "lead_source",
+        _OWNER, "createdate"), cursor_property=CONTACT_CURSOR_PROPERTY, association=("companies", "account_id"),
+        options=("lifecyclestage", "lead_source")),
+    "tickets": SearchStream("tickets", "case", (
+        "subject", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "source_type", "closed_date", _OWNER,
+        "createdate"), association=("companies", "account_id"), stages=True,
+        options=("hs_ticket_priority", "source_type")),
+}
+# Every stream, in extraction order (owners come from the owners API, not the search).
+STREAMS = ("owners", "companies", "deals", "line_items", "calls", "emails", "meetings", "contacts", "tickets")
+# Email direction (hs_email_direction) -> canonical direction; a forwarded email went out.
+EMAIL_DIRECTIONS = {"EMAIL": "outbound", "INCOMING_EMAIL": "inbound", "FORWARDED_EMAIL": "outbound"}
+# A ticket pipeline stage is closed when its metadata says ticketState CLOSED.
+CLOSED_TICKET_STATE = "CLOSED"
+
+# Custom fields from config (HubSpotSource(custom_fields=...)): canonical entity -> {canonical name:
+# property internal name}. Names go into search requests, so only plain internal names pass.
+CUSTOM_FIELD_PATTERN = r"^[a-z][a-z0-9_]*$"
+# Entities with no HubSpot stream to carry custom fields, and why (HubSpot leads are contacts).
+NO_CUSTOM_FIELDS = {
+    "owner": "HubSpot owners (the owners API) have no custom properties",
+    "lead": "HubSpot keeps leads as contacts with a lifecycle stage: map the field under 'contact'",
+    "campaign": "okr-sync reads no HubSpot campaigns",
 }
 
 # Lookback (connectors.incremental): the keyset pager's first search asks for
@@ -85,17 +144,17 @@ LOOKBACK_MINUTES = 10
 # archive, ceil(archived / 100) calls per stream (at least 1, when nothing is archived).
 ARCHIVED_PAGE_SIZE = 100
 
-# Associations (v4 batch read, POST /crm/v4/associations/{from}/{to}/batch/read): one call per
-# stored search page (a page holds at most 200 records, under the 1000-id limit of the
-# endpoint, in force since February 2025). stream -> (from type, to type, canonical field).
+# Associations (v4 batch read, POST /crm/v4/associations/{from}/{to}/batch/read, at most 1000
+# ids a call since February 2025). The fresh records of up to ASSOCIATION_BUFFER_PAGES search
+# pages (at most ASSOCIATION_BATCH_LIMIT: a page holds at most SEARCH_PAGE_SIZE) share one read
+# and are committed together with the cursor of the last of those pages, so a stream costs
+# ceil(n / 1000) association reads rather than one per page; a killed run resumes from the last
+# committed buffer (up to five pages are read again).
 ASSOCIATION_BATCH_LIMIT = 1000
-ASSOCIATIONS: dict[str, tuple[str, str, str]] = {
-    "deals": ("deals", "companies", "account_id"),
-    "calls": ("calls", "deals", "deal_id"),
-}
+ASSOCIATION_BUFFER_PAGES = 5
 # Among several associated records, the one with a primary association type wins (deal ->
-# company "Primary" is typeId 5), then the lowest id.
-PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({5})
+# company 5, contact -> company 1, ticket -> company 339), then the lowest id.
+PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({1, 5, 339})
 
 # Writeback target: a custom object an admin creates once (schema below).
 KEY_RESULT_OBJECT = "okr_key_result"

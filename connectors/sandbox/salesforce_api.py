@@ -2,7 +2,8 @@
 
 Shapes, status codes and error bodies follow Salesforce's documented behaviour (see
 /work/shared/reference/crm-api-facts.md): JSON error lists ``[{"message", "errorCode"}]``,
-``query`` / ``queryAll`` / ``queryMore`` with real server-side cursors, describe, limits with the
+``query`` / ``queryAll`` / ``queryMore`` with real server-side cursors and the ``deleted/``
+replication resource (both served by connectors.sandbox.salesforce_query), describe, limits with the
 ``Sforce-Limit-Info`` header, sObject Collections writes (create / update / upsert by external id)
 into the OKR custom object, Bulk API 2.0 query jobs (connectors.sandbox.salesforce_bulk), and
 the OAuth token + SOAP login endpoints the client's login flows call. The sandbox accepts any
@@ -21,10 +22,8 @@ import json
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 from xml.etree import ElementTree
@@ -34,30 +33,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from connectors.sandbox import soql
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.salesforce_bulk import BulkQueryJobs
-from connectors.sandbox.salesforce_schema import (
-    MODSTAMP_SQL,
-    SCHEMAS,
-    SOBJECTS,
-    ApiError,
-    describe_global,
-    describe_sobject,
-)
+from connectors.sandbox.salesforce_query import QueryService, deleted_records, ensure_indexes, requested_batch_size
+from connectors.sandbox.salesforce_schema import SCHEMAS, ApiError, describe_global, describe_sobject
 from connectors.sandbox.salesforce_writes import CollectionWriter, Payload
 from connectors.sandbox.state import SandboxState
 
 VERSIONS = (("Spring '24", "60.0"), ("Summer '24", "61.0"), ("Winter '25", "62.0"))
 DAILY_API_REQUESTS = 15_000
-DEFAULT_BATCH, MIN_BATCH, MAX_BATCH = 2000, 200, 2000
-OPEN_CURSORS = 16
-REPLICATION_DAYS = 15  # how far back /sobjects/{O}/deleted/ reaches from the org's clock
-# Objects the deleted/ resource serves (lower-case name -> the table or view their rows live in)
-REPLICATED = {schema.name.lower(): schema.table for schema in SOBJECTS if not schema.custom and schema.name != "User"}
-# Tables whose SystemModstamp (whole seconds) and id the API indexes for incremental ORDER BY scans
-MODSTAMP_TABLES = ("owners", "accounts", "deals", "calls", "emails", "products", "line_items", "meetings", "leads",
-                   "cases", "campaigns")
 FAULTS_META_KEY = "salesforce.faults"
 API_USAGE_META_KEY = "salesforce.api_usage"
 ORG_ID = "00DSB0000000001EAA"
@@ -95,22 +79,6 @@ def set_api_usage(state: SandboxState, used: int | None, maximum: int = DAILY_AP
     if used is not None and (used < 0 or maximum <= 0):
         raise ValueError("used must be >= 0 and maximum > 0")
     state.set_meta(API_USAGE_META_KEY, json.dumps({"used": used, "max": maximum} if used is not None else {}))
-
-
-def wire_datetime(seconds: float) -> str:
-    """Salesforce's datetime wire format; the org stores whole seconds, as a real org shows .000."""
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
-def wire_value(spec: soql.FieldSpec) -> Callable[[Any], Any]:
-    """How one field's stored value is served (REST JSON; Bulk CSV writes it as text)."""
-    if spec.type in soql.ID_TYPES:
-        target = spec.reference_to or ""
-        return lambda value: sf_id(target, int(value))
-    converters: dict[str, Callable[[Any], Any]] = {
-        "boolean": bool, "datetime": wire_datetime, "double": float, "currency": float, "percent": float,
-        "int": int}
-    return converters.get(spec.type, lambda value: value)
 
 
 class _Usage:
@@ -151,192 +119,6 @@ class _Usage:
             return (len(self._calls), self._maximum) if override is None else (override["used"], override["max"])
 
 
-@dataclass
-class _Cursor:
-    table: str
-    compiled: soql.CompiledQuery
-    total: int
-    batch_size: int
-
-
-class _Cursors:
-    """Open query cursors. Each is a TEMP table of the whole result taken when the query ran, so
-    queryMore pages never shift or change when records are written between pages."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self._open: OrderedDict[str, _Cursor] = OrderedDict()
-        self._lock = threading.Lock()
-        self._counter = 0
-
-    def open(self, compiled: soql.CompiledQuery, batch_size: int) -> tuple[str, _Cursor]:
-        with self._lock:
-            self._counter += 1
-            locator = f"01gSB{self._counter:010d}"
-            table = f"sf_cursor_{self._counter}"
-            sql, params = compiled.select()
-            self.state.query(f"CREATE TEMP TABLE {table} AS {sql}", params)
-            total = self.state.query(f"SELECT COUNT(*) FROM temp.{table}")[0][0]
-            self._open[locator] = cursor = _Cursor(table, compiled, total, batch_size)
-            while len(self._open) > OPEN_CURSORS:
-                self._drop(next(iter(self._open)))
-            return locator, cursor
-
-    def get(self, locator: str) -> _Cursor:
-        with self._lock:
-            cursor = self._open.get(locator)
-            if cursor is None:
-                raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-            self._open.move_to_end(locator)
-            return cursor
-
-    def rows(self, cursor: _Cursor, start: int) -> list[Any]:
-        return self.state.query(f"SELECT * FROM temp.{cursor.table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                                (start, cursor.batch_size))
-
-    def close(self, locator: str) -> None:
-        with self._lock:
-            self._drop(locator)
-
-    def _drop(self, locator: str) -> None:
-        cursor = self._open.pop(locator, None)
-        if cursor is not None:
-            self.state.query(f"DROP TABLE IF EXISTS temp.{cursor.table}")
-
-
-class _QueryService:
-    """query / queryAll / queryMore: compile, probe, snapshot when there is more than one page."""
-
-    def __init__(self, state: SandboxState) -> None:
-        self.state = state
-        self.cursors = _Cursors(state)
-
-    def run(self, version: str, text: str, include_deleted: bool, batch_size: int) -> dict[str, Any]:
-        try:
-            compiled = soql.compile_soql(text, SCHEMAS, include_deleted, now=self.state.clock)
-        except soql.SoqlError as error:
-            raise ApiError(400, error.code, error.message) from error
-        if compiled.count_only:
-            sql, params = compiled.count()
-            return {"totalSize": self.state.query(sql, params)[0][0], "done": True, "records": []}
-        sql, params = compiled.select(cap=batch_size + 1)
-        rows = self.state.query(sql, params)
-        if len(rows) <= batch_size:
-            return self._page(version, compiled, rows, len(rows), None)
-        locator, cursor = self.cursors.open(compiled, batch_size)
-        return self._more(version, locator, cursor, 0)
-
-    def more(self, version: str, locator_with_offset: str) -> dict[str, Any]:
-        locator, _, offset = locator_with_offset.rpartition("-")
-        if not offset.isdigit():
-            raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        return self._more(version, locator, self.cursors.get(locator), int(offset))
-
-    def _more(self, version: str, locator: str, cursor: _Cursor, offset: int) -> dict[str, Any]:
-        rows = self.cursors.rows(cursor, offset)
-        end = offset + len(rows)
-        if end >= cursor.total:
-            self.cursors.close(locator)
-            return self._page(version, cursor.compiled, rows, cursor.total, None)
-        return self._page(version, cursor.compiled, rows, cursor.total,
-                          f"/services/data/{version}/query/{locator}-{end}")
-
-    @staticmethod
-    def _page(version: str, compiled: soql.CompiledQuery, rows: list[Any], total: int,
-              next_url: str | None) -> dict[str, Any]:
-        render = _renderer(version, compiled)
-        records = [render(row) for row in rows]
-        page: dict[str, Any] = {"totalSize": total, "done": next_url is None}
-        if next_url is not None:
-            page["nextRecordsUrl"] = next_url
-        page["records"] = records
-        return page
-
-
-def _renderer(version: str, compiled: soql.CompiledQuery) -> Callable[[Any], dict[str, Any]]:
-    """How one result row becomes a REST record: attributes, then the selected fields in order.
-
-    A parent's fields selected through a relationship nest under the relationship's name with the
-    parent's attributes, or the relationship is null when the record has no parent, as Salesforce
-    answers them: ``"Product2": {"attributes": {"type": "Product2", "url": ...}, "Name": ...}``.
-    """
-    sobject = compiled.sobject
-    base = f"/services/data/{version}/sobjects/"
-    id_wire = wire_value(sobject.id_field)
-    parent_column = {name: (1 + len(compiled.fields) + position, target)
-                     for position, (name, target, _sql) in enumerate(compiled.relationships)}
-    columns = [(index, spec.relationship, spec.name.partition(".")[2] if spec.relationship else spec.name,
-                wire_value(spec)) for index, spec in enumerate(compiled.fields, start=1)]
-
-    def render(row: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {"attributes": {"type": sobject.name,
-                                                 "url": f"{base}{sobject.name}/{id_wire(row[0])}"}}
-        for index, relationship, name, convert in columns:
-            value = None if row[index] is None else convert(row[index])
-            if relationship is None:
-                record[name] = value
-                continue
-            if relationship not in record:
-                column, target = parent_column[relationship]
-                parent_id = row[column]
-                record[relationship] = None if parent_id is None else {
-                    "attributes": {"type": target, "url": f"{base}{target}/{sf_id(target, int(parent_id))}"}}
-            if record[relationship] is not None:
-                record[relationship][name] = value
-        return record
-
-    return render
-
-
-def _ensure_indexes(state: SandboxState) -> None:
-    """Index SystemModstamp as served (whole seconds) with the id, for incremental ORDER BY scans."""
-    for table in MODSTAMP_TABLES:
-        state.query(f"CREATE INDEX IF NOT EXISTS sf_ix_{table}_modstamp ON {table} (({MODSTAMP_SQL}), id)")
-
-
-def _batch_size(request: Request) -> int:
-    match = re.search(r"batchSize\s*=\s*(\d+)", request.headers.get("Sforce-Query-Options", ""))
-    return min(max(int(match.group(1)), MIN_BATCH), MAX_BATCH) if match else DEFAULT_BATCH
-
-
-def _replication_moment(name: str, raw: str | None) -> datetime:
-    """A start/end parameter of the replication resources: ISO 8601, UTC when no offset is given."""
-    if not raw:
-        raise ApiError(400, "MISSING_ARGUMENT", f"{name} parameter not specified")
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace(" ", "+"))  # an unescaped '+' arrives as ' '
-    except ValueError as error:
-        raise ApiError(400, "INVALID_REPLICATION_DATE", f"{name} is not a valid date: {raw}") from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def deleted_records(state: SandboxState, sobject: str, start_raw: str | None, end_raw: str | None
-                    ) -> dict[str, Any]:
-    """GET /sobjects/{O}/deleted/: records flagged deleted whose deletion (modified time) lies in
-    [start, end], reaching at most REPLICATION_DAYS back from the org's clock."""
-    schema = SCHEMAS.get(sobject.lower())
-    deleted_field = schema.field("IsDeleted") if schema is not None else None
-    if schema is None or deleted_field is None or sobject.lower() not in REPLICATED:
-        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-    start, end = _replication_moment("start", start_raw), _replication_moment("end", end_raw)
-    clock = state.clock.astimezone(UTC)
-    earliest = (clock - timedelta(days=REPLICATION_DAYS)).replace(second=0, microsecond=0)
-    if start < earliest:
-        raise ApiError(400, "INVALID_REPLICATION_DATE",
-                       f"startDate cannot be more than {REPLICATION_DAYS} days ago")
-    if start >= end:
-        raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
-    latest = min(end, clock).replace(second=0, microsecond=0)  # coverage ends on a whole minute
-    rows = state.query(f"SELECT {schema.id_field.sql} AS id, modified_ms FROM {schema.table}"
-                       f" WHERE ({schema.base_where}) AND ({deleted_field.sql}) = 1 AND modified_ms >= ?"
-                       " AND modified_ms < ? ORDER BY modified_ms, id",
-                       (int(start.timestamp() * 1000), int(latest.timestamp() * 1000)))
-    return {"deletedRecords": [{"id": sf_id(schema.name, row["id"]),
-                                "deletedDate": wire_datetime(row["modified_ms"] / 1000)} for row in rows],
-            "earliestDateAvailable": wire_datetime(earliest.timestamp()),
-            "latestDateCovered": wire_datetime(latest.timestamp())}
-
-
 def _check_version(version: str) -> None:
     if not _VERSION.fullmatch(version):
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
@@ -359,8 +141,8 @@ def create_app(state: SandboxState) -> FastAPI:
     """The Salesforce face of the sandbox org."""
     app = FastAPI(title="okr-sync sandbox: Salesforce", openapi_url=None, docs_url=None, redoc_url=None,
                   redirect_slashes=False)
-    _ensure_indexes(state)
-    queries = _QueryService(state)
+    ensure_indexes(state)
+    queries = QueryService(state)
     writer = CollectionWriter(state)
     bulk_jobs = BulkQueryJobs(state)
     usage = _Usage(state, DAILY_API_REQUESTS)
@@ -486,13 +268,13 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/services/data/{version}/query/")
     def query(version: str, request: Request, q: str = "") -> JSONResponse:
         _check_version(version)
-        return JSONResponse(queries.run(version, q, False, _batch_size(request)))
+        return JSONResponse(queries.run(version, q, False, requested_batch_size(request)))
 
     @app.get("/services/data/{version}/queryAll")
     @app.get("/services/data/{version}/queryAll/")
     def query_all(version: str, request: Request, q: str = "") -> JSONResponse:
         _check_version(version)
-        return JSONResponse(queries.run(version, q, True, _batch_size(request)))
+        return JSONResponse(queries.run(version, q, True, requested_batch_size(request)))
 
     @app.get("/services/data/{version}/query/{locator}")
     @app.get("/services/data/{version}/queryAll/{locator}")

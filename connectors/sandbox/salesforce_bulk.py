@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.sandbox import soql
+from connectors.sandbox.salesforce_query import wire_value  # the REST converters, one definition
 from connectors.sandbox.salesforce_schema import SCHEMAS, ApiError
 from connectors.sandbox.state import SandboxState
 
@@ -179,8 +180,6 @@ class BulkQueryJobs:
             rows = self.state.query(f"SELECT * FROM temp.{job.table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                                     (offset, limit))
             compiled, line_ending = job.compiled, LINE_ENDINGS[job.info["lineEnding"]]
-        from connectors.sandbox.salesforce_api import wire_value  # the REST converters, one definition
-
         converters = [(spec, wire_value(spec)) for spec in compiled.fields]
         buffer = io.StringIO()
         writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator=line_ending)

@@ -1,13 +1,13 @@
-"""A small SOQL parser and compiler, so the sandbox answers queries with SQLite, not Python loops.
+"""A small SOQL compiler, so the sandbox answers queries with SQLite, not Python loops.
 
-Subset: ``SELECT f, ... | COUNT() FROM Obj [WHERE expr] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
-[LIMIT n] [OFFSET n]`` with AND / OR / NOT / parentheses, = != < <= > >=, [NOT] IN, LIKE, the
-literals simple_salesforce's ``quote_soql_value`` produces and the date literals in DATE_LITERALS
-(TODAY, THIS_QUARTER, LAST_N_DAYS:n...). A date literal is a range of days relative to the org's
-clock (UTC; weeks start on Sunday, the en_US locale; fiscal year = calendar year): ``=`` means within
-it, ``<`` / ``>=`` compare with its start and ``<=`` / ``>`` with its end, on date and datetime fields.
-SELECT may also name a parent's field through a relationship the object declares (``Product2.Name``
-on OpportunityLineItem; see Relationship). WHERE and ORDER BY compile through each object's field
+Queries are parsed by connectors.sandbox.soql_parser (the subset of SOQL it accepts is described
+there) and their date literals evaluated by connectors.sandbox.soql_dates; this module holds the
+schema a query compiles against (`SObjectSchema`, `FieldSpec`, `Relationship`) and the compiler,
+and stays the entry point the rest of the sandbox imports (`compile_soql`, `parse`, `SoqlError`).
+A date literal compares as its range of days: ``=`` means within it, ``<`` / ``>=`` compare with
+its start and ``<=`` / ``>`` with its end, on date and datetime fields. SELECT may also name a
+parent's field through a relationship the object declares (``Product2.Name`` on
+OpportunityLineItem; see Relationship). WHERE and ORDER BY compile through each object's field
 mapping to SQL with bound parameters (a value never becomes SQL text), so a filter over a million
 rows runs inside SQLite. Rejections carry Salesforce's error codes and its "ERROR at Row:R:Column:C"
 messages, so clients see what a real org would answer.
@@ -15,92 +15,39 @@ messages, so clients see what a real org would answer.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import cached_property
 from typing import Any
 
 from connectors.sandbox.ids import SF_PREFIX, sf_number
+from connectors.sandbox.soql_dates import DATE_LITERALS, N_DATE_LITERALS, date_literal_range
+from connectors.sandbox.soql_parser import (
+    BoolOp,
+    Comparison,
+    Expr,
+    Literal,
+    Name,
+    Not,
+    OrderItem,
+    Query,
+    SoqlError,
+    located,
+    parse,
+)
+
+__all__ = [  # the parser's and the date literals' names stay importable from here, as before the split
+    "DATE_LITERALS", "ID_TYPES", "N_DATE_LITERALS", "NUMBER_TYPES", "STRING_TYPES", "BoolOp", "Comparison",
+    "CompiledQuery", "Expr", "FieldSpec", "Literal", "Name", "Not", "OrderItem", "Query", "Relationship",
+    "SObjectSchema", "SoqlError", "compile_query", "compile_soql", "date_literal_range", "id_key", "located",
+    "parse",
+]
 
 STRING_TYPES = frozenset({"string", "picklist", "email", "textarea", "phone", "url", "combobox"})
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int"})
 ID_TYPES = frozenset({"id", "reference"})
 _ID_ABOVE_ALL = 1 << 62  # an id of a later key prefix sorts after every id of this object
-
-KEYWORDS = frozenset({"SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "LIKE", "ORDER", "BY", "ASC",
-                      "DESC", "NULLS", "FIRST", "LAST", "LIMIT", "OFFSET", "TRUE", "FALSE", "NULL"})
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<string>'(?:[^'\\]|\\.)*')
-  | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
-  | (?P<date>\d{4}-\d{2}-\d{2})
-  | (?P<nliteral>[A-Za-z_][A-Za-z0-9_]*:\d+)
-  | (?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
-  | (?P<op>!=|<=|>=|=|<|>)
-  | (?P<punct>[(),])
-""", re.VERBOSE | re.DOTALL)
-_ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f",
-            "%": "\\%", "_": "\\_"}  # \% and \_ stay escaped: they only mean something to LIKE
-
-
-# Date literals: a range of days [start, end) around the org's "today" (see date_literal_range)
-DATE_LITERALS = frozenset({"TODAY", "YESTERDAY", "TOMORROW", "THIS_WEEK", "LAST_WEEK", "THIS_MONTH",
-                           "LAST_MONTH", "THIS_QUARTER", "LAST_QUARTER", "NEXT_QUARTER", "THIS_YEAR",
-                           "LAST_YEAR", "THIS_FISCAL_QUARTER", "THIS_FISCAL_YEAR"})
-N_DATE_LITERALS = frozenset({"LAST_N_DAYS", "NEXT_N_DAYS", "LAST_N_QUARTERS"})
-
-
-def _month_start(day: date, months: int = 0) -> date:
-    """The first day of the month `months` months after `day`'s month."""
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def date_literal_range(name: str, n: int | None, today: date) -> tuple[date, date]:
-    """The days [start, end) a date literal covers when the org's date is `today`."""
-    day = timedelta(days=1)
-    week = today - timedelta(days=(today.weekday() + 1) % 7)  # weeks start on Sunday (en_US)
-    month = _month_start(today)
-    quarter = _month_start(today, -((today.month - 1) % 3))
-    year = date(today.year, 1, 1)
-    ranges = {
-        "TODAY": (today, today + day),
-        "YESTERDAY": (today - day, today),
-        "TOMORROW": (today + day, today + 2 * day),
-        "THIS_WEEK": (week, week + 7 * day),
-        "LAST_WEEK": (week - 7 * day, week),
-        "THIS_MONTH": (month, _month_start(month, 1)),
-        "LAST_MONTH": (_month_start(month, -1), month),
-        "THIS_QUARTER": (quarter, _month_start(quarter, 3)),
-        "LAST_QUARTER": (_month_start(quarter, -3), quarter),
-        "NEXT_QUARTER": (_month_start(quarter, 3), _month_start(quarter, 6)),
-        "THIS_YEAR": (year, date(today.year + 1, 1, 1)),
-        "LAST_YEAR": (date(today.year - 1, 1, 1), year),
-        "THIS_FISCAL_QUARTER": (quarter, _month_start(quarter, 3)),  # the sandbox's fiscal year is
-        "THIS_FISCAL_YEAR": (year, date(today.year + 1, 1, 1)),      # the calendar year
-    }
-    if name in ranges:
-        return ranges[name]
-    count = n or 0
-    if name == "LAST_N_DAYS":  # today and the n days before it
-        return today - count * day, today + day
-    if name == "NEXT_N_DAYS":  # the n days after today
-        return today + day, today + (count + 1) * day
-    if name == "LAST_N_QUARTERS":  # the n whole quarters before this one
-        return _month_start(quarter, -3 * count), quarter
-    raise KeyError(name)
-
-
-class SoqlError(Exception):
-    """A query Salesforce would reject; `code` is its errorCode (MALFORMED_QUERY, INVALID_FIELD...)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # -- the schema a query compiles against -------------------------------------------------------
@@ -166,285 +113,6 @@ class SObjectSchema:
         spec = self.field("Id")
         assert spec is not None, f"{self.name} has no Id field"
         return spec
-
-
-# -- syntax tree ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Token:
-    kind: str
-    text: str
-    pos: int
-
-
-@dataclass(frozen=True)
-class Name:
-    text: str
-    pos: int
-
-
-@dataclass(frozen=True)
-class Literal:
-    kind: str  # string | number | boolean | null | date | datetime | dateliteral ((NAME, n | None))
-    value: Any
-    pos: int
-
-
-@dataclass(frozen=True)
-class Comparison:
-    field: Name
-    op: str  # = != < <= > >= LIKE IN NOT IN
-    value: Literal | tuple[Literal, ...]
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    op: str  # AND | OR
-    items: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    item: Expr
-
-
-Expr = Comparison | BoolOp | Not
-
-
-@dataclass(frozen=True)
-class OrderItem:
-    field: Name
-    descending: bool = False
-    nulls: str | None = None  # FIRST | LAST
-
-
-@dataclass(frozen=True)
-class Query:
-    text: str
-    fields: tuple[Name, ...]
-    count_only: bool
-    sobject: Name
-    where: Expr | None = None
-    order_by: tuple[OrderItem, ...] = ()
-    limit: int | None = None
-    offset: int | None = None
-
-
-def located(text: str, pos: int, detail: str) -> str:
-    """Salesforce's error text: the query line, a caret, then 'ERROR at Row:R:Column:C'."""
-    row = text.count("\n", 0, pos) + 1
-    line_start = text.rfind("\n", 0, pos) + 1
-    line_end = text.find("\n", pos)
-    line = text[line_start:] if line_end < 0 else text[line_start:line_end]
-    column = pos - line_start + 1
-    return f"\n{line}\n{' ' * (column - 1)}^\nERROR at Row:{row}:Column:{column}\n{detail}"
-
-
-# -- parsing -------------------------------------------------------------------------------------
-def tokenize(text: str) -> list[Token]:
-    tokens: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise SoqlError("MALFORMED_QUERY", located(text, pos, f"unexpected token: {text[pos]}"))
-        kind = match.lastgroup or ""
-        if kind != "ws":
-            tokens.append(Token(kind, match.group(), pos))
-        pos = match.end()
-    tokens.append(Token("eof", "<EOF>", len(text)))
-    return tokens
-
-
-def _unquote(token: Token, text: str) -> str:
-    out, body, index = [], token.text[1:-1], 0
-    while index < len(body):
-        char = body[index]
-        if char == "\\":
-            escaped = body[index + 1]
-            if escaped not in _ESCAPES:
-                raise SoqlError("MALFORMED_QUERY", located(text, token.pos, "Invalid string literal "
-                                                           f"'{token.text}'. Illegal character sequence "
-                                                           f"'\\{escaped}' in string literal."))
-            out.append(_ESCAPES[escaped])
-            index += 2
-        else:
-            out.append(char)
-            index += 1
-    return "".join(out)
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = tokenize(text)
-        self.index = 0
-
-    @property
-    def current(self) -> Token:
-        return self.tokens[self.index]
-
-    def advance(self) -> Token:
-        token = self.tokens[self.index]
-        self.index = min(self.index + 1, len(self.tokens) - 1)
-        return token
-
-    def at(self, *keywords: str) -> bool:
-        token = self.current
-        return token.kind == "name" and token.text.upper() in keywords
-
-    def fail(self, token: Token | None = None) -> SoqlError:
-        token = token or self.current
-        return SoqlError("MALFORMED_QUERY", located(self.text, token.pos, f"unexpected token: {token.text}"))
-
-    def keyword(self, word: str) -> Token:
-        if not self.at(word):
-            raise self.fail()
-        return self.advance()
-
-    def punct(self, char: str) -> Token:
-        if self.current.text != char or self.current.kind != "punct":
-            raise self.fail()
-        return self.advance()
-
-    def name(self) -> Name:
-        token = self.current
-        if token.kind != "name" or token.text.upper() in KEYWORDS:
-            raise self.fail()
-        self.advance()
-        return Name(token.text, token.pos)
-
-    def integer(self) -> int:
-        token = self.advance()
-        if token.kind != "number" or not token.text.isdigit():
-            raise self.fail(token)
-        return int(token.text)
-
-    def query(self) -> Query:
-        self.keyword("SELECT")
-        fields: list[Name] = []
-        count_only = False
-        if self.at("COUNT") and self.tokens[self.index + 1].text == "(":
-            self.advance()
-            self.punct("(")
-            self.punct(")")
-            count_only = True
-        else:
-            fields.append(self.name())
-            while self.current.text == ",":
-                self.advance()
-                fields.append(self.name())
-        self.keyword("FROM")
-        sobject = self.name()
-        where = order_by = limit = offset = None
-        if self.at("WHERE"):
-            self.advance()
-            where = self.expression()
-        if self.at("ORDER"):
-            self.advance()
-            self.keyword("BY")
-            order_by = [self.order_item()]
-            while self.current.text == ",":
-                self.advance()
-                order_by.append(self.order_item())
-        if self.at("LIMIT"):
-            self.advance()
-            limit = self.integer()
-        if self.at("OFFSET"):
-            self.advance()
-            offset = self.integer()
-        if self.current.kind != "eof":
-            raise self.fail()
-        return Query(self.text, tuple(fields), count_only, sobject, where, tuple(order_by or ()), limit,
-                     offset)
-
-    def order_item(self) -> OrderItem:
-        field = self.name()
-        descending, nulls = False, None
-        if self.at("ASC", "DESC"):
-            descending = self.advance().text.upper() == "DESC"
-        if self.at("NULLS"):
-            self.advance()
-            if not self.at("FIRST", "LAST"):
-                raise self.fail()
-            nulls = self.advance().text.upper()
-        return OrderItem(field, descending, nulls)
-
-    def expression(self) -> Expr:
-        """Terms joined by AND or by OR; SOQL needs parentheses to mix the two, so do we."""
-        items = [self.term()]
-        joiner: str | None = None
-        while self.at("AND", "OR"):
-            word = self.current.text.upper()
-            if joiner not in (None, word):
-                raise self.fail()
-            joiner = word
-            self.advance()
-            items.append(self.term())
-        return items[0] if joiner is None else BoolOp(joiner, tuple(items))
-
-    def term(self) -> Expr:
-        if self.at("NOT"):
-            self.advance()
-            return Not(self.term())
-        if self.current.text == "(" and self.current.kind == "punct":
-            self.advance()
-            inner = self.expression()
-            self.punct(")")
-            return inner
-        return self.comparison()
-
-    def comparison(self) -> Comparison:
-        field = self.name()
-        token = self.current
-        if token.kind == "op":
-            self.advance()
-            return Comparison(field, token.text, self.literal())
-        if self.at("LIKE"):
-            self.advance()
-            return Comparison(field, "LIKE", self.literal())
-        negated = self.at("NOT")
-        if negated:
-            self.advance()
-        self.keyword("IN")
-        self.punct("(")
-        values = [self.literal()]
-        while self.current.text == ",":
-            self.advance()
-            values.append(self.literal())
-        self.punct(")")
-        return Comparison(field, "NOT IN" if negated else "IN", tuple(values))
-
-    def literal(self) -> Literal:
-        token = self.advance()
-        if token.kind == "string":
-            return Literal("string", _unquote(token, self.text), token.pos)
-        if token.kind == "number":
-            return Literal("number", float(token.text) if "." in token.text else int(token.text), token.pos)
-        if token.kind == "date":
-            return Literal("date", token.text, token.pos)
-        if token.kind == "datetime":
-            seconds = datetime.fromisoformat(token.text).timestamp()
-            return Literal("datetime", int(seconds) if seconds.is_integer() else seconds, token.pos)
-        if token.kind == "nliteral":
-            word, _, count = token.text.upper().partition(":")
-            if word not in N_DATE_LITERALS:
-                raise self.fail(token)
-            return Literal("dateliteral", (word, int(count)), token.pos)
-        word = token.text.upper() if token.kind == "name" else ""
-        if word in DATE_LITERALS:
-            return Literal("dateliteral", (word, None), token.pos)
-        if word in ("TRUE", "FALSE"):
-            return Literal("boolean", word == "TRUE", token.pos)
-        if word == "NULL":
-            return Literal("null", None, token.pos)
-        raise self.fail(token)
-
-
-def parse(text: str) -> Query:
-    """Parse one SOQL statement; raises SoqlError(MALFORMED_QUERY) on syntax errors."""
-    if not text or not text.strip():
-        raise SoqlError("MALFORMED_QUERY", "A query string has to be specified")
-    return _Parser(text).query()
 
 
 # -- compiling -----------------------------------------------------------------------------------

@@ -52,6 +52,8 @@ def fast_retries(org: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
         retry=retry_if_exception(salesforce_helpers.is_transient), wait=wait_none(),
         stop=stop_after_attempt(salesforce_helpers.RETRY_ATTEMPTS), reraise=True))
     monkeypatch.setattr(hubspot_settings, "SEARCH_RATE_LIMIT", 1000)
+    # One search page per association read and commit, so a run killed after a few calls has committed some
+    monkeypatch.setattr(hubspot_settings, "ASSOCIATION_BUFFER_PAGES", 1)
     yield
     for crm in CRMS:
         org.set_faults(crm, None)

@@ -6,9 +6,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import urllib3
-from hubspot.crm.objects import SimplePublicObject
 from hubspot.crm.objects.exceptions import ApiException, ServiceException
-from hubspot.crm.pipelines import PipelineStage
 
 from connectors.hubspot import helpers
 from connectors.incremental import Cursor
@@ -48,6 +46,16 @@ def test_a_tie_group_is_paged_by_id_within_its_timestamp() -> None:
         [("hs_lastmodifieddate", "EQ", "1792703003456"), ("hs_object_id", "GT", "20000000042")]]
 
 
+def test_contacts_page_on_their_own_cursor_property() -> None:
+    cursor = Cursor(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC), "50042")
+    request = helpers.search_request(cursor, ("email",), 200, "lastmodifieddate")
+    assert _compact(request) == [[("lastmodifieddate", "EQ", "1792703003456"), ("hs_object_id", "GT", "50042")],
+                                 [("lastmodifieddate", "GT", "1792703003456")]]
+    assert request.to_dict()["sorts"] == [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]
+    tie = helpers.tie_request(cursor.watermark, None, ("email",), 200, "lastmodifieddate")  # type: ignore[arg-type]
+    assert _compact(tie) == [[("lastmodifieddate", "EQ", "1792703003456")]]
+
+
 def test_cursor_positions_order_numerically_with_no_id_before_any_id() -> None:
     stamp = datetime(2026, 10, 22, tzinfo=UTC)
     assert helpers.cursor_key(Cursor()) < helpers.cursor_key(Cursor(stamp)) < \
@@ -70,33 +78,6 @@ def test_kr_values_become_stable_wire_strings() -> None:
     props = helpers.key_result_properties({"key": "k", "title": "T", "value": 2.5, "group": None})
     assert props["okr_key"] == "k" and props["name"] == "T" and props["current_value"] == "2.5"
     assert props["group"] == "" and "last_synced" not in props
-
-
-def test_deal_maps_stage_and_type_labels_and_percent_probability() -> None:
-    won = helpers.stage_from_pipeline(PipelineStage(label="Closed Won", metadata={"isClosed": "true",
-                                                                                  "probability": "1.0"}))
-    lookups = helpers.DealLookups({"closedwon": won}, {"renewal": "Renewal"})
-    record = SimplePublicObject(id="20000000007", properties={
-        "dealname": "Renewal - account 3 #7", "amount": "12300.0", "dealstage": "closedwon",
-        "dealtype": "renewal",
-        "hs_deal_stage_probability": "0.2", "closedate": "2026-09-30T00:00:00.000Z",
-        "createdate": "2026-08-01T23:59:59.000Z", "hubspot_owner_id": "70000003", "lead_source": "Web",
-        "hs_lastmodifieddate": "2026-10-01T08:00:00.000Z"})
-    row = helpers.deal_row(record, lookups)
-    assert (row["stage"], row["deal_type"]) == ("Closed Won", "Renewal")
-    assert row["is_closed"] and row["is_won"]
-    assert row["probability"] == 20.0 and row["amount"] == 12300.0
-    assert (row["created_date"], row["close_date"]) == (date(2026, 8, 1), date(2026, 9, 30))
-    assert row["owner_id"] == "70000003" and row["source"] == "hubspot"
-
-
-def test_call_duration_is_whole_seconds() -> None:
-    record = SimplePublicObject(id="40000000001", properties={
-        "hs_call_duration": "1272999", "hs_timestamp": "2026-07-09T03:05:57.000Z", "hs_call_title": "Call",
-        "hs_call_disposition": "Connected", "hs_lastmodifieddate": "2026-07-10T02:58:07.000Z"})
-    row = helpers.call_row(record)
-    assert (row["duration_seconds"], row["activity_date"]) == (1272, date(2026, 7, 9))
-    assert row["outcome"] == "Connected" and row["kind"] == "call"
 
 
 def test_transient_failures_are_rate_limits_server_errors_and_connections() -> None:

@@ -22,8 +22,8 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceR
 from connectors.sandbox import soql
 from connectors.sandbox.generator import COUNTRIES
 from connectors.sandbox.ids import EMAIL_TASK_OFFSET, SF_PREFIX, sf_id
-from connectors.sandbox.salesforce_api import _ensure_indexes
 from connectors.sandbox.salesforce_bulk import set_polls_to_complete
+from connectors.sandbox.salesforce_query import ensure_indexes
 from connectors.sandbox.salesforce_schema import SCHEMAS
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.state import SandboxState
@@ -350,7 +350,7 @@ def test_task_pages_over_calls_and_emails_stay_indexed(tmp_path: Path) -> None:
         conn.executemany("INSERT INTO emails (id, subject, direction, created_ms, modified_ms) VALUES"
                          " (?, 'e', 'Outbound', ?, ?)", [(i, stamp, stamp + i * 104_729 % 10**9)
                                                          for i in range(1, 40_001)])
-    _ensure_indexes(state)
+    ensure_indexes(state)
     since = datetime.fromtimestamp((stamp + 9 * 10**8) // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = (f"SELECT Id, Subject, SystemModstamp FROM Task WHERE (SystemModstamp = {since} AND Id > "
             f"'{sf_id('Task', 5)}') OR SystemModstamp > {since} ORDER BY SystemModstamp, Id LIMIT 2001")

@@ -1,0 +1,169 @@
+"""HubSpot records into canonical rows: one mapper per search stream, labels from the portal.
+
+HubSpot sends every property as a string and enumerations as internal values; the mappers
+turn them into the values the Salesforce connector stores for the same logical record (stage
+and option labels, probabilities in percent, UTC calendar dates, lower-case directions), so
+rules never care which CRM was read. Labels are never hard-coded: deal and ticket stages come
+from the pipelines API, option labels from the properties API (`Labels`), loaded by the stream
+only when it has a record to map.
+
+A mapper returns the entity's own values; the writer adds what every row shares (source,
+source_id, modified_at, is_deleted, custom) and the associated id (connectors.hubspot.writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.hubspot import settings
+from connectors.hubspot.helpers import parse_time, to_float, utc_date
+
+
+@dataclass(frozen=True)
+class Stage:
+    label: str
+    is_closed: bool
+    is_won: bool
+    probability: float | None  # percent
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A portal's ids and values to labels for one object type: pipeline stages, enumeration options."""
+
+    stages: Mapping[str, Stage] = field(default_factory=dict)
+    options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # property -> value -> label
+
+    def option(self, prop: str, value: str | None) -> str | None:
+        """The label of an enumeration value (the value itself when the portal has no such option)."""
+        if value is None or value == "":
+            return None
+        return self.options.get(prop, {}).get(value, value)
+
+
+def stage_from_pipeline(stage: Any) -> Stage:
+    """A deal stage (metadata isClosed, probability 0-1) or a ticket stage (metadata ticketState)."""
+    metadata = stage.metadata or {}
+    probability = to_float(metadata.get("probability"))
+    closed = (str(metadata.get("isClosed", "false")).lower() == "true"
+              or str(metadata.get("ticketState", "")).upper() == settings.CLOSED_TICKET_STATE)
+    return Stage(stage.label, closed, closed and probability == 1.0,
+                 None if probability is None else round(probability * 100, 6))
+
+
+def options_of(properties: Any, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """value -> label of each named enumeration property of a GET /crm/v3/properties/{type} answer."""
+    return {prop.name: {option.value: option.label for option in prop.options or []}
+            for prop in properties or [] if prop.name in names}
+
+
+def owner_row(owner: Any) -> dict[str, Any]:
+    """An owner of GET /crm/v3/owners (not a search stream: a complete row)."""
+    teams = owner.teams or []
+    primary = next((team for team in teams if team.primary), teams[0] if teams else None)
+    name = " ".join(part for part in (owner.first_name, owner.last_name) if part) or None
+    return {"source": settings.SOURCE, "source_id": str(owner.id), "email": owner.email, "name": name,
+            "team": primary.name if primary else None, "region": None, "is_active": not owner.archived,
+            "modified_at": parse_time(owner.updated_at), "custom": {}}
+
+
+def _owner(props: Mapping[str, Any]) -> str | None:
+    return props.get("hubspot_owner_id") or None
+
+
+def account_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    return {"name": props.get("name"), "owner_id": _owner(props), "country": props.get("country") or None,
+            "industry": props.get("industry") or None, "account_type": labels.option("type", props.get("type")),
+            "created_date": utc_date(props.get("createdate"))}
+
+
+def deal_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    stage_id = props.get("dealstage")
+    stage = labels.stages.get(stage_id or "")
+    probability = to_float(props.get("hs_deal_stage_probability"))
+    if probability is not None:
+        probability = round(probability * 100, 6)
+    elif stage:
+        probability = stage.probability
+    return {
+        "name": props.get("dealname"), "owner_id": _owner(props),
+        "deal_type": labels.option("dealtype", props.get("dealtype")),
+        "stage": stage.label if stage else stage_id, "amount": to_float(props.get("amount")),
+        "probability": probability,
+        "is_closed": stage.is_closed if stage else props.get("hs_is_closed") == "true",
+        "is_won": stage.is_won if stage else props.get("hs_is_closed_won") == "true",
+        "created_date": utc_date(props.get("createdate")), "close_date": utc_date(props.get("closedate")),
+        "lead_source": labels.option("lead_source", props.get("lead_source")),
+    }
+
+
+def line_item_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+    return {"product_id": props.get("hs_product_id") or None, "product_name": props.get("name"),
+            "product_family": None, "quantity": to_float(props.get("quantity")),
+            "unit_price": to_float(props.get("price")), "total_price": to_float(props.get("amount")),
+            "created_date": utc_date(props.get("createdate"))}
+
+
+def _direction(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def call_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+    duration = to_float(props.get("hs_call_duration"))  # milliseconds
+    return {"kind": "call", "subject": props.get("hs_call_title"), "owner_id": _owner(props),
+            "activity_date": utc_date(props.get("hs_timestamp")),
+            "duration_seconds": int(duration) // 1000 if duration is not None else None,
+            "outcome": props.get("hs_call_disposition") or None,
+            "direction": _direction(props.get("hs_call_direction"))}
+
+
+def email_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+    direction = props.get("hs_email_direction")
+    return {"kind": "email", "subject": props.get("hs_email_subject"), "owner_id": _owner(props),
+            "activity_date": utc_date(props.get("hs_timestamp")), "duration_seconds": None, "outcome": None,
+            "direction": settings.EMAIL_DIRECTIONS.get(direction or "", _direction(direction))}
+
+
+def meeting_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    start = parse_time(props.get("hs_meeting_start_time")) or parse_time(props.get("hs_timestamp"))
+    end = parse_time(props.get("hs_meeting_end_time"))
+    return {"kind": "meeting", "subject": props.get("hs_meeting_title"), "owner_id": _owner(props),
+            "activity_date": start.date() if start else None,
+            "duration_seconds": int((end - start).total_seconds()) if start and end else None,
+            "outcome": labels.option("hs_meeting_outcome", props.get("hs_meeting_outcome")), "direction": None}
+
+
+def contact_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    name = " ".join(part for part in (props.get("firstname"), props.get("lastname")) if part) or None
+    return {"name": name, "email": props.get("email") or None, "owner_id": _owner(props),
+            "lead_source": labels.option("lead_source", props.get("lead_source")),
+            "lifecycle_stage": labels.option("lifecyclestage", props.get("lifecyclestage")),
+            "created_date": utc_date(props.get("createdate"))}
+
+
+def case_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    stage_id = props.get("hs_pipeline_stage")
+    stage = labels.stages.get(stage_id or "")
+    created, closed = parse_time(props.get("createdate")), parse_time(props.get("closed_date"))
+    return {"subject": props.get("subject"), "owner_id": _owner(props),
+            "status": stage.label if stage else stage_id,
+            "priority": labels.option("hs_ticket_priority", props.get("hs_ticket_priority")),
+            "origin": labels.option("source_type", props.get("source_type")),
+            "is_closed": stage.is_closed if stage else closed is not None,
+            "created_at": created, "closed_at": closed,
+            "created_date": created.date() if created else None, "closed_date": closed.date() if closed else None}
+
+
+Mapper = Callable[[Mapping[str, Any], Labels], dict[str, Any]]
+# Search stream -> its mapper (the table is settings.SEARCH_STREAMS[stream].entity).
+MAPPERS: dict[str, Mapper] = {
+    "companies": account_row, "deals": deal_row, "line_items": line_item_row, "calls": call_row,
+    "emails": email_row, "meetings": meeting_row, "contacts": contact_row, "tickets": case_row,
+}
+
+
+def custom_values(props: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """The row's `custom` JSON: {canonical name: the property's string value (None when empty)}."""
+    return {name: props.get(prop) if props.get(prop) != "" else None for name, prop in fields.items()}
