@@ -46,7 +46,7 @@ def _stored(engine: Engine, source: str) -> tuple[dict[int, tuple[Any, ...]], di
             for d in session.exec(select(Deal).where(Deal.source == source))}
         calls = {_number(source, "calls", c.source_id): (
             c.activity_date, c.duration_seconds, emails.get(c.owner_id), c.is_deleted)
-            for c in session.exec(select(Activity).where(Activity.source == source))}
+            for c in session.exec(select(Activity).where(Activity.source == source, Activity.kind == "call"))}
     return deals, calls
 
 

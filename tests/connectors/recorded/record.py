@@ -7,9 +7,12 @@ What it does, every time from scratch (the cassettes are overwritten, record_mod
   suite's fixed anchor 2026-11-15T12:00Z, so the generated records are the same on every run),
 - on FIXED ports (SALESFORCE_PORT / HUBSPOT_PORT) and with a FIXED token (TOKEN), so a re-recording
   only changes what the API really changed,
-- archives deal 7 (and one of its calls) at anchor + 1 s, so queryAll and HubSpot's archived list
-  return a deleted record,
-- runs the scenarios below with the REAL connectors, the same functions the replay tests run.
+- archives deal 7 (with one call and its line items) at anchor + 1 s, so queryAll and HubSpot's
+  archived list return deleted records,
+- runs the scenarios below with the REAL connectors, the same functions the replay tests run:
+  every stream of each connector is recorded exactly once, users/owners, opportunities/deals and
+  calls in *_extract, the other streams in *_streams (read with the custom field account.region:
+  Region__c checked by Account's describe, `region` by GET /crm/v3/properties/companies).
 
 Matching (see `make_vcr`): method, scheme, host, PORT, path, query and the JSON body. The port is
 kept in matching and pinned instead: the replay tests point the connectors at exactly these URLs
@@ -46,9 +49,20 @@ SALESFORCE_PORT = 47811
 HUBSPOT_PORT = 47812
 TOKEN = "recorded-sandbox-token-0123456789abcdef"  # the sandbox's token while recording; never in cassettes
 ANCHOR = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)  # = tests.conftest.TEST_ORG.anchor
-# 30 deals; 12 calls per deal gives > 200 calls: Salesforce queryMore at batchSize 200, 2 HubSpot searches
-RECORD_ORG = {"seed": 11, "deals": 30, "owners": 4, "accounts": 10, "calls_per_deal": 12.0}
+# 30 deals; 12 calls per deal gives > 200 calls: Salesforce queryMore at batchSize 200, 2 HubSpot searches.
+# The other kinds have random streams of their own (the generator's docstring): their counts are kept
+# tiny here without changing the owners, accounts, deals and calls above.
+RECORD_ORG = {"seed": 11, "deals": 30, "owners": 4, "accounts": 10, "calls_per_deal": 12.0,
+              "products": 6, "emails_per_deal": 0.5, "meetings_per_deal": 0.4, "leads_per_deal": 0.3,
+              "cases_per_account": 0.8, "campaigns": 4}
 DELETED_DEAL = 7
+# The custom field of the *_streams scenarios (the sandbox's Account.Region__c / company property `region`)
+SF_CUSTOM_FIELDS = {"account": {"region": "Region__c"}}
+HS_CUSTOM_FIELDS = {"account": {"region": "region"}}
+SF_EXTRACT_STREAMS = ("users", "opportunities", "calls")
+HS_EXTRACT_STREAMS = ("owners", "deals", "calls")
+SF_STREAMS = ("accounts", "line_items", "emails", "meetings", "leads", "contacts", "cases", "campaigns")
+HS_STREAMS = ("companies", "line_items", "emails", "meetings", "contacts", "tickets")
 QUERY_BATCH_SIZE = 200
 
 REPLAY_ENV = {
@@ -106,7 +120,7 @@ def make_vcr(record_mode: str) -> vcr.VCR:
 # -- the scenarios: exactly the calls replayed by the tests ----------------------------------------
 def salesforce_extract(source: SalesforceSource, store: Engine) -> dict[str, StreamResult]:
     source.query_batch_size = QUERY_BATCH_SIZE  # 200: the calls stream (>200 Tasks) pages with queryMore
-    return {stream: source.extract(store, stream) for stream in ("users", "opportunities", "calls")}
+    return {stream: source.extract(store, stream) for stream in SF_EXTRACT_STREAMS}
 
 
 def kr_rows(prefix: str, count: int) -> list[dict[str, Any]]:
@@ -127,8 +141,18 @@ def salesforce_writeback(source: SalesforceSource, store: Engine) -> WritebackRe
     return source.write_key_results(store, rows)
 
 
+def salesforce_streams(source: SalesforceSource, store: Engine) -> dict[str, StreamResult]:
+    """Every Salesforce stream not in salesforce_extract, with SF_CUSTOM_FIELDS (the source's)."""
+    return {stream: source.extract(store, stream) for stream in SF_STREAMS}
+
+
 def hubspot_extract(source: HubSpotSource, store: Engine) -> dict[str, StreamResult]:
-    return {stream: source.extract(store, stream) for stream in ("owners", "deals", "calls")}
+    return {stream: source.extract(store, stream) for stream in HS_EXTRACT_STREAMS}
+
+
+def hubspot_streams(source: HubSpotSource, store: Engine) -> dict[str, StreamResult]:
+    """Every HubSpot stream not in hubspot_extract, with HS_CUSTOM_FIELDS (the source's)."""
+    return {stream: source.extract(store, stream) for stream in HS_STREAMS}
 
 
 def hubspot_writeback(source: HubSpotSource, store: Engine) -> tuple[WritebackResult, WritebackResult]:
@@ -142,10 +166,15 @@ def hubspot_writeback(source: HubSpotSource, store: Engine) -> tuple[WritebackRe
 
 SCENARIOS: dict[str, tuple[str, Callable[..., Any]]] = {
     "salesforce_extract": ("salesforce", salesforce_extract),
+    "salesforce_streams": ("salesforce", salesforce_streams),
     "salesforce_writeback": ("salesforce", salesforce_writeback),
     "hubspot_extract": ("hubspot", hubspot_extract),
+    "hubspot_streams": ("hubspot", hubspot_streams),
     "hubspot_writeback": ("hubspot", hubspot_writeback),
 }
+# Scenarios whose source is built with custom fields from config
+CUSTOM_FIELDS: dict[str, dict[str, dict[str, str]]] = {
+    "salesforce_streams": SF_CUSTOM_FIELDS, "hubspot_streams": HS_CUSTOM_FIELDS}
 
 
 @contextmanager
@@ -155,15 +184,21 @@ def cassette(name: str, record_mode: str) -> Iterator[Any]:
         yield recorded
 
 
+@contextmanager
+def scenario_source(name: str, env: dict[str, str]) -> Iterator[Any]:
+    """A fresh connector for scenario `name`, built from `env` with the scenario's custom fields."""
+    crm, _ = SCENARIOS[name]
+    custom_fields = CUSTOM_FIELDS.get(name)
+    source_type = SalesforceSource if crm == "salesforce" else HubSpotSource
+    with source_type.from_env(env, custom_fields=custom_fields) as source:
+        yield source
+
+
 def run_scenario(name: str, env: dict[str, str], store: Engine, record_mode: str) -> Any:
     """Run one scenario with a fresh connector inside its cassette."""
-    crm, scenario = SCENARIOS[name]
-    with cassette(name, record_mode):
-        if crm == "salesforce":
-            with SalesforceSource.from_env(env) as sf_source:
-                return scenario(sf_source, store)
-        with HubSpotSource.from_env(env) as hs_source:
-            return scenario(hs_source, store)
+    _, scenario = SCENARIOS[name]
+    with cassette(name, record_mode), scenario_source(name, env) as source:
+        return scenario(source, store)
 
 
 def main() -> None:
@@ -187,6 +222,8 @@ def main() -> None:
             with server.state.transaction() as conn:
                 conn.execute("UPDATE deals SET deleted = 1, modified_ms = ? WHERE id = ?", (stamp, DELETED_DEAL))
                 conn.execute("UPDATE calls SET deleted = 1, modified_ms = ? WHERE id = ?", (stamp, call_id))
+                conn.execute("UPDATE line_items SET deleted = 1, modified_ms = ? WHERE deal_id = ?",
+                             (stamp, DELETED_DEAL))
             env = server.connection_env()
             assert env["SALESFORCE_INSTANCE_URL"] == REPLAY_ENV["SALESFORCE_INSTANCE_URL"]
             assert env["HUBSPOT_HOST"] == REPLAY_ENV["HUBSPOT_HOST"]

@@ -11,11 +11,17 @@ import yaml
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 from connectors.hubspot import HubSpotSource
+from connectors.salesforce import SalesforceSource
 from tests.connectors.recorded.record import (
     CASSETTES,
+    CUSTOM_FIELDS,
+    HS_EXTRACT_STREAMS,
+    HS_STREAMS,
     HUBSPOT_PORT,
     SALESFORCE_PORT,
     SCENARIOS,
+    SF_EXTRACT_STREAMS,
+    SF_STREAMS,
     TOKEN,
     cassette,
     json_body,
@@ -32,6 +38,14 @@ def interactions(path: Path) -> list[dict]:
 def test_every_scenario_has_a_small_cassette() -> None:
     assert [path.stem for path in FILES] == sorted(SCENARIOS)
     assert all(path.stat().st_size < 250_000 for path in FILES)
+
+
+def test_every_stream_of_both_connectors_is_recorded_exactly_once() -> None:
+    recorded = {"salesforce": SF_EXTRACT_STREAMS + SF_STREAMS, "hubspot": HS_EXTRACT_STREAMS + HS_STREAMS}
+    for crm, source in (("salesforce", SalesforceSource), ("hubspot", HubSpotSource)):
+        assert sorted(recorded[crm]) == sorted(source.STREAMS) and len(set(recorded[crm])) == len(recorded[crm])
+    assert CUSTOM_FIELDS == {"salesforce_streams": {"account": {"region": "Region__c"}},
+                             "hubspot_streams": {"account": {"region": "region"}}}
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)

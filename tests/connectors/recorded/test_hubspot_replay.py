@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -9,8 +10,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.hubspot import HubSpotSource
-from connectors.store import Activity, Deal, Owner
-from tests.connectors.recorded.record import cassette, hubspot_extract, hubspot_writeback
+from connectors.store import Account, Activity, Contact, Deal, LineItem, Owner, SupportCase
+from tests.connectors.recorded.record import (
+    HS_STREAMS,
+    cassette,
+    hubspot_extract,
+    hubspot_streams,
+    hubspot_writeback,
+    scenario_source,
+)
 
 
 def rows(store: Engine, model: Any) -> dict[str, Any]:
@@ -26,11 +34,12 @@ def test_extract_parses_owners_lookups_search_pages_associations_and_archived(
         store: Engine, replay_env: dict[str, str]) -> None:
     with cassette("hubspot_extract", "none") as recorded, HubSpotSource.from_env(replay_env) as source:
         results = hubspot_extract(source, store)
-        assert recorded.all_played and recorded.play_count == 12
-    # owners: active + archived lists; deals: search, pipelines, dealtype, associations, archived list;
-    # calls: 2 searches (200 + the rest), an association read per stored page, archived list
+        assert recorded.all_played and recorded.play_count == 11
+    # owners: active + archived lists; deals: search, pipelines, properties (dealtype and lead_source
+    # labels), associations, archived list; calls: 2 searches (200 + the rest), ONE association read
+    # for both buffered pages (up to 1000 ids a v4 read), archived list
     assert {name: (result.records, result.api_calls) for name, result in results.items()} == {
-        "owners": (4, 2), "deals": (30, 5), "calls": (232, 5)}
+        "owners": (4, 2), "deals": (30, 5), "calls": (232, 4)}
 
     owner = rows(store, Owner)["70000003"]
     assert (owner.name, owner.email, owner.team, owner.is_active) == (
@@ -57,6 +66,79 @@ def test_extract_parses_owners_lookups_search_pages_associations_and_archived(
     assert (second_page.subject, second_page.activity_date) == ("Call about Renewal - account 2 #3",
                                                                 date(2026, 11, 15))
     assert calls["40000000041"].is_deleted is True
+
+
+def test_every_other_stream_parses_labels_custom_fields_associations_and_archived(
+        store: Engine, replay_env: dict[str, str]) -> None:
+    """The recording org (record.RECORD_ORG, generated from its seed) holds the values checked here."""
+    with cassette("hubspot_streams", "none") as recorded, scenario_source("hubspot_streams", replay_env) as source:
+        results = hubspot_streams(source, store)
+        assert recorded.all_played and recorded.play_count == 22
+    # companies: properties (the `region` check and the type labels: one read), search, archived list;
+    # line items, emails: search, v4 associations, archived list; meetings and contacts also read their
+    # properties (outcome / lifecycle labels); tickets their pipelines and properties too
+    assert {name: (result.records, result.api_calls) for name, result in results.items()} == {
+        "companies": (10, 3), "line_items": (58, 3), "emails": (7, 3), "meetings": (14, 4), "contacts": (9, 4),
+        "tickets": (8, 5)}
+    assert tuple(results) == HS_STREAMS
+    paths = [request.path for request in recorded.requests]
+    assert paths[:2] == ["/crm/v3/properties/companies", "/crm/v3/objects/companies/search"]
+    assert "region" in json.loads(recorded.requests[1].body)["properties"]
+    assert {"/crm/v3/pipelines/tickets", "/crm/v3/properties/tickets", "/crm/v3/properties/contacts",
+            "/crm/v3/properties/meetings"} <= set(paths)
+
+    accounts = rows(store, Account)
+    account = accounts["10000008"]  # Costa Retail 8, Singapore: region APAC
+    assert (account.name, account.owner_id, account.country, account.industry, account.account_type) == (
+        "Costa Retail 8", "70000003", "Singapore", "Software", "Prospect")
+    assert (account.created_date, account.custom) == (date(2025, 6, 26), {"region": "APAC"})
+    assert accounts["10000003"].custom == {"region": "EMEA"}  # Hughes Education 3, United Kingdom
+
+    lines = rows(store, LineItem)
+    line = lines["30000000047"]  # line 47 of deal 24 (40,700 = 8,400 + 16,000 + 16,300)
+    assert (line.deal_id, line.product_id, line.product_name, line.product_family) == (
+        "20000000024", "5000006", "Services Starter", None)  # HubSpot line items carry no product family
+    assert (line.quantity, line.unit_price, line.total_price, line.created_date, line.is_deleted) == (
+        1.0, 8400.0, 8400.0, date(2026, 5, 12), False)
+    assert sum(row.total_price for row in lines.values() if row.deal_id == "20000000024") == 40700.0
+    archived = lines["30000000011"]  # line 11 of deleted deal 7: only in the archived list
+    assert (archived.is_deleted, archived.product_name, archived.quantity, archived.total_price) == (
+        True, "Add-on Pro", 2.0, 55700.0)
+    assert sorted(key for key, row in lines.items() if row.is_deleted) == ["30000000011", "30000000012"]
+
+    activities = rows(store, Activity)
+    email = activities["41000000006"]
+    assert (email.kind, email.subject, email.owner_id, email.deal_id, email.activity_date, email.direction) == (
+        "email", "Pricing for New Business - account 7 #24", "70000002", "20000000024", date(2026, 6, 18),
+        "inbound")  # INCOMING_EMAIL
+    assert (email.duration_seconds, email.outcome) == (None, None)
+    meeting = activities["42000000012"]  # 2026-10-31 05:30-07:30 UTC, COMPLETED
+    assert (meeting.kind, meeting.subject, meeting.owner_id, meeting.deal_id) == (
+        "meeting", "Negotiation: New Business - account 10 #29", "70000002", "20000000029")
+    assert (meeting.activity_date, meeting.duration_seconds, meeting.outcome, meeting.direction) == (
+        date(2026, 10, 31), 7200, "Completed", None)
+    assert activities["42000000008"].outcome == "No show"  # NO_SHOW, labelled from the properties
+
+    contacts = rows(store, Contact)
+    assert len(contacts) == 9  # every lead is a HubSpot contact
+    contact = contacts["50003"]  # converted into company 3: lifecycle stage "customer"
+    assert (contact.name, contact.email, contact.account_id, contact.owner_id, contact.lead_source) == (
+        "Grace Murphy", "grace.murphy.3@example.org", "10000003", "70000004", "Trade Show")
+    assert (contact.lifecycle_stage, contact.created_date) == ("Customer", date(2026, 5, 28))
+    lead = contacts["50001"]  # not converted: no company
+    assert (lead.name, lead.lifecycle_stage, lead.account_id) == ("Quinn Berg", "Marketing Qualified Lead", None)
+    assert utc(lead.modified_at) == datetime(2026, 6, 22, 16, 45, 45, tzinfo=UTC)  # lastmodifieddate
+
+    cases = rows(store, SupportCase)
+    ticket = cases["1500000008"]  # closed: pipeline stage "4"
+    assert (ticket.subject, ticket.account_id, ticket.owner_id, ticket.status, ticket.priority, ticket.origin) == (
+        "License upgrade", "10000010", "70000002", "Closed", "High", "Web form")
+    assert (ticket.is_closed, ticket.created_date, ticket.closed_date) == (True, date(2026, 6, 12), date(2026, 6, 16))
+    assert (utc(ticket.created_at), utc(ticket.closed_at)) == (datetime(2026, 6, 12, 12, 27, 17, tzinfo=UTC),
+                                                               datetime(2026, 6, 16, 18, 32, 39, tzinfo=UTC))
+    working = cases["1500000001"]  # Working: pipeline stage "2", labelled from the ticket pipeline
+    assert (working.status, working.is_closed, working.closed_at, working.origin) == (
+        "Waiting on contact", False, None, "Email")
 
 
 def test_writeback_counts_a_200_batch_then_a_207_partial_failure(
