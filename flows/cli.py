@@ -215,6 +215,7 @@ def demo(
     from connectors.sandbox.server import SandboxServer
 
     console.print(f"Starting the CRM sandbox in {data_dir / 'sandbox'} (generated on first use)...")
+    _reset_store_for_a_new_org(data_dir)
     with SandboxServer(data_dir / "sandbox") as sandbox:
         os.environ.update(sandbox.connection_env())
         console.print(f"Salesforce API {sandbox.salesforce_url}, HubSpot API {sandbox.hubspot_url}")
@@ -227,6 +228,26 @@ def demo(
                   f"HubSpot {calls['hubspot']}. Run `make demo` again: nothing changed, so nothing is "
                   f"extracted or written.")
     _finish(report)
+
+
+def _reset_store_for_a_new_org(data_dir: Path) -> None:
+    """Delete the demo's store when its sandbox org is about to be generated (again): the store's
+    records, cursors and writeback ledger describe the old org and would hide the new one's."""
+    from connectors.sandbox.state import SandboxState
+
+    store = data_dir / "store.db"
+    if not store.is_file():
+        return
+    sandbox_dir = data_dir / "sandbox"
+    fresh = not (sandbox_dir / "sandbox.db").is_file()
+    if not fresh:
+        probe = SandboxState(sandbox_dir)
+        fresh = not probe.is_seeded or probe.is_outdated
+        probe.close()
+    if fresh:
+        for suffix in ("", "-wal", "-shm"):
+            store.with_name(store.name + suffix).unlink(missing_ok=True)
+        console.print(f"The sandbox org will be generated anew, so the demo store {store} was reset.")
 
 
 def _print_report(report, table_sources: set[str] | None = None) -> None:

@@ -38,6 +38,8 @@ def demo_values(state: SandboxState, as_of: date) -> Expected:
     owners = {row["id"]: dict(row) for row in state.query("SELECT * FROM owners")}
     deals = [dict(row) for row in state.query("SELECT * FROM deals WHERE deleted = 0")]
     calls = [dict(row) for row in state.query("SELECT * FROM calls WHERE deleted = 0")]
+    meetings = [dict(row) for row in state.query("SELECT * FROM meetings WHERE deleted = 0")]
+    cases = [dict(row) for row in state.query("SELECT * FROM cases WHERE deleted = 0 AND closed_ms IS NOT NULL")]
 
     def won_in(period: tuple[date, date]) -> list[dict[str, Any]]:
         return [d for d in deals if d["stage"] == "closed_won"
@@ -72,6 +74,11 @@ def demo_values(state: SandboxState, as_of: date) -> Expected:
         ("cycle", None): (mean((date.fromisoformat(d["close_date"]) - _utc_date(d["created_ms"])).days
                                for d in won), 60.0, None),
     }
+    closed_cases = [c for c in cases if current[0] <= _utc_date(c["closed_ms"]) <= current[1]]
+    fast = [c for c in closed_cases if c["closed_ms"] - c["created_ms"] <= 24 * 3600 * 1000]
+    values[("meetings", None)] = (float(sum(current[0] <= _utc_date(m["start_ms"]) <= current[1] for m in meetings)),
+                                  0.0, None)
+    values[("fast-support", None)] = (100.0 * len(fast) / len(closed_cases), 40.0, None)
     for email, amount in grouped(won, by_email).items():
         values[("rep-revenue", email)] = (amount, 0.0, None)
     # A sum restarts each quarter: it starts from 0 and aims 10% above the team's last quarter.

@@ -80,3 +80,23 @@ def test_config_text_that_looks_like_terminal_markup_is_printed_as_is(tmp_path: 
     result = runner.invoke(app, ["validate", "--config", str(bad)])
     assert result.exit_code == 2, result.output
     assert "[/x]" in result.output and "Traceback" not in result.output
+
+
+def test_the_demo_store_is_reset_when_its_sandbox_org_is_generated_anew(tmp_path: Path) -> None:
+    """Records, cursors and the writeback ledger of an old org would hide the new org's changes."""
+    from connectors.sandbox.generator import OrgSpec
+    from connectors.sandbox.state import VERSION_META_KEY, open_sandbox
+    from flows.cli import _reset_store_for_a_new_org
+
+    store = tmp_path / "store.db"
+    store.write_text("old org")
+    _reset_store_for_a_new_org(tmp_path)  # no sandbox yet: it will be generated, the store goes
+    assert not store.exists()
+    state = open_sandbox(tmp_path / "sandbox", OrgSpec(deals=20, owners=3, accounts=5))
+    store.write_text("this org")
+    _reset_store_for_a_new_org(tmp_path)  # the same, current org: kept
+    assert store.read_text() == "this org"
+    state.set_meta(VERSION_META_KEY, "1")  # seeded by an older generator: it will be regenerated
+    state.close()
+    _reset_store_for_a_new_org(tmp_path)
+    assert not store.exists()
