@@ -7,19 +7,18 @@ window (10 minutes by default, see settings) before the saved watermark; re-read
 store holds unchanged are neither rewritten nor counted. Writeback upserts by the
 external key and sends only rows whose content changed since the last confirmed write.
 A stream whose result is larger than the Bulk threshold (10,000 records by default) is read
-past its first REST page with one Bulk API 2.0 query job (see settings for the cost and cursor).
+past its first REST page with one Bulk API 2.0 query job (bulk.py; see settings for the cost and cursor).
 Every response's Sforce-Limit-Info header is watched: the source stops cleanly before using the
 last share of the org's daily API allocation (5% by default, see settings). With refresh-token
 credentials, a session that expires mid-run is renewed once per failed request and the request is
-sent again. Custom fields from config (custom_fields.py) are checked by one describe per sObject
-and land in each row's `custom` JSON. Module map: settings (streams and constants), mappers (one
-per stream), helpers (SOQL, CSV, retries, errors), auth (login, call and quota hooks), writeback.
+sent again (a Bulk job's creation, status polls and results calls included). Custom fields from
+config (custom_fields.py) are checked by one describe per sObject and land in each row's `custom`
+JSON. Module map: settings (streams and constants), mappers (one per stream), helpers (SOQL, CSV,
+retries, errors), auth (login, call and quota hooks), bulk (Bulk API 2.0 jobs), writeback.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
@@ -57,6 +56,7 @@ from connectors.salesforce.auth import (
     RefreshTokenLogin,
     credential_method,
 )
+from connectors.salesforce.bulk import BulkQueryReader, Page
 from connectors.salesforce.custom_fields import (
     CustomField,
     CustomFieldConfig,
@@ -69,9 +69,7 @@ from connectors.salesforce.custom_fields import (
 from connectors.salesforce.helpers import (
     SOURCE,
     api_error,
-    bulk_soql,
     bulk_threshold_from_env,
-    csv_record,
     error_codes,
     incremental_soql,
     make_session,
@@ -106,10 +104,9 @@ __all__ = ["QuotaReserveReached", "SalesforceSource"]
 
 MAX_LOCATOR_RESTARTS = 3
 T = TypeVar("T")
-Page = tuple[list[dict[str, Any]], Cursor]
 
 
-class SalesforceSource(KeyResultWriter):
+class SalesforceSource(BulkQueryReader, KeyResultWriter):
     """Extract every sales stream of one org (settings.STREAMS); write KR rows into OKR_Key_Result__c."""
 
     name = SOURCE
@@ -347,29 +344,6 @@ class SalesforceSource(KeyResultWriter):
                 return
             result = self._call(operation, self.client.query_more, result["nextRecordsUrl"],
                                 identifier_is_url=True, headers=headers)
-
-    def _bulk_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[Page]:
-        """The records after `cursor` from one Bulk 2.0 queryAll job, in pages of query_batch_size.
-
-        The job's CSV is unordered (no ORDER BY, see settings): every page keeps `cursor` but the
-        last, which carries the greatest (SystemModstamp, Id) the job returned.
-        """
-        self._quota.check(f"Bulk API 2.0 query of {spec.sobject}")
-        job = getattr(self.client.bulk2, spec.sobject)
-        chunks = job.query_all(bulk_soql(spec, cursor), max_records=self.bulk_max_records,
-                               wait=self.bulk_poll_seconds)  # typed int, a float works
-        newest = cursor
-        held: list[dict[str, Any]] = []  # one page held back: only the job's last page moves the cursor
-        for text in chunks:
-            self._quota.check(f"Bulk API 2.0 query of {spec.sobject}")  # before the next results call
-            for row in csv.DictReader(io.StringIO(text)):
-                record = csv_record(row, self._csv_types)
-                newest = later(newest, Cursor(parse_datetime(record["SystemModstamp"]), record["Id"]))
-                if len(held) == self.query_batch_size:
-                    yield held, cursor
-                    held = []
-                held.append(record)
-        yield held, newest
 
     def _failure(self, error: SalesforceError, operation: str) -> ConnectorError:
         """`error` as a ConnectorError naming `operation`, with this client's token kept out of it."""

@@ -27,7 +27,7 @@ LOGIN_DOMAIN = "login"
 LOOKBACK_ENV = "OKR_SYNC_LOOKBACK_MINUTES"
 LOOKBACK_MINUTES = 10
 
-# Bulk API 2.0 (SalesforceSource._bulk_pages). Every stream starts with its REST queryAll page; when
+# Bulk API 2.0 (bulk.py, SalesforceSource._bulk_pages). Every stream starts with its REST queryAll page; when
 # that page is not the last and its totalSize (the whole result's size, sent with page one: the
 # size check costs no extra call) is above the threshold, the rest is read by one Bulk 2.0 queryAll
 # job from the cursor after page one: create + polls + one results call per BULK_MAX_RECORDS
@@ -40,14 +40,17 @@ LOOKBACK_MINUTES = 10
 # overrides the default; Salesforce itself advises Bulk 2.0 above ~2,000 records.
 BULK_THRESHOLD_ENV = "OKR_SYNC_SF_BULK_THRESHOLD"
 BULK_THRESHOLD = 10_000
+# The job's steps go through the same call layer as every REST call (bulk.py): each is retried on
+# transient failures and, with refresh-token credentials, repeated once after renewing an expired session.
 BULK_MAX_RECORDS = 50_000  # maxRecords of each results call (simple-salesforce's default too)
-BULK_POLL_SECONDS = 2.0  # simple-salesforce's wait: first poll after it, then about every 2 s
-# Daily API allocation guard (SalesforceSource._guarded). Every response's `Sforce-Limit-Info:
+BULK_POLL_SECONDS = 2.0  # the first status poll after this wait, then one poll every this many seconds
+BULK_JOB_TIMEOUT_SECONDS = 86_400  # a job still running after this fails (simple-salesforce's 24 h too)
+# Daily API allocation guard (SalesforceSource._call). Every response's `Sforce-Limit-Info:
 # api-usage=USED/MAX` header is read by a response hook (no extra call). Before each request after
 # the first, when MAX - USED is below MIN_QUOTA_SHARE of MAX, the source stops with a ConnectorError:
 # the rest of the org's rolling 24 h allocation is left to the org's other integrations and users.
-# Pages already stored stay committed, so the next run resumes from the last one. Bulk 2.0 status
-# polls inside simple-salesforce are not checked (job creation and each results call are).
+# Pages already stored stay committed, so the next run resumes from the last one. A Bulk 2.0 job's
+# creation, each of its status polls and each results call are checked like any other request.
 # $OKR_SYNC_SF_MIN_QUOTA_SHARE (0 <= x < 1; 0 disables) or SalesforceSource(min_quota_share=...).
 MIN_QUOTA_SHARE_ENV = "OKR_SYNC_SF_MIN_QUOTA_SHARE"
 MIN_QUOTA_SHARE = 0.05

@@ -1,8 +1,15 @@
-"""Bulk API 2.0 extraction: the real simple-salesforce client over HTTPS against a private sandbox."""
+"""Bulk API 2.0 extraction: the real simple-salesforce client over HTTPS against a private sandbox.
+
+Also the job under faults: an expiring session (renewed with refresh-token credentials, a clear
+error without them) and transient failures during the job's creation, polls and results calls.
+"""
 
 from __future__ import annotations
 
+import gc
 import re
+import secrets
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,20 +20,29 @@ import pytest
 import requests
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_none
 
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.incremental import Cursor
 from connectors.salesforce import SalesforceSource
+from connectors.salesforce import helpers as salesforce_helpers
+from connectors.salesforce.auth import RefreshTokenLogin
 from connectors.salesforce.helpers import bulk_soql, bulk_threshold_from_env, csv_record
 from connectors.salesforce.mappers import MAPPERS
 from connectors.salesforce.settings import BULK_THRESHOLD, BULK_THRESHOLD_ENV, STREAMS
+from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.ids import sf_id
+from connectors.sandbox.salesforce_api import set_api_usage
 from connectors.sandbox.salesforce_bulk import job_polls, set_polls_to_complete
 from connectors.sandbox.server import SandboxServer
 from connectors.store import SyncState, make_engine
 from tests.conftest import private_sandbox
+from tests.connectors.salesforce.test_config import ForwardTo
 
 JOB = re.compile(r"/jobs/query/[^/]+$")
+SECRET, REFRESH = "client-secret-do-not-print", "refresh-token-do-not-print"
+REFRESH_ENV = {"SALESFORCE_CLIENT_ID": "okr-sync-app", "SALESFORCE_CLIENT_SECRET": SECRET,
+               "SALESFORCE_REFRESH_TOKEN": REFRESH}
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +52,38 @@ def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def clean_service(org: SandboxServer) -> Iterator[None]:
+    """No fault plan, the org's own token and real usage figures after each test (some change them)."""
+    token = org.token
+    yield
+    org.set_faults("salesforce", None)
+    set_api_usage(org.state, None)
+    org.state.set_meta("token", token)
+
+
 class Calls:
-    """(method, kind) of every response the source's session received."""
+    """(method, kind, status) of every response the source's session received."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
+        self.seen: list[tuple[str, str, int]] = []
 
     def __call__(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
         path = response.request.path_url.split("?")[0]
-        kind = ("results" if path.endswith("/results") else "poll" if JOB.search(path)
-                else "create" if path.endswith("/jobs/query") else "rest")
-        self.seen.append((str(response.request.method), kind))
+        kind = ("login" if path.startswith("/services/oauth2/") else "results" if path.endswith("/results")
+                else "poll" if JOB.search(path) else "create" if path.endswith("/jobs/query") else "rest")
+        self.seen.append((str(response.request.method), kind, response.status_code))
         return response
 
-    def count(self) -> Counter[str]:
-        return Counter(kind for _method, kind in self.seen)
+    def count(self, status: int | None = None) -> Counter[str]:
+        """Responses by kind (only those with `status`, when given)."""
+        return Counter(kind for _method, kind, code in self.seen if status in (None, code))
 
 
-def bulk_source(org: SandboxServer, threshold: str = "100") -> tuple[SalesforceSource, Calls]:
-    source = SalesforceSource.from_env(org.connection_env() | {BULK_THRESHOLD_ENV: threshold})
+def bulk_source(org: SandboxServer, threshold: str = "100", env: dict[str, str] | None = None,
+                session: requests.Session | None = None) -> tuple[SalesforceSource, Calls]:
+    source = SalesforceSource.from_env((env or org.connection_env()) | {BULK_THRESHOLD_ENV: threshold},
+                                       session=session)
     source.query_batch_size = 200  # Salesforce's smallest REST page: page one, then Bulk
     source.bulk_max_records = 120  # several results chunks from this small org
     source.bulk_poll_seconds = 0.01
@@ -190,3 +219,153 @@ def test_a_bad_threshold_fails_before_any_call(org: SandboxServer, text: str) ->
     assert org.calls("salesforce") == before
     with SalesforceSource.from_env(org.connection_env()) as source, pytest.raises(ConnectorConfigError):
         SalesforceSource(source.client, bulk_threshold=-1)
+
+
+# -- the job under faults ----------------------------------------------------------------------------
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The source's retry policy without its waits (the same attempts and the same transient errors)."""
+    monkeypatch.setattr(salesforce_helpers, "_retrying", retry(
+        retry=retry_if_exception(salesforce_helpers.is_transient), wait=wait_none(),
+        stop=stop_after_attempt(salesforce_helpers.RETRY_ATTEMPTS), reraise=True))
+
+
+@pytest.fixture
+def login_session(org: SandboxServer) -> Iterator[requests.Session]:
+    """A session whose refresh-token logins at login.salesforce.com reach the sandbox."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(org.ca_path)
+    session.mount("https://login.salesforce.com", ForwardTo(org.salesforce_url))
+    yield session
+    session.close()
+    gc.collect()
+
+
+class RotatingLogin:
+    """The source's refresh-token login, after the org issued a new access token: from each renewal
+    on, the sandbox refuses the previous token, so a step sent with a stale header would fail."""
+
+    def __init__(self, org: SandboxServer, login: RefreshTokenLogin) -> None:
+        self.org, self.login, self.secrets = org, login, login.secrets
+        self.tokens: list[str] = []
+
+    def __call__(self) -> tuple[str, str]:
+        self.org.state.set_meta("token", secrets.token_urlsafe(24))
+        token, instance_url = self.login()
+        self.tokens.append(token)
+        return token, instance_url
+
+
+def clean_read(org: SandboxServer, tmp_path: Path, stream: str) -> tuple[Engine, int, Counter[str]]:
+    """The stream read without faults into a store of its own: (store, api_calls, responses by kind)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    source, calls = bulk_source(org)
+    with source:
+        result = source.extract(engine, stream)
+    assert calls.count()["results"] >= 3 and result.records > 600
+    return engine, result.api_calls, calls.count()
+
+
+def same_store(left: Engine, right: Engine, stream: str) -> bool:
+    with Session(left) as one, Session(right) as other:
+        a, b = one.get(SyncState, ("salesforce", stream)), other.get(SyncState, ("salesforce", stream))
+        cursors = a is not None and b is not None and (a.watermark, a.last_id) == (b.watermark, b.last_id)
+    return cursors and stream_rows(left, stream) == stream_rows(right, stream)
+
+
+def shown(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def test_a_session_expiring_mid_job_is_renewed_and_each_step_repeated_once(
+        org: SandboxServer, tmp_path: Path, login_session: requests.Session) -> None:
+    set_polls_to_complete(org.state, 2)
+    clean, clean_calls, clean_kinds = clean_read(org, tmp_path, "calls")
+    store = make_engine(f"sqlite:///{tmp_path / 'renewed.db'}")
+    source, calls = bulk_source(org, env=REFRESH_ENV, session=login_session)
+    assert isinstance(source._refresh, RefreshTokenLogin)
+    rotating = RotatingLogin(org, source._refresh)
+    source._refresh = rotating  # type: ignore[assignment]
+    org.set_faults("salesforce", FaultPlan(expire_after=1))  # page one passes; every later step meets one 401
+    with source:
+        result = source.extract(store, "calls")
+    expired = org.faults["salesforce"].injected.get("expired", 0)
+    assert org.faults["salesforce"].injected == {"expired": expired}
+    assert same_store(store, clean, "calls") and result.records == len(stream_rows(clean, "calls"))
+    rejected = [index for index, (_method, _kind, status) in enumerate(calls.seen) if status == 401]
+    # every step of the job after page one met its expiry: creation, both polls and each results call
+    assert {calls.seen[index][1] for index in rejected} == {"create", "poll", "results"}
+    assert len(rejected) == expired == len(rotating.tokens) == calls.count()["login"]
+    for index in rejected:  # one login, then the same step again, with the new token, answered
+        method, kind, _status = calls.seen[index]
+        assert calls.seen[index + 1] == ("POST", "login", 200) and calls.seen[index + 2] == (method, kind, 200)
+    assert calls.count(200) - Counter(login=expired) == clean_kinds  # no step read twice, none skipped
+    assert result.api_calls == clean_calls + 2 * expired
+
+
+@pytest.mark.parametrize("seed", [5, 2026])
+def test_transient_faults_during_a_bulk_job_converge(
+        org: SandboxServer, tmp_path: Path, fast_retries: None, seed: int) -> None:
+    set_polls_to_complete(org.state, 3)
+    clean, clean_calls, _kinds = clean_read(org, tmp_path, "calls")
+    store = make_engine(f"sqlite:///{tmp_path / 'faulty.db'}")
+    org.set_faults("salesforce", FaultPlan(rate_limit=0.1, server_error=0.05, unavailable=0.05, drop=0.05,
+                                           seed=seed))
+    source, calls = bulk_source(org)
+    with source:
+        result = source.extract(store, "calls")
+    injected = dict(org.faults["salesforce"].injected)
+    org.set_faults("salesforce", None)
+    assert same_store(store, clean, "calls") and result.records == len(stream_rows(clean, "calls"))
+    failed = Counter(kind for _method, kind, status in calls.seen if status >= 400)
+    assert failed["poll"] + failed["results"] > 0, (failed, injected)  # the plan bit inside the job
+    # each fault costs at most its one repeated call (a dropped attempt has no response to count)
+    assert result.api_calls <= clean_calls + sum(injected.values()), (result.api_calls, clean_calls, injected)
+
+
+@pytest.mark.parametrize(("expire_after", "step", "stored"), [(3, "poll", 200), (6, "results", 400)])
+def test_an_expiry_without_refresh_credentials_stops_clearly_then_the_next_run_converges(
+        org: SandboxServer, tmp_path: Path, expire_after: int, step: str, stored: int) -> None:
+    set_polls_to_complete(org.state, 2)  # page one, create, 2 polls, then results chunks of 120 rows
+    clean, _calls, _kinds = clean_read(org, tmp_path, "calls")
+    store = make_engine(f"sqlite:///{tmp_path / 'expired.db'}")
+    org.set_faults("salesforce", FaultPlan(expire_after=expire_after))
+    source, calls = bulk_source(org)
+    with source, pytest.raises(ConnectorError) as caught:
+        source.extract(store, "calls")
+    message, text = str(caught.value), shown(caught.value)
+    del caught
+    assert message.startswith("Salesforce rejected the session (INVALID_SESSION_ID) during the query of Task")
+    assert org.token not in text
+    assert org.faults["salesforce"].injected == {"expired": 1} and calls.seen[-1][1:] == (step, 401)
+    assert len(stream_rows(store, "calls")) == stored  # the pages committed before the expiry
+    org.set_faults("salesforce", None)
+    source, _calls = bulk_source(org)
+    with source:
+        source.extract(store, "calls")
+    assert same_store(store, clean, "calls")
+
+
+@pytest.mark.parametrize(("used", "answered"), [
+    (4_750, Counter(rest=1)),  # stopped before the job's creation
+    (4_746, Counter(rest=1, create=1, poll=2, results=1)),  # stopped before its second results call
+])
+def test_the_quota_guard_stops_a_bulk_job_before_its_next_request(
+        org: SandboxServer, tmp_path: Path, used: int, answered: Counter[str]) -> None:
+    set_polls_to_complete(org.state, 2)
+    clean, _calls, _kinds = clean_read(org, tmp_path, "calls")
+    store = make_engine(f"sqlite:///{tmp_path / 'quota.db'}")
+    set_api_usage(org.state, used=used, maximum=5_000)  # each call adds one; the 5% reserve is 250
+    source, calls = bulk_source(org)
+    with source, pytest.raises(ConnectorError) as caught:
+        source.extract(store, "calls")
+    message = str(caught.value)
+    del caught
+    assert message.startswith("Salesforce Bulk API 2.0 query of Task stopped before its next request: only 249 ")
+    assert calls.count() == answered and len(stream_rows(store, "calls")) == 200  # page one is kept
+    set_api_usage(org.state, None)
+    source, _calls = bulk_source(org)
+    with source:
+        source.extract(store, "calls")
+    assert same_store(store, clean, "calls")
