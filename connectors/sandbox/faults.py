@@ -16,6 +16,20 @@ Bodies follow each CRM's documented answers (/work/shared/reference/crm-api-fact
   renew: the session stays expired until the plan changes).
 - A dropped connection closes the socket without sending a byte of response, so clients see a
   connection error (requests: ``ConnectionError``; urllib3: ``ProtocolError`` / ``MaxRetryError``).
+
+Two faults live in the CRM faces themselves, which alone know what a request reads; the middleware
+hands them the request's `RequestFaults` in the ASGI scope (`request_faults(scope)`):
+- `locator_expiry` (Salesforce): each queryMore request, and each Bulk 2.0 results request that
+  carries a locator, draws one more number from the plan's RNG (only when the rate is above 0, so
+  other plans keep their sequences) and, on a hit, finds its cursor expired: the cursor is really
+  evicted, so sending the same URL again fails too (connectors.sandbox.salesforce_api).
+- `index_lag_ms` (HubSpot): search does not see a record until the wall clock reaches its
+  modification time plus a per-record delay in [0, index_lag_ms] (connectors.sandbox.hubspot_search
+  `index_delay_ms`), so a record modified earlier can surface after one modified later. Lists,
+  reads and archived lists are not affected. Records stamped ahead of the wall clock (an org
+  ticked into the future) stay hidden until the wall clock reaches them.
+Both count in `injected` (``locator_expiry`` per expired cursor, ``index_lag`` per search answer
+that left out at least one matching record).
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ import json
 import random
 import threading
 import uuid
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 SALESFORCE_LOGIN_PATHS = ("/services/oauth2/", "/services/Soap/")
 HUBSPOT_RATE_MAX, HUBSPOT_RATE_INTERVAL_MS, HUBSPOT_RATE_DAILY = 190, 10_000, 1_000_000
+SCOPE_KEY = "okr_sync.faults"  # where a request's RequestFaults sit in its ASGI scope
 
 
 @dataclass(frozen=True)
@@ -46,13 +62,39 @@ class FaultPlan:
     expire_after: int | None = None  # the session expires after this many calls (then 401s)
     retry_after_s: int = 0  # HubSpot 429's Retry-After header
     seed: int = 0
+    locator_expiry: float = 0.0  # Salesforce: per queryMore / Bulk results-with-locator request
+    index_lag_ms: int = 0  # HubSpot search: the longest delay before a modified record is searchable
 
     def __post_init__(self) -> None:
         rates = (self.rate_limit, self.server_error, self.unavailable, self.drop)
         if any(rate < 0 for rate in rates) or sum(rates) > 1 + 1e-9:
             raise ValueError(f"fault rates must be >= 0 and sum to at most 1: {rates}")
-        if self.latency_ms < 0 or (self.expire_after is not None and self.expire_after < 0):
-            raise ValueError("latency_ms and expire_after must be >= 0")
+        if not 0 <= self.locator_expiry <= 1:
+            raise ValueError(f"locator_expiry must lie in [0, 1]: {self.locator_expiry}")
+        if self.latency_ms < 0 or self.index_lag_ms < 0 or (self.expire_after is not None and self.expire_after < 0):
+            raise ValueError("latency_ms, index_lag_ms and expire_after must be >= 0")
+
+
+class RequestFaults:
+    """The plan in force for one request, as the CRM face sees it (see the module docstring)."""
+
+    def __init__(self, plan: FaultPlan, middleware: FaultMiddleware) -> None:
+        self.plan = plan
+        self._middleware = middleware
+
+    def draw(self, kind: str, rate: float) -> bool:
+        """Whether the fault `kind` strikes this request (one draw from the plan's RNG; none at rate 0)."""
+        return rate > 0 and self._middleware._draw(kind, rate)
+
+    def count(self, kind: str) -> None:
+        """Record a fault the face applied on its own (e.g. records left out by index lag)."""
+        self._middleware._count(kind)
+
+
+def request_faults(scope: MutableMapping[str, Any]) -> RequestFaults | None:
+    """The RequestFaults of a request (None when no plan is installed or no middleware is in front)."""
+    faults = scope.get(SCOPE_KEY)
+    return faults if isinstance(faults, RequestFaults) else None
 
 
 class DroppedConnection(Exception):
@@ -143,6 +185,17 @@ class FaultMiddleware:
                 self.injected[fault] = self.injected.get(fault, 0) + 1
             return plan, fault
 
+    def _draw(self, kind: str, rate: float) -> bool:
+        with self._lock:
+            if self._rng.random() >= rate:
+                return False
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+            return True
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -151,6 +204,8 @@ class FaultMiddleware:
         if plan is not None and plan.latency_ms:
             await asyncio.sleep(plan.latency_ms / 1000)
         if plan is None or fault is None:
+            if plan is not None:
+                scope[SCOPE_KEY] = RequestFaults(plan, self)
             await self.app(scope, receive, send)
             return
         if fault == "drop":

@@ -17,6 +17,8 @@ Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
 - `faults`: a deque of HTTP statuses the next requests answer with (429 carries Retry-After: 0);
 - `rate_limits`: None (default: not enforced) or a `hubspot_limits.HubSpotRateLimits`, whose
   windows then answer 429 TEN_SECONDLY_ROLLING / SECONDLY (search) / DAILY with HubSpot's headers.
+A FaultPlan's `index_lag_ms` (connectors.sandbox.faults, set with `SandboxServer.set_faults`) makes
+search lag behind writes (connectors.sandbox.hubspot_search: index lag); nothing else lags.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fastapi import Body, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from connectors.sandbox.faults import request_faults
 from connectors.sandbox.generator import TEAMS
 from connectors.sandbox.hubspot_catalog import NAME_PATTERN, PROPERTY_TYPES, Catalog, schema_json
 from connectors.sandbox.hubspot_limits import HubSpotRateLimits
@@ -209,8 +212,9 @@ def create_app(state: SandboxState) -> FastAPI:
         return record
 
     @app.post("/crm/v3/objects/{object_type}/search")
-    def search_objects(object_type: str, body: JsonBody) -> dict[str, Any]:
-        return search(state, resolve(object_type), body, app.state.search_cap, counts)
+    def search_objects(object_type: str, body: JsonBody, request: Request) -> dict[str, Any]:
+        return search(state, resolve(object_type), body, app.state.search_cap, counts,
+                      request_faults(request.scope))  # a FaultPlan's index lag hides fresh records
 
     @app.post("/crm/v3/objects/{object_type}/batch/{action}")
     def batch(object_type: str, action: str, body: JsonBody) -> JSONResponse:

@@ -11,15 +11,22 @@ records come back in id order, e.g. one paging with a (timestamp, id) cursor und
 timestamp-only sort, loses records here as it would against HubSpot, and its tests fail.
 Sorting by hs_object_id is a total order (ids are unique); without a sort, results come in id
 order. `after` is an offset into that order.
+
+Index lag (a FaultPlan's `index_lag_ms`, connectors.sandbox.faults): search, and search only, sees
+a record once the wall clock reaches its modification time plus `index_delay_ms` of it, a delay
+in [0, index_lag_ms] fixed by a hash of the record's number and modification time (the SQL twin,
+`_indexed_sql`, is what search filters on). `total` counts only what the index already shows.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.sandbox.faults import RequestFaults
 from connectors.sandbox.hubspot_objects import ObjectType, PropertyDef, iso_from_ms, ms_from_text
 from connectors.sandbox.state import SandboxState
 
@@ -32,9 +39,30 @@ TIE_MULTIPLIER, TIE_MODULUS = 2654435761, 1 << 32
 TIE_ORDER_SQL = f"(id * {TIE_MULTIPLIER}) % {TIE_MODULUS}"
 
 
+# Index lag: a hash of (record number, modification ms) spread over [0, lag]. The factors keep the
+# sum within SQLite's 64-bit integers for ids below 10**9 and timestamps far past year 3000.
+LAG_ID_FACTOR, LAG_STAMP_FACTOR, LAG_MODULUS = 2654435761, 40503, 1_000_003
+
+
 def tie_rank(number: int) -> int:
     """Where a record falls among ties on the sort value (the Python twin of TIE_ORDER_SQL)."""
     return (number * TIE_MULTIPLIER) % TIE_MODULUS
+
+
+def index_delay_ms(number: int, modified_ms: int, lag_ms: int) -> int:
+    """How long after its modification a record stays out of search, under an index lag of `lag_ms`.
+
+    `number` is the record's row number (its HubSpot id less the type's id offset). The Python
+    twin of `_indexed_sql`, so tests can pick records whose delays come in the order they need.
+    """
+    return (number * LAG_ID_FACTOR + modified_ms * LAG_STAMP_FACTOR) % LAG_MODULUS * lag_ms // (LAG_MODULUS - 1)
+
+
+def _indexed_sql(kind: ObjectType) -> str:
+    """The condition a record meets once search can see it; parameters: lag_ms, now_ms."""
+    updated = f"({kind.updated_sql})"
+    delay = f"((id * {LAG_ID_FACTOR} + {updated} * {LAG_STAMP_FACTOR}) % {LAG_MODULUS} * ? / {LAG_MODULUS - 1})"
+    return f"{updated} + {delay} <= ?"
 
 
 class ApiError(Exception):
@@ -210,8 +238,8 @@ class CountCache:
 
 
 def search(state: SandboxState, kind: ObjectType, body: dict[str, Any], cap: int,
-           counts: CountCache | None = None) -> dict[str, Any]:
-    """POST /crm/v3/objects/{type}/search."""
+           counts: CountCache | None = None, faults: RequestFaults | None = None) -> dict[str, Any]:
+    """POST /crm/v3/objects/{type}/search; `faults`: the request's fault plan (index lag)."""
     limit = int(body.get("limit") or 10)
     if not 0 < limit <= MAX_SEARCH_LIMIT:
         raise ApiError(400, f"limit must be between 1 and {MAX_SEARCH_LIMIT}")
@@ -229,6 +257,13 @@ def search(state: SandboxState, kind: ObjectType, body: dict[str, Any], cap: int
             props.append(kind.properties[extra])
     count_sql = f"SELECT COUNT(*) FROM {kind.table} WHERE {query.where}"
     total = (counts or CountCache()).count(state, count_sql, query.params)
+    lag = faults.plan.index_lag_ms if faults is not None else 0
+    if lag:  # one "now" for the count and the page
+        query = Query(f"{query.where} AND {_indexed_sql(kind)}", [*query.params, lag, int(time.time() * 1000)])
+        indexed = state.query(f"SELECT COUNT(*) FROM {kind.table} WHERE {query.where}", query.params)[0][0]
+        if indexed < total and faults is not None:
+            faults.count("index_lag")
+        total = indexed
     rows = state.query(
         f"SELECT {_select(kind, props)} FROM {kind.table} WHERE {query.where}"
         f" ORDER BY {_order_by(kind, body.get('sorts') or [])} LIMIT ? OFFSET ?",

@@ -10,7 +10,10 @@ the OAuth token + SOAP login endpoints the client's login flows call. The sandbo
 non-empty client id / secret / username / password, and for the ``refresh_token`` grant any
 non-empty ``refresh_token`` (with a client id): it hands out the org's one access token
 (``state.token``), which every data call accepts. The daily usage it reports can be set for tests
-with ``set_api_usage`` (kept in the ``salesforce.api_usage`` meta key).
+with ``set_api_usage`` (kept in the ``salesforce.api_usage`` meta key). A FaultPlan's
+``locator_expiry`` (connectors.sandbox.faults) evicts a queryMore cursor before answering (400
+INVALID_QUERY_LOCATOR, the answer of any evicted cursor) or drops a Bulk job before a results
+request with a locator (404 NOT_FOUND, what a job whose results expired answers).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from connectors.sandbox.faults import request_faults
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.salesforce_bulk import BulkQueryJobs
 from connectors.sandbox.salesforce_query import QueryService, deleted_records, ensure_indexes, requested_batch_size
@@ -117,6 +121,12 @@ class _Usage:
         with self._lock:
             override = self._override()
             return (len(self._calls), self._maximum) if override is None else (override["used"], override["max"])
+
+
+def _locator_expires(request: Request) -> bool:
+    """Whether the fault plan (connectors.sandbox.faults) expires this request's query locator."""
+    faults = request_faults(request.scope)
+    return faults is not None and faults.draw("locator_expiry", faults.plan.locator_expiry)
 
 
 def _check_version(version: str) -> None:
@@ -278,9 +288,9 @@ def create_app(state: SandboxState) -> FastAPI:
 
     @app.get("/services/data/{version}/query/{locator}")
     @app.get("/services/data/{version}/queryAll/{locator}")
-    def query_more(version: str, locator: str) -> JSONResponse:
+    def query_more(version: str, locator: str, request: Request) -> JSONResponse:
         _check_version(version)
-        return JSONResponse(queries.more(version, locator))
+        return JSONResponse(queries.more(version, locator, expire=_locator_expires(request)))
 
     # -- describe ---------------------------------------------------------------------------
     @app.get("/services/data/{version}/sobjects")
@@ -344,9 +354,11 @@ def create_app(state: SandboxState) -> FastAPI:
         return Response(status_code=204)
 
     @app.get("/services/data/{version}/jobs/query/{job_id}/results")
-    def query_job_results(version: str, job_id: str, locator: str | None = None,
+    def query_job_results(version: str, job_id: str, request: Request, locator: str | None = None,
                           maxRecords: str | None = None) -> Response:  # noqa: N803 - the API's name
         _check_version(version)
+        if locator and locator != "null" and _locator_expires(request):
+            bulk_jobs.expire(job_id)  # Bulk locators last as long as their job: the job is gone (404)
         text, count, next_locator = bulk_jobs.results(job_id, locator, maxRecords)
         return Response(text, media_type="text/csv", headers={
             "Sforce-NumberOfRecords": str(count), "Sforce-Locator": next_locator})

@@ -157,6 +157,19 @@ class BulkQueryJobs:
                 raise ApiError(400, "INVALIDJOBSTATE", "Abort the job before deleting it")
             self._drop(job_id)
 
+    def expire(self, job_id: str) -> None:
+        """The job's results are gone, as when Salesforce deletes a job whose results expired.
+
+        Bulk API 2.0 locators themselves never expire: "As long as the associated job exists, the
+        locator string for a set of results does not change" (Get Results for a Query Job). What
+        does expire is the job: Salesforce keeps query results 7 days, then deletes the job, and
+        every later request for it, results with any locator included, answers the job's 404
+        ``[{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]``. So
+        the fault plan's locator expiry on a results request drops the job (see salesforce_api).
+        """
+        with self._lock:
+            self._drop(job_id)
+
     def _drop(self, job_id: str) -> None:
         job = self._jobs.pop(job_id, None)
         if job is not None:

@@ -127,10 +127,14 @@ class QueryService:
         locator, cursor = self.cursors.open(compiled, batch_size)
         return self._more(version, locator, cursor, 0)
 
-    def more(self, version: str, locator_with_offset: str) -> dict[str, Any]:
+    def more(self, version: str, locator_with_offset: str, expire: bool = False) -> dict[str, Any]:
+        """A queryMore page. `expire` (the fault plan's locator expiry) evicts the cursor first, so
+        this request and every later one with its locator answer as an expired cursor does."""
         locator, _, offset = locator_with_offset.rpartition("-")
         if not offset.isdigit():
             raise ApiError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        if expire:
+            self.cursors.close(locator)
         return self._more(version, locator, self.cursors.get(locator), int(offset))
 
     def _more(self, version: str, locator: str, cursor: _Cursor, offset: int) -> dict[str, Any]:

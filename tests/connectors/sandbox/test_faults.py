@@ -13,17 +13,20 @@ import requests
 import urllib3
 from hubspot.crm.deals.exceptions import ServiceException as DealsServiceException
 from hubspot.crm.deals.exceptions import UnauthorizedException as DealsUnauthorized
-from hubspot.crm.objects import PublicObjectSearchRequest
+from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 from hubspot.crm.objects.exceptions import ApiException, UnauthorizedException
 from hubspot.discovery.discovery_base import DiscoveryBase
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceExpiredSession,
     SalesforceGeneralError,
+    SalesforceMalformedRequest,
     SalesforceRefusedRequest,
 )
 
 from connectors.sandbox.faults import FaultPlan
+from connectors.sandbox.hubspot_search import index_delay_ms
+from connectors.sandbox.ids import hs_id
 from connectors.sandbox.salesforce_api import CONCURRENT_LIMIT_MESSAGE, inject_faults
 from connectors.sandbox.server import SandboxServer
 from tests.conftest import private_sandbox
@@ -231,3 +234,122 @@ def test_fault_plans_are_validated() -> None:
         FaultPlan(rate_limit=0.7, drop=0.5)
     with pytest.raises(ValueError):
         FaultPlan(latency_ms=-1)
+    with pytest.raises(ValueError):
+        FaultPlan(locator_expiry=1.5)
+    with pytest.raises(ValueError):
+        FaultPlan(index_lag_ms=-1)
+    FaultPlan(rate_limit=1.0, locator_expiry=1.0)  # a separate draw: not part of the rates' sum
+
+
+# -- Salesforce: query locator expiry --------------------------------------------------------------
+TASKS = "SELECT Id FROM Task"  # 1,800+ in the shared org: several pages of 200
+SMALL_PAGES = {"Sforce-Query-Options": "batchSize=200"}
+EXPIRED = [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}]
+
+
+@pytest.fixture
+def shared_sf(sandbox: SandboxServer) -> Iterator[Salesforce]:
+    """The session's shared org (this module's own is too small for a queryMore); its plan is undone."""
+    try:
+        yield client(sandbox)
+    finally:
+        sandbox.set_faults("salesforce", None)
+
+
+def test_an_expired_query_locator_is_invalid_query_locator_and_stays_expired(
+        sandbox: SandboxServer, shared_sf: Salesforce) -> None:
+    sandbox.set_faults("salesforce", FaultPlan(locator_expiry=1.0))
+    first = shared_sf.query(TASKS, headers=SMALL_PAGES)  # a query carries no locator: never expires
+    assert not first["done"] and len(first["records"]) == 200
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        shared_sf.query_more(first["nextRecordsUrl"], identifier_is_url=True, headers=SMALL_PAGES)
+    assert caught.value.status == 400 and caught.value.content == EXPIRED
+    assert sandbox.faults["salesforce"].injected == {"locator_expiry": 1}
+    sandbox.set_faults("salesforce", None)
+    with pytest.raises(SalesforceMalformedRequest) as again:  # the cursor is gone, not just one answer
+        shared_sf.query_more(first["nextRecordsUrl"], identifier_is_url=True, headers=SMALL_PAGES)
+    assert again.value.content == EXPIRED
+    fresh = shared_sf.query(TASKS, headers=SMALL_PAGES)
+    assert shared_sf.query_more(fresh["nextRecordsUrl"], identifier_is_url=True, headers=SMALL_PAGES)["records"]
+
+
+def test_locator_expiry_is_deterministic_given_the_seed(sandbox: SandboxServer, shared_sf: Salesforce) -> None:
+    def outcomes(seed: int) -> list[str]:
+        sandbox.set_faults("salesforce", FaultPlan(locator_expiry=0.4, seed=seed))
+        seen = []
+        for _ in range(12):
+            page = shared_sf.query(TASKS, headers=SMALL_PAGES)
+            try:
+                shared_sf.query_more(page["nextRecordsUrl"], identifier_is_url=True, headers=SMALL_PAGES)
+                seen.append("ok")
+            except SalesforceMalformedRequest as error:
+                assert error.content == EXPIRED
+                seen.append("expired")
+        assert sandbox.faults["salesforce"].injected == {"locator_expiry": seen.count("expired")}
+        return seen
+
+    first = outcomes(3)
+    assert outcomes(3) == first and {"ok", "expired"} <= set(first)
+    assert outcomes(4) != first
+
+
+def test_an_expired_bulk_locator_finds_its_job_gone(org: SandboxServer) -> None:
+    """Bulk 2.0 locators last as long as their job: expiry drops the job, and results answer its 404."""
+    base = f"{org.salesforce_url}/services/data/v62.0/jobs/query"
+    with https_session(org.ca_path) as session:
+        session.headers["Authorization"] = f"Bearer {org.token}"
+        job = session.post(base, json={"operation": "query", "query": "SELECT Id FROM Opportunity"}).json()["id"]
+        states = [session.get(f"{base}/{job}").json()["state"] for _ in range(3)]
+        assert states[-1] == "JobComplete", states
+        org.set_faults("salesforce", FaultPlan(locator_expiry=1.0))
+        first = session.get(f"{base}/{job}/results", params={"maxRecords": 20})  # no locator: served
+        assert first.status_code == 200 and first.headers["Sforce-NumberOfRecords"] == "20"
+        locator = first.headers["Sforce-Locator"]
+        assert locator != "null" and org.faults["salesforce"].injected == {}
+        expired = session.get(f"{base}/{job}/results", params={"maxRecords": 20, "locator": locator})
+        assert expired.status_code == 404
+        assert expired.json() == [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+        assert org.faults["salesforce"].injected == {"locator_expiry": 1}
+        org.set_faults("salesforce", None)
+        assert session.get(f"{base}/{job}").status_code == 404  # the job itself is gone
+
+
+# -- HubSpot: search index lag ---------------------------------------------------------------------
+LAG_MS = 1000
+
+
+def _search_since(hs: hubspot.Client, stamp: int) -> Any:
+    request = PublicObjectSearchRequest(limit=100, filter_groups=[FilterGroup(filters=[
+        Filter(property_name="hs_lastmodifieddate", operator="GTE", value=str(stamp))])])
+    return hs.crm.objects.search_api.do_search("deals", request)
+
+
+def test_index_lag_hides_fresh_records_from_search_only_and_for_their_own_delay(
+        org: SandboxServer, hs: hubspot.Client) -> None:
+    numbers = range(1, 31)
+    stamp = org.state.next_modstamp_ms()
+    with org.state.transaction() as conn:
+        conn.executemany("UPDATE deals SET modified_ms = ? WHERE id = ?", [(stamp, number) for number in numbers])
+    due = {hs_id("deals", number): stamp + index_delay_ms(number, stamp, LAG_MS) for number in numbers}
+    assert all(stamp <= moment <= stamp + LAG_MS for moment in due.values())
+    assert len(set(due.values())) > 20  # the delays are spread, not one block
+    org.set_faults("hubspot", FaultPlan(index_lag_ms=LAG_MS))
+    before = int(time.time() * 1000)
+    page = _search_since(hs, stamp)
+    after = int(time.time() * 1000)
+    seen = {record.id for record in page.results}
+    assert page.total == len(seen) < len(due)
+    # Exactly the records whose delay has passed, at some moment during the request
+    assert {record for record, moment in due.items() if moment <= before} <= seen
+    assert not {record for record, moment in due.items() if moment > after} & seen
+    assert org.faults["hubspot"].injected == {"index_lag": 1}
+    hidden = sorted(set(due) - seen)[0]
+    assert hs.crm.deals.basic_api.get_by_id(hidden).id == hidden  # reads and lists do not lag
+    listed = hs.crm.deals.basic_api.get_page(limit=100)
+    assert {record.id for record in listed.results} >= set(due)
+    org.set_faults("hubspot", None)
+    assert _search_since(hs, stamp).total == len(due)  # no plan, no lag
+    time.sleep(max(0.0, (stamp + LAG_MS + 20) / 1000 - time.time()))
+    org.set_faults("hubspot", FaultPlan(index_lag_ms=LAG_MS))
+    assert _search_since(hs, stamp).total == len(due)  # every delay has passed
+    assert org.faults["hubspot"].injected == {}
