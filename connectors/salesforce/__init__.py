@@ -56,7 +56,7 @@ from connectors.salesforce.auth import (
     RefreshTokenLogin,
     credential_method,
 )
-from connectors.salesforce.bulk import BulkQueryReader, Page
+from connectors.salesforce.bulk import BulkJobGone, BulkQueryReader, Page
 from connectors.salesforce.custom_fields import (
     CustomField,
     CustomFieldConfig,
@@ -310,17 +310,23 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
         The caller stores each page before asking for the next, so the last page handed out is
         the last one committed: a restart from its cursor neither skips nor repeats records.
         """
-        restarts = 0
+        restarts = 0  # in a row, without a page stored in between
         while True:
             try:
                 for records, after in self._query_pages(spec, cursor):
                     yield records, after
                     cursor = after
+                    restarts = 0
                 return
+            except BulkJobGone as gone:
+                if restarts >= MAX_LOCATOR_RESTARTS:
+                    raise ConnectorError(f"Salesforce Bulk API 2.0 job {gone} of {spec.sobject} disappeared "
+                                         f"{restarts + 1} times in a row; the next run resumes from the last "
+                                         "stored page") from None
             except SalesforceError as error:
                 if "INVALID_QUERY_LOCATOR" not in error_codes(error) or restarts >= MAX_LOCATOR_RESTARTS:
                     raise
-                restarts += 1
+            restarts += 1
 
     def _query_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[Page]:
         """queryAll pages (deleted rows included), following nextRecordsUrl until done.

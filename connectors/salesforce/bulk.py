@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceOperationError
+from simple_salesforce.exceptions import SalesforceOperationError, SalesforceResourceNotFound
 
 from connectors.incremental import Cursor, later
 from connectors.salesforce.helpers import bulk_soql, csv_record, parse_datetime
@@ -38,6 +38,11 @@ Page = tuple[list[dict[str, Any]], Cursor]
 JSON = "application/json"
 CSV = "text/csv"
 DONE, ENDED = "JobComplete", ("Failed", "Aborted")
+
+
+class BulkJobGone(Exception):
+    """The job disappeared mid-read (Salesforce deletes jobs after 7 days, or an admin did): the read
+    restarts from the last committed cursor with a new job, like an expired query locator."""
 
 
 class BulkQueryReader:
@@ -59,12 +64,18 @@ class BulkQueryReader:
         """
         operation = f"Bulk API 2.0 query of {spec.sobject}"
         job_id = self._call(operation, self._create_query_job, bulk_soql(spec, cursor))
-        self._wait_for_job(operation, job_id)
+        try:
+            self._wait_for_job(operation, job_id)
+        except SalesforceResourceNotFound:
+            raise BulkJobGone(job_id) from None
         newest = cursor
         held: list[dict[str, Any]] = []  # one page held back: only the job's last page moves the cursor
         locator = ""
         while True:
-            text, locator = self._call(operation, self._query_results, job_id, locator)
+            try:
+                text, locator = self._call(operation, self._query_results, job_id, locator)
+            except SalesforceResourceNotFound:
+                raise BulkJobGone(job_id) from None
             for row in csv.DictReader(io.StringIO(text)):
                 record = csv_record(row, self._csv_types)
                 newest = later(newest, Cursor(parse_datetime(record["SystemModstamp"]), record["Id"]))

@@ -133,24 +133,19 @@ def test_salesforce_restarts_expired_query_locators_and_stores_what_a_clean_run_
     assert reruns == 0, "the source gave up on a stream instead of restarting its query"
 
 
-def test_salesforce_bulk_results_whose_job_expired_fail_the_stream_then_the_next_run_converges(
+def test_salesforce_restarts_a_bulk_read_whose_job_expired_from_its_last_stored_page(
         org: SandboxServer, tmp_path: Any, clean_salesforce: dict[str, list[Any]]) -> None:
     """Above the Bulk threshold the rest of a query comes from one Bulk 2.0 job, whose locators last
-    as long as the job: an expired one finds the job gone (404 NOT_FOUND). With every locator
-    expiring the stream fails with a ConnectorError (today's source restarts only on
-    INVALID_QUERY_LOCATOR, so on the first one); the next run, from the last committed cursor,
-    converges."""
+    as long as the job: an expired one finds the job gone (404 NOT_FOUND). The read restarts from
+    the last stored page (REST page one, then a new job), so even with every locator expiring each
+    restart stores one more page and the stream completes in the same run."""
     engine = _store(tmp_path, "bulk")
     org.set_faults("salesforce", FaultPlan(locator_expiry=1.0))
-    with _salesforce(org, **{BULK_THRESHOLD_ENV: "100"}) as source, pytest.raises(ConnectorError) as caught:
-        source.bulk_max_records = 20  # page one by REST (200), then 3 results chunks of the job
+    with _salesforce(org, **{BULK_THRESHOLD_ENV: "100"}) as source:
+        source.bulk_max_records = 20  # page one by REST (200), then results chunks of 20 from the job
         source.extract(engine, "opportunities")
-    assert "NOT_FOUND" in str(caught.value), caught.value
     assert org.faults["salesforce"].injected.get("locator_expiry", 0) >= 1
     org.set_faults("salesforce", None)
-    with _salesforce(org, **{BULK_THRESHOLD_ENV: "100"}) as source:
-        source.bulk_max_records = 20
-        source.extract(engine, "opportunities")
     assert _rows(engine, "salesforce", (Deal,)) == {"Deal": clean_salesforce["Deal"]}
 
 
