@@ -79,7 +79,10 @@ def minimum_pages(server: SandboxServer, crm: str) -> int:
     return total
 
 
-def run(deals: int, workdir: Path, bulk_threshold: int | None) -> str:
+SOURCES = {"salesforce": SalesforceSource, "hubspot": HubSpotSource}
+
+
+def run(deals: int, workdir: Path, bulk_threshold: int | None, crms: tuple[str, ...] = tuple(SOURCES)) -> str:
     spec = OrgSpec(seed=11, deals=deals, owners=max(10, deals // 100), accounts=max(50, deals // 5),
                    anchor=ANCHOR)
     started = time.perf_counter()
@@ -96,13 +99,13 @@ def run(deals: int, workdir: Path, bulk_threshold: int | None) -> str:
         env = server.connection_env()
         if bulk_threshold is not None:
             env["OKR_SYNC_SF_BULK_THRESHOLD"] = str(bulk_threshold)
-        engines = {crm: make_engine(f"sqlite:///{workdir / f'{crm}.db'}") for crm in ("salesforce", "hubspot")}
-        for crm, cls in (("salesforce", SalesforceSource), ("hubspot", HubSpotSource)):
-            with cls.from_env(env) as source:
+        engines = {crm: make_engine(f"sqlite:///{workdir / f'{crm}.db'}") for crm in crms}
+        for crm in crms:
+            with SOURCES[crm].from_env(env) as source:
                 results[crm] = {"full": _sync(source, engines[crm]), "minimum": minimum_pages(server, crm)}
         touched = change_one_percent(server)
-        for crm, cls in (("salesforce", SalesforceSource), ("hubspot", HubSpotSource)):
-            with cls.from_env(env) as source:
+        for crm in crms:
+            with SOURCES[crm].from_env(env) as source:
                 results[crm]["incremental"] = _sync(source, engines[crm])
         for crm, result in results.items():
             (full, full_s), (incremental, inc_s) = result["full"], result["incremental"]
@@ -122,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deals", type=int, default=20_000, help="deals in the generated org (default 20000)")
     parser.add_argument("--bulk-threshold", type=int, default=None,
                         help="OKR_SYNC_SF_BULK_THRESHOLD for the run (default: the connector's)")
+    parser.add_argument("--crm", choices=tuple(SOURCES), action="append",
+                        help="only this CRM (repeatable; default both)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="okr-sync-bench-") as workdir:
-        print(run(args.deals, Path(workdir), args.bulk_threshold))
+        print(run(args.deals, Path(workdir), args.bulk_threshold, tuple(args.crm or SOURCES)))
     return 0
 
 
