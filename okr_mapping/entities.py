@@ -59,14 +59,14 @@ Expr = Callable[[Table], ColumnElement[Any]]
 class FieldSpec:
     """One field a rule may name: its kind (for value checks) and its SQL expression.
 
-    `expr` receives the entity's table; fields with `via_owner` read the owner table instead
-    and make the query join it.
+    `expr` receives the entity's table; fields with `via` read a related table instead (the
+    owner's, or a related entity's such as a deal's account) and make the query join it.
     """
 
     name: str
     kind: FieldKind
     expr: Expr
-    via_owner: bool = False
+    via: str | None = None  # "owner" or a relation of RELATIONS: the query joins that table
     description: str = ""
     only_from: str | None = None  # the one CRM whose connector fills this field so far
 
@@ -93,7 +93,7 @@ def _column(name: str, kind: FieldKind, description: str = "", only_from: str | 
 
 
 def _owner_field(name: str, description: str, only_from: str | None = None) -> FieldSpec:
-    return FieldSpec(f"owner.{name}", "text", lambda _table: OWNER_TABLE.c[name], True, description, only_from)
+    return FieldSpec(f"owner.{name}", "text", lambda _table: OWNER_TABLE.c[name], "owner", description, only_from)
 
 
 OWNER_FIELDS = [
@@ -296,7 +296,7 @@ LINE_ITEM = EntitySpec(
     ),
 )
 
-ENTITIES: dict[str, EntitySpec] = {
+_OWN_ENTITIES: dict[str, EntitySpec] = {
     spec.name: spec for spec in (DEAL, ACTIVITY, ACCOUNT, CONTACT, LEAD, CASE, CAMPAIGN, LINE_ITEM)
 }
 
@@ -320,6 +320,58 @@ def _text_as_date_default(element: text_as_date, compiler: Any, **kw: Any) -> st
 def _text_as_date_sqlite(element: text_as_date, compiler: Any, **kw: Any) -> str:
     (value,) = list(element.clauses)
     return f"substr({compiler.process(value, **kw)}, 1, 10)"
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A link from an entity's rows to one row of another entity of the same CRM, e.g. deal -> account.
+
+    Rules name the related entity's fields with its name in front (`account.region` on a deal);
+    the query joins the related table only when a rule uses one of them.
+    """
+
+    name: str  # also the related entity's name
+    column: str  # the id column on the entity's own table
+
+    def table(self) -> Table:
+        return ENTITIES[self.name].table
+
+    def condition(self, table: Table) -> ColumnElement[bool]:
+        related = self.table()
+        return and_(related.c.source == table.c.source, related.c.source_id == table.c[self.column])
+
+
+# entity -> its relations (one level: a deal's account, an activity's deal, a line item's deal, ...)
+RELATIONS: dict[str, tuple[Relation, ...]] = {
+    "deal": (Relation("account", "account_id"),),
+    "activity": (Relation("deal", "deal_id"),),
+    "line_item": (Relation("deal", "deal_id"),),
+    "contact": (Relation("account", "account_id"),),
+    "case": (Relation("account", "account_id"),),
+}
+
+
+def relation(entity: str, name: str | None) -> Relation | None:
+    """The relation `name` of `entity` (None for the owner join, which is not an entity)."""
+    return next((rel for rel in RELATIONS.get(entity, ()) if rel.name == name), None)
+
+
+def _related_fields(entities: Mapping[str, EntitySpec]) -> dict[str, EntitySpec]:
+    """Each entity with `relation.field` for every own field of each related entity (custom ones too)."""
+    linked = dict(entities)
+    for name, spec in entities.items():
+        extra: dict[str, FieldSpec] = {}
+        for rel in RELATIONS.get(name, ()):
+            target = entities[rel.name]
+            for field in target.fields.values():
+                if field.via is not None:  # its own owner.* and related fields: one level only
+                    continue
+                extra[f"{rel.name}.{field.name}"] = FieldSpec(
+                    f"{rel.name}.{field.name}", field.kind,
+                    lambda _table, field=field, target=target: field.expr(target.table), rel.name,
+                    f"the {rel.name}'s {field.description or field.name}", field.only_from)
+        linked[name] = replace(spec, fields={**spec.fields, **extra})
+    return linked
 
 
 @dataclass(frozen=True)
@@ -351,7 +403,7 @@ def with_custom_fields(fields: Mapping[str, list[CustomFieldSpec]] | None) -> di
     """ENTITIES with each entity's custom fields added (the config validated names and collisions)."""
     if not fields:
         return ENTITIES
-    entities = dict(ENTITIES)
+    entities = dict(_OWN_ENTITIES)
     for name, customs in fields.items():
         base = entities.get(name)
         if base is None:
@@ -363,7 +415,10 @@ def with_custom_fields(fields: Mapping[str, list[CustomFieldSpec]] | None) -> di
             for spec in customs if spec.name not in base.fields  # a clash is a config error, never an override
         }
         entities[name] = replace(base, fields={**base.fields, **extra})
-    return entities
+    return _related_fields(entities)
+
+
+ENTITIES: dict[str, EntitySpec] = _related_fields(_OWN_ENTITIES)
 
 BREAKDOWNS = ("owner", "team")
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from okr_mapping.config import MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
-from okr_mapping.entities import ENTITIES, OWNER_TABLE, EntitySpec, owner_join_condition
+from okr_mapping.entities import ENTITIES, OWNER_TABLE, EntitySpec, FieldSpec, owner_join_condition, relation
 from okr_mapping.periods import Period
 from okr_mapping.rules import Condition, Group, Measure, WhereTree, parse_measure, parse_where, resolve_condition
 
@@ -87,6 +87,21 @@ def _group_expr(entity: EntitySpec, breakdown: str) -> ColumnElement[Any]:
     return OWNER_TABLE.c.team
 
 
+def _joined(entity: EntitySpec, fields: list[FieldSpec], owner: bool) -> Any:
+    """The entity's table, outer-joined to the owner and each related entity its fields read."""
+    table = entity.table
+    joined: Any = table
+    vias = {spec.via for spec in fields if spec.via is not None}
+    if owner or "owner" in vias:
+        joined = joined.outerjoin(OWNER_TABLE, owner_join_condition(table))
+    for name in sorted(vias - {"owner"}):
+        link = relation(entity.name, name)
+        if link is None:  # the allow-list only offers fields of declared relations
+            raise ValueError(f"{entity.name} has no relation {name!r}")
+        joined = joined.outerjoin(link.table(), link.condition(table))
+    return joined
+
+
 def build_query(
     part: MeasureSource,
     time_field: str | None,
@@ -109,10 +124,10 @@ def build_query(
     if measure.field is not None:
         field_specs.append(entity.fields[measure.field])
     time_spec = entity.fields[time_field or entity.default_time]
-    needs_owner = breakdown is not None or any(spec.via_owner for spec in field_specs)
+    field_specs.append(time_spec)
 
     group = _group_expr(entity, breakdown) if breakdown is not None else None
-    from_clause = table.outerjoin(OWNER_TABLE, owner_join_condition(table)) if needs_owner else table
+    from_clause = _joined(entity, field_specs, owner=breakdown is not None)
     time_column = time_spec.expr(table)
     filters = (
         table.c.source == source,
