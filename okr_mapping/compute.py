@@ -163,7 +163,7 @@ def _unseen_overrides(config: OkrConfig, kr: KeyResult, rows: list[KrResult], pa
     issues = []
     for label in kr.target.overrides:
         if label not in seen:
-            what = "owner email" if kr.breakdown == "owner" else "team"
+            what = {"owner": "owner email", "team": "team"}.get(kr.breakdown or "", f"{kr.breakdown} value")
             issues.append(
                 config.issue(
                     "warning",

@@ -33,7 +33,10 @@ if TYPE_CHECKING:
 Source = Literal["salesforce", "hubspot"]
 KrType = Literal["increase", "decrease", "stay_above", "stay_below", "milestone", "manual"]
 METRIC_KR_TYPES = ("increase", "decrease", "stay_above", "stay_below")
-Breakdown = Literal["owner", "team"]
+# owner | team | a text field of the metric's entity, e.g. account.region or product_family (validate.py)
+Breakdown = Annotated[str, Field(min_length=1, description=(
+    "One key result per group: owner (by email), team, or a text field of the metric's entity such as "
+    "account.region, deal_type or product_family"))]
 Comparison = Literal["previous_period", "same_period_last_year"]
 
 _CHANGE = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?|\.\d+)\s*(%?)\s*$")

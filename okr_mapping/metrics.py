@@ -16,7 +16,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from okr_mapping.config import MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
-from okr_mapping.entities import ENTITIES, OWNER_TABLE, EntitySpec, FieldSpec, owner_join_condition, relation
+from okr_mapping.entities import (
+    BREAKDOWNS,
+    ENTITIES,
+    OWNER_TABLE,
+    EntitySpec,
+    FieldSpec,
+    owner_join_condition,
+    relation,
+)
 from okr_mapping.periods import Period
 from okr_mapping.rules import Condition, Group, Measure, WhereTree, parse_measure, parse_where, resolve_condition
 
@@ -81,10 +89,12 @@ def resolve_where(part: MeasureSource, segments: Mapping[str, Segment] | None = 
 
 
 def _group_expr(entity: EntitySpec, breakdown: str) -> ColumnElement[Any]:
-    """The group key: owner email (else the CRM owner id), or the owner's team."""
+    """The group key: owner email (else the CRM owner id), the owner's team, or a text field's value."""
     if breakdown == "owner":
         return func.coalesce(OWNER_TABLE.c.email, entity.table.c.owner_id)
-    return OWNER_TABLE.c.team
+    if breakdown == "team":
+        return OWNER_TABLE.c.team
+    return entity.fields[breakdown].expr(entity.table)
 
 
 def _joined(entity: EntitySpec, fields: list[FieldSpec], owner: bool) -> Any:
@@ -125,9 +135,11 @@ def build_query(
         field_specs.append(entity.fields[measure.field])
     time_spec = entity.fields[time_field or entity.default_time]
     field_specs.append(time_spec)
+    if breakdown is not None and breakdown not in BREAKDOWNS:
+        field_specs.append(entity.fields[breakdown])
 
     group = _group_expr(entity, breakdown) if breakdown is not None else None
-    from_clause = _joined(entity, field_specs, owner=breakdown is not None)
+    from_clause = _joined(entity, field_specs, owner=breakdown in BREAKDOWNS)
     time_column = time_spec.expr(table)
     filters = (
         table.c.source == source,

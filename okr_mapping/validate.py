@@ -29,7 +29,7 @@ from okr_mapping.config import (
     custom_field_specs,
 )
 from okr_mapping.custom_fields import check_custom_fields
-from okr_mapping.entities import ENTITIES, EntitySpec, with_custom_fields
+from okr_mapping.entities import BREAKDOWNS, ENTITIES, EntitySpec, with_custom_fields
 from okr_mapping.errors import KeyPath, did_you_mean
 from okr_mapping.findings import Finding
 from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, is_valid_period_spec
@@ -379,6 +379,24 @@ def _check_kr_shape(path: KeyPath, kr: KeyResult) -> Iterator[Finding]:
         )
 
 
+def _check_breakdown(entity: EntitySpec, breakdown: str, path: KeyPath) -> Iterator[Finding]:
+    """owner / team need an owner; any other breakdown must be a text field of the entity."""
+    if breakdown in BREAKDOWNS:
+        if not entity.has_owner:
+            yield Finding("error", path, f"{entity.name} records have no owner to break down by")
+        return
+    field = entity.field(breakdown)
+    texts = entity.names("text")
+    if field is None or field.kind != "text":
+        what = "is not a field of" if field is None else f"is a {field.kind}, not a text field of"
+        examples = [name for name in texts if "." not in name and not name.endswith("_id")][:5]
+        yield Finding("error", path, f"'{breakdown}' {what} {entity.name}; break down by owner, team or a text "
+                      f"field such as {', '.join(examples)}",
+                      did_you_mean(breakdown, [*BREAKDOWNS, *texts]) if field is None else None)
+    else:
+        yield from _check_coverage(entity, breakdown, path)
+
+
 def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Iterator[Finding]:
     shape = list(_check_kr_shape(path, kr))
     yield from shape
@@ -390,14 +408,12 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
     if metric is not None and kr.breakdown is not None:
         for _suffix, part, _time in metric_parts(metric):
             entity = parts.entities.get(part.entity)
-            if entity is not None and not entity.has_owner:
-                yield Finding(
-                    "error", (*path, "breakdown"), f"{entity.name} records have no owner to break down by"
-                )
+            if entity is not None:
+                yield from _check_breakdown(entity, kr.breakdown, (*path, "breakdown"))
     target = kr.target
     if isinstance(target, EachTarget) and kr.breakdown is None:
         yield Finding(
-            "error", (*path, "target"), "{each: ...} needs a breakdown (owner or team) on this key result"
+            "error", (*path, "target"), "{each: ...} needs a breakdown (owner, team or a field) on this key result"
         )
     if not isinstance(target, EachTarget | ChangeTarget) and kr.breakdown is not None:
         yield Finding(

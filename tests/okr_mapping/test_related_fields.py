@@ -106,3 +106,30 @@ def test_related_fields_join_only_when_used() -> None:
     assert "JOIN" not in str(build_query(plain, None, "salesforce", Q4).compile(dialect=postgresql.dialect()))
     sql = str(build_query(related, None, "salesforce", Q4).compile(dialect=postgresql.dialect()))
     assert "LEFT OUTER JOIN account ON account.source = deal.source AND account.source_id = deal.account_id" in sql
+
+
+BY_REGION = CONFIG.replace("where: {is_won: true, account.region: EMEA}", "where: {is_won: true}").replace(
+    "      - {id: emea, metric: emea_revenue, target: 1000}",
+    "      - {id: by-region, metric: emea_revenue, breakdown: account.region, target: {each: 150}}\n"
+    "      - {id: by-type, metric: emea_revenue, breakdown: deal_type, target: {each: 150}}")
+
+
+def test_one_key_result_per_value_of_a_field_of_the_related_account(org: Engine) -> None:
+    config = parse_config(BY_REGION, "rules.yaml")
+    results = compute_key_results(org, config, source="salesforce", as_of=AS_OF)
+    by_region = {result.group: result.value for result in results if result.kr_id == "by-region"}
+    assert by_region["EMEA"] == 100 and by_region["APAC"] == 200
+    # the deal whose account was never synced has a group of its own
+    assert len(by_region) == 3 and sum(by_region.values()) == 1100
+
+
+@pytest.mark.parametrize(("breakdown", "message", "suggestion"), [
+    ("account.regoin", "'account.regoin' is not a field of deal", "account.region"),
+    ("amount", "'amount' is a number, not a text field of deal", None),
+    ("temas", "'temas' is not a field of deal", "team"),
+])
+def test_a_breakdown_must_be_owner_team_or_a_text_field(breakdown: str, message: str, suggestion: str | None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(BY_REGION.replace("breakdown: account.region", f"breakdown: {breakdown}"), "rules.yaml")
+    (error,) = [issue for issue in caught.value.errors if message in issue.message]
+    assert error.line == 15 and error.suggestion == suggestion
