@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 from connectors.store import SOURCES
 from okr_mapping import scoring
 from okr_mapping.config import (
+    AnyMetric,
     ChangeTarget,
     CheckIn,
     EachTarget,
     KeyResult,
     Objective,
     OkrConfig,
-    RatioMetric,
     SimpleMetric,
 )
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
@@ -346,7 +346,7 @@ def _milestone_result(
     )
 
 
-def _accumulates(metric: SimpleMetric | RatioMetric) -> bool:
+def _accumulates(metric: AnyMetric) -> bool:
     """True for metrics that grow through a period from zero (counts and sums)."""
     return isinstance(metric, SimpleMetric) and parse_measure(metric.measure).defined_on_empty
 

@@ -112,7 +112,23 @@ class RatioMetric(StrictModel):
     description: str | None = None
 
 
+class DerivedMetric(StrictModel):
+    """Arithmetic over other metrics, each taken over the same period (and group of a breakdown)."""
+
+    derived: str = Field(
+        description="A formula of metric names, numbers, + - * / and parentheses",
+        json_schema_extra={"examples": ["closed_won_revenue / won_deals", "(revenue - cost) / cost * 100"]},
+    )
+    unit: str | None = None
+    description: str | None = None
+
+
+AnyMetric = SimpleMetric | RatioMetric | DerivedMetric
+
+
 def _metric_kind(value: Any) -> str | None:
+    if isinstance(value, DerivedMetric) or (isinstance(value, dict) and "derived" in value):
+        return "derived_metric"
     if isinstance(value, RatioMetric) or (isinstance(value, dict) and "ratio" in value):
         return "ratio_metric"
     if isinstance(value, SimpleMetric | dict):
@@ -121,11 +137,13 @@ def _metric_kind(value: Any) -> str | None:
 
 
 Metric = Annotated[
-    Annotated[SimpleMetric, Tag("simple_metric")] | Annotated[RatioMetric, Tag("ratio_metric")],
+    Annotated[SimpleMetric, Tag("simple_metric")]
+    | Annotated[RatioMetric, Tag("ratio_metric")]
+    | Annotated[DerivedMetric, Tag("derived_metric")],
     Discriminator(
         _metric_kind,
         custom_error_type="metric_shape",
-        custom_error_message="a metric must be a mapping with entity/measure, or with ratio",
+        custom_error_message="a metric must be a mapping with entity/measure, with ratio, or with derived",
     ),
 ]
 

@@ -21,6 +21,30 @@ CRM_FIELD_PATTERNS = {
 }
 
 
+# What the CRMs (or their users) call okr-sync's entities, for a "did you mean" when a rule uses
+# the CRM's word; keys are lower-case without spaces or '_'.
+CRM_ENTITY_NAMES = {
+    "opportunity": "deal", "opportunities": "deal", "opp": "deal", "opps": "deal",
+    "company": "account", "companies": "account",
+    "ticket": "case", "tickets": "case", "cases": "case",
+    "task": "activity", "tasks": "activity", "event": "activity", "events": "activity",
+    "call": "activity", "calls": "activity", "meeting": "activity", "meetings": "activity",
+    "email": "activity", "emails": "activity", "engagement": "activity", "engagements": "activity",
+    "activities": "activity",
+    "opportunitylineitem": "line_item", "lineitem": "line_item", "lineitems": "line_item",
+    "product": "line_item", "products": "line_item",
+}
+
+
+def suggest_entity(name: object) -> str | None:
+    """The entity a mistyped or CRM-worded entity name most likely means ('opportunity' -> deal)."""
+    if isinstance(name, str):
+        alias = CRM_ENTITY_NAMES.get(name.lower().replace(" ", "").replace("_", ""))
+        if alias is not None:
+            return alias
+    return did_you_mean(name, ENTITIES)
+
+
 def check_custom_fields(fields: Mapping[str, Mapping[str, CustomField]]) -> Iterator[Finding]:
     """Unknown entities, bad or clashing names, CRM names that are not plain API names."""
     for entity_name, named in fields.items():
@@ -28,7 +52,7 @@ def check_custom_fields(fields: Mapping[str, Mapping[str, CustomField]]) -> Iter
         entity = ENTITIES.get(entity_name)
         if entity is None:
             yield Finding("error", base, f"unknown entity '{entity_name}'; custom fields can extend "
-                          f"{', '.join(ENTITIES)}", did_you_mean(entity_name, ENTITIES), on_key=True)
+                          f"{', '.join(ENTITIES)}", suggest_entity(entity_name), on_key=True)
             continue
         for name, spec in named.items():
             path = (*base, name)

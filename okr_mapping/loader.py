@@ -142,13 +142,12 @@ def parse_yaml(text: str, file: str = "<config>") -> tuple[Any, SourceMap, list[
         builder = _Builder(loader, source_map)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "unreadable YAML"
+        message, mark = _yaml_problem(exc)
         raise ConfigError(
             [
                 Issue(
                     "error",
-                    f"this is not valid YAML ({problem})",
+                    message,
                     file=file,
                     line=mark.line + 1 if mark else None,
                     column=mark.column + 1 if mark else None,
@@ -160,6 +159,49 @@ def parse_yaml(text: str, file: str = "<config>") -> tuple[Any, SourceMap, list[
     finally:
         loader.dispose()
     return data, source_map, builder.issues
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> tuple[str, yaml.Mark | None]:
+    """A plain sentence for PyYAML's error and the mark to report it at (where the mistake likely is)."""
+    context, problem = exc.context or "", exc.problem or ""
+    context_mark, problem_mark = exc.context_mark, exc.problem_mark
+    mark = problem_mark or context_mark
+    prefix = "this is not valid YAML: "
+    if "is not a valid date" in problem:
+        return f"{problem} (no such month or day); write dates as YYYY-MM-DD, e.g. 2026-11-20", mark
+    if not problem or "nests or repeats" in problem:
+        plain = " ".join(part for part in (context, problem) if part) or "unreadable YAML"
+        return f"this is not valid YAML ({plain})", mark
+    if "'\\t'" in problem:
+        return prefix + "a tab is used here; indent with spaces only", mark
+    if "undefined alias" in problem:
+        name = problem.split("'")[1] if problem.count("'") >= 2 else "name"
+        return prefix + f"'*{name}' refers to an anchor '&{name}' that is not defined above it", mark
+    if "that cannot start any token" in problem:
+        char = problem.split("'")[1] if problem.count("'") >= 2 else "this character"
+        return prefix + f"a value cannot start with '{char}'; put the value in quotes", mark
+    if "quoted scalar" in context and context_mark is not None:
+        # PyYAML notices at the end of the file; the mistake is the quote that was opened here.
+        return prefix + "the quote opened here is never closed; end the text with the same quote", context_mark
+    if "simple key" in context and context_mark is not None:
+        return prefix + "expected 'key: value' on this line; is the space after ':' missing?", context_mark
+    if "flow mapping" in context or "flow sequence" in context:
+        opener, closer = ("{", "}") if "mapping" in context else ("[", "]")
+        where = f" on line {context_mark.line + 1}" if context_mark is not None else ""
+        return (
+            prefix + f"the '{opener}' opened{where} is not closed with '{closer}' before this point, "
+            f"or a ',' is missing between its entries",
+            mark,
+        )
+    if "mapping values are not allowed" in problem:
+        return (
+            prefix + "a ':' is not allowed here; either this line is indented deeper than the key above it, "
+            "or the value contains ': ' and needs quotes",
+            mark,
+        )
+    if "expected <block end>" in problem:
+        return prefix + "this line does not line up with the lines above it; check its indentation", mark
+    return f"this is not valid YAML ({' '.join(part for part in (context, problem) if part)})", mark
 
 
 def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None) -> OkrConfig:
@@ -247,7 +289,7 @@ def _load_checkins(config: OkrConfig, source_map: SourceMap, folder: Path) -> li
         try:
             checkin = CheckIn.model_validate(raw)
         except ValidationError as exc:
-            found = [_checkin_issue(checkin_map, index, error) for error in exc.errors()]
+            found = [_checkin_issue(checkin_map, index, error, raw) for error in exc.errors()]
             issues.extend(_drop_redundant_missing(found))
             continue
         kind = kinds.get(checkin.kr, (None, 0, 0))[0]
@@ -266,7 +308,8 @@ def _load_checkins(config: OkrConfig, source_map: SourceMap, folder: Path) -> li
                 checkin_map.issue(
                     "error",
                     (index, "kr"),
-                    f"'{checkin.kr}' is a {kind} key result; only manual key results take check-ins",
+                    f"'{checkin.kr}' is {'an' if kind[:1] in 'aeiou' else 'a'} {kind} key result; "
+                    "only manual key results take check-ins",
                 )
             )
         elif (checkin.kr, checkin.date) in seen:
@@ -284,7 +327,7 @@ def _load_checkins(config: OkrConfig, source_map: SourceMap, folder: Path) -> li
     return issues
 
 
-def _checkin_issue(checkin_map: SourceMap, index: int, error: Any) -> Issue:
+def _checkin_issue(checkin_map: SourceMap, index: int, error: Any, raw: Any) -> Issue:
     loc = tuple(part for part in error["loc"] if isinstance(part, str))
     key = loc[0] if loc else None
     if error["type"] == "extra_forbidden" and key is not None:
@@ -301,7 +344,8 @@ def _checkin_issue(checkin_map: SourceMap, index: int, error: Any) -> Issue:
         return checkin_map.issue(
             "error", (index,), "a check-in is a mapping like {kr: objective-id.kr-id, value: 42, date: 2026-11-20}"
         )
-    return checkin_map.issue("error", (index, key), f"{key}: {error['msg']}")
+    path, message, suggestion, _on_key = issue_parts(error, raw)
+    return checkin_map.issue("error", (index, *path), message, suggestion)
 
 
 def load_config(path: str | Path) -> OkrConfig:

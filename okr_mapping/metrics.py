@@ -15,7 +15,9 @@ from sqlalchemy import Float, Select, and_, case, cast, distinct, false, func, l
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from okr_mapping.config import MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
+from okr_mapping.cohorts import first_time_query
+from okr_mapping.config import DerivedMetric, MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
+from okr_mapping.derived import parse_formula
 from okr_mapping.entities import (
     BREAKDOWNS,
     ENTITIES,
@@ -141,12 +143,16 @@ def build_query(
     group = _group_expr(entity, breakdown) if breakdown is not None else None
     from_clause = _joined(entity, field_specs, owner=breakdown in BREAKDOWNS)
     time_column = time_spec.expr(table)
+    wheres = tuple(_where_expr(entity, tree.root) for tree in trees if tree.root.items)
+    if measure.is_first:  # first-time cohorts look at all history, not only the period
+        scope = (table.c.source == source, table.c.is_deleted.is_(False), *wheres)
+        return first_time_query(entity, measure, from_clause, scope, time_column, period, group)
     filters = (
         table.c.source == source,
         table.c.is_deleted.is_(False),
         time_column >= period.start,
         time_column <= period.end,
-        *(_where_expr(entity, tree.root) for tree in trees if tree.root.items),
+        *wheres,
     )
     if measure.is_quantile:
         return _quantile_query(entity, measure, from_clause, filters, group)
@@ -234,7 +240,7 @@ def _run(
 
 def evaluate_metric(
     conn: Connection,
-    metric: SimpleMetric | RatioMetric,
+    metric: SimpleMetric | RatioMetric | DerivedMetric,
     source: str,
     period: Period,
     breakdown: str | None = None,
@@ -246,6 +252,8 @@ def evaluate_metric(
     Ratio: numerator / denominator per group, ×100 when the unit is "%"; a zero denominator
     gives 0 and marks the value undefined. `rows` of a ratio is the denominator's row count.
     """
+    if isinstance(metric, DerivedMetric):
+        raise TypeError("a derived metric reads other metrics: evaluate it with MetricEvaluator")
     if isinstance(metric, SimpleMetric):
         return _run(conn, metric, metric.time, source, period, breakdown, segments, entities)
     numerator = metric.ratio.numerator
@@ -281,7 +289,36 @@ class MetricEvaluator:
         key = (name, period, breakdown)
         if key not in self._cache:
             metric = self.config.metrics[name]
-            self._cache[key] = evaluate_metric(
-                self.conn, metric, self.source, period, breakdown, self.config.segments, self.config.entities
-            )
+            if isinstance(metric, DerivedMetric):
+                self._cache[key] = self._derived(metric, period, breakdown)
+            else:
+                self._cache[key] = evaluate_metric(
+                    self.conn, metric, self.source, period, breakdown, self.config.segments, self.config.entities
+                )
         return self._cache[key]
+
+    def _derived(self, metric: DerivedMetric, period: Period, breakdown: str | None) -> dict[GroupKey, MetricValue]:
+        """The formula per group over its metrics' values (validation refused cycles and unknown names).
+
+        A group one metric has no records for reads 0 from a count or sum and is undefined from an
+        average or a ratio; any undefined operand, or a division by zero, leaves the result undefined.
+        `rows` is the operands' rows added up.
+        """
+        formula = parse_formula(metric.derived)
+        operands = {name: self.values(name, period, breakdown) for name in sorted(formula.names)}
+        keys: set[GroupKey] = {None} if breakdown is None else {key for values in operands.values() for key in values}
+        result: dict[GroupKey, MetricValue] = {}
+        for key in keys:
+            parts = {name: values.get(key, self._missing(name)) for name, values in operands.items()}
+            value = None
+            if all(part.defined for part in parts.values()):
+                value = formula.evaluate({name: part.value for name, part in parts.items()})
+            rows = sum(part.rows for part in parts.values())
+            result[key] = MetricValue(value if value is not None else 0.0, rows, defined=value is not None)
+        return result
+
+    def _missing(self, name: str) -> MetricValue:
+        """A group with no records of metric `name`: 0 for a count or a sum, undefined otherwise."""
+        metric = self.config.metrics[name]
+        counts = isinstance(metric, SimpleMetric) and parse_measure(metric.measure).defined_on_empty
+        return MetricValue(0.0, 0, defined=counts)

@@ -130,6 +130,8 @@ def issue_parts(error: ErrorDetails, data: Any) -> tuple[KeyPath, str, str | Non
         return path, f"expected a number, got {describe(value)}", None, False
     if kind in ("bool_type", "bool_parsing"):
         return path, f"expected true or false, got {describe(value)}", None, False
+    if kind.startswith("date_") or kind.startswith("datetime_"):
+        return path, f"expected a date like 2026-11-20 (year-month-day), got {describe(value)}", None, False
     if kind == "string_type":
         return path, f"expected text, got {describe(value)}", None, False
     if kind in _MAPPING_ERRORS:

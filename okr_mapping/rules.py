@@ -19,7 +19,9 @@ from typing import Any, Literal
 from okr_mapping.entities import EntitySpec, FieldSpec
 from okr_mapping.errors import did_you_mean
 
-MEASURE_FUNCTIONS = ("count", "sum", "avg", "min", "max", "count_distinct", "median", "percentile")
+MEASURE_FUNCTIONS = (
+    "count", "sum", "avg", "min", "max", "count_distinct", "count_first", "median", "percentile"
+)
 NUMERIC_FUNCTIONS = ("sum", "avg", "min", "max", "median", "percentile")
 QUANTILE_FUNCTIONS = ("median", "percentile")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in")
@@ -34,7 +36,8 @@ _MEASURE = re.compile(
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
 MEASURE_HELP = (
     "write it as count, sum(field), avg(field), min(field), max(field), count_distinct(field),"
-    " median(field) or percentile(field, 90)"
+    " count_first(field), median(field) or percentile(field, 90); count_first(field) counts the values"
+    " of field (e.g. account_id) whose earliest matching record, over all history, falls in the period"
 )
 
 
@@ -52,6 +55,8 @@ class Measure:
     """An aggregate: `func` over `field` (None for a plain row count).
 
     `percent` is the p of percentile(field, p), 50 for median, None otherwise.
+    `count_first(field)` counts first times: the values of `field` whose earliest record (over all
+    history, with the same filters) lies in the period; see okr_mapping.cohorts.
     """
 
     func: str
@@ -61,11 +66,16 @@ class Measure:
     @property
     def defined_on_empty(self) -> bool:
         """Counts and sums of nothing are 0; an average (or median) of nothing is undefined."""
-        return self.func in ("count", "count_distinct", "sum")
+        return self.func in ("count", "count_distinct", "count_first", "sum")
 
     @property
     def is_quantile(self) -> bool:
         return self.func in QUANTILE_FUNCTIONS
+
+    @property
+    def is_first(self) -> bool:
+        """count_first(field): a first-time cohort count, measured over all history."""
+        return self.func == "count_first"
 
 
 def parse_measure(text: str) -> Measure:
@@ -77,7 +87,9 @@ def parse_measure(text: str) -> Measure:
     if func not in MEASURE_FUNCTIONS:
         raise RuleError(f"unknown measure '{func}'; {MEASURE_HELP}", did_you_mean(func, MEASURE_FUNCTIONS))
     if field is None and func != "count":
-        example = "percentile(amount, 90)" if func == "percentile" else f"{func}(amount)"
+        example = {"percentile": "percentile(amount, 90)", "count_first": "count_first(account_id)"}.get(
+            func, f"{func}(amount)"
+        )
         raise RuleError(f"{func} needs a field in brackets, e.g. {example}")
     if func != "percentile":
         if argument is not None:

@@ -16,8 +16,10 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from okr_mapping.config import (
+    AnyMetric,
     ChangeTarget,
     CustomField,
+    DerivedMetric,
     EachTarget,
     KeyResult,
     MeasureSource,
@@ -25,10 +27,10 @@ from okr_mapping.config import (
     OkrConfig,
     RatioMetric,
     Segment,
-    SimpleMetric,
     custom_field_specs,
 )
-from okr_mapping.custom_fields import check_custom_fields
+from okr_mapping.custom_fields import check_custom_fields, suggest_entity
+from okr_mapping.derived import base_metrics, check_derived, formula_names
 from okr_mapping.entities import BREAKDOWNS, ENTITIES, EntitySpec, with_custom_fields
 from okr_mapping.errors import KeyPath, did_you_mean
 from okr_mapping.findings import Finding
@@ -58,7 +60,7 @@ class ConfigParts:
     a metric with a schema error is not also reported as "unknown metric" (`segment_names` alike).
     """
 
-    metrics: dict[str, SimpleMetric | RatioMetric]
+    metrics: dict[str, AnyMetric]
     metric_names: set[str]
     objectives: list[ObjectivePart]
     complete: bool
@@ -92,9 +94,10 @@ class ConfigParts:
     @classmethod
     def salvage(cls, data: dict[str, Any]) -> ConfigParts:
         """Validate each metric and key result on its own and keep those that pass."""
-        metrics: dict[str, SimpleMetric | RatioMetric] = {}
+        metrics: dict[str, AnyMetric] = {}
         raw_metrics = data.get("metrics")
         names = set(raw_metrics) if isinstance(raw_metrics, dict) else set()
+        names |= _names_under_misspelt_key(data, "metrics")
         for name, raw in raw_metrics.items() if isinstance(raw_metrics, dict) else ():
             with contextlib.suppress(ValidationError):
                 metrics[name] = _METRIC.validate_python(raw)
@@ -118,6 +121,7 @@ class ConfigParts:
             with contextlib.suppress(ValidationError):
                 segments[name] = Segment.model_validate(raw)
         segment_names = set(raw_segments) if isinstance(raw_segments, dict) else set()
+        segment_names |= _names_under_misspelt_key(data, "segments")
         custom_fields: dict[str, dict[str, CustomField]] = {}
         raw_custom = data.get("custom_fields")
         for entity, raw_fields in raw_custom.items() if isinstance(raw_custom, dict) else ():
@@ -127,7 +131,18 @@ class ConfigParts:
         return cls(metrics, names, objectives, False, segments, segment_names, custom_fields)
 
 
-_METRIC: TypeAdapter[SimpleMetric | RatioMetric] = TypeAdapter(Metric)
+_METRIC: TypeAdapter[AnyMetric] = TypeAdapter(Metric)
+
+
+def _names_under_misspelt_key(data: dict[str, Any], section: str) -> set[str]:
+    """Names defined under a misspelt section key (`metircs:`): already reported as an unknown setting
+    with a did-you-mean, so references to them are not reported again as unknown metrics or segments."""
+    names: set[str] = set()
+    for key, value in data.items():
+        misspelt = key not in OkrConfig.model_fields and did_you_mean(key, [section]) == section
+        if misspelt and isinstance(value, dict):
+            names |= {str(name) for name in value}
+    return names
 
 
 def _text(value: Any) -> str | None:
@@ -147,8 +162,11 @@ def check_config(config: OkrConfig | ConfigParts) -> list[Finding]:
     return findings
 
 
-def metric_parts(metric: SimpleMetric | RatioMetric) -> list[tuple[str, MeasureSource, str | None]]:
-    """(path suffix, measure source, time field) for each aggregate a metric is made of."""
+def metric_parts(metric: AnyMetric) -> list[tuple[str, MeasureSource, str | None]]:
+    """(path suffix, measure source, time field) for each aggregate a metric is made of (a derived
+    metric has none of its own: see derived.base_metrics)."""
+    if isinstance(metric, DerivedMetric):
+        return []
     if isinstance(metric, RatioMetric):
         return [
             ("ratio.numerator", metric.ratio.numerator, metric.ratio.numerator.time or metric.time),
@@ -162,10 +180,22 @@ def _check_metrics(parts: ConfigParts) -> Iterator[Finding]:
         base: KeyPath = ("metrics", name)
         if not METRIC_NAME_PATTERN.match(name):
             yield Finding("error", base, "metric names may use only letters, digits and '_'", on_key=True)
+        # A ratio's shared `time` is checked once per entity; when its sides measure different
+        # entities, an error names the side the date does not fit.
+        mixed = isinstance(metric, RatioMetric) and metric.ratio.numerator.entity != metric.ratio.denominator.entity
+        shared_checked: set[str] = set()
+        if isinstance(metric, DerivedMetric):
+            yield from check_derived(name, metric, parts.metrics, parts.metric_names)
         for suffix, part, time in metric_parts(metric):
             path = base + tuple(suffix.split(".")) if suffix else base
             time_path = (*path, "time") if part.time is not None else (*base, "time")
-            yield from _check_part(parts, part, time, path, time_path)
+            side = None
+            if part.time is None and suffix:
+                if part.entity in shared_checked:
+                    time = None
+                shared_checked.add(part.entity)
+                side = suffix.rsplit(".", 1)[-1] if mixed else None
+            yield from _check_part(parts, part, time, path, time_path, side)
 
 
 def _check_segments(parts: ConfigParts) -> Iterator[Finding]:
@@ -179,7 +209,7 @@ def _check_segments(parts: ConfigParts) -> Iterator[Finding]:
                 "error",
                 (*base, "entity"),
                 f"unknown entity '{segment.entity}'; segments can filter {', '.join(ENTITIES)}",
-                did_you_mean(segment.entity, ENTITIES),
+                suggest_entity(segment.entity),
             )
             continue
         yield from _check_where(entity, segment.where, (*base, "where"))
@@ -219,7 +249,12 @@ def _check_where(entity: EntitySpec, where: dict[str, Any] | None, path: KeyPath
 
 
 def _check_part(
-    parts: ConfigParts, part: MeasureSource, time: str | None, path: KeyPath, time_path: KeyPath
+    parts: ConfigParts,
+    part: MeasureSource,
+    time: str | None,
+    path: KeyPath,
+    time_path: KeyPath,
+    side: str | None = None,
 ) -> Iterator[Finding]:
     yield from _check_segment_ref(parts, part, (*path, "segment"))
     entity = parts.entities.get(part.entity)
@@ -228,12 +263,12 @@ def _check_part(
             "error",
             (*path, "entity"),
             f"unknown entity '{part.entity}'; rules can measure {', '.join(ENTITIES)}",
-            did_you_mean(part.entity, ENTITIES),
+            suggest_entity(part.entity),
         )
         return
     yield from _check_measure(entity, part.measure, (*path, "measure"))
     if time is not None:
-        yield from _check_time(entity, time, time_path)
+        yield from _check_time(entity, time, time_path, side)
     yield from _check_where(entity, part.where, (*path, "where"))
     measured = _measured_field(part.measure)
     if measured is not None:
@@ -280,15 +315,18 @@ def _check_measure(entity: EntitySpec, text: str, path: KeyPath) -> Iterator[Fin
         )
 
 
-def _check_time(entity: EntitySpec, time: str, path: KeyPath) -> Iterator[Finding]:
+def _check_time(entity: EntitySpec, time: str, path: KeyPath, side: str | None = None) -> Iterator[Finding]:
+    """`side` names the ratio side whose entity the metric's shared time was checked against."""
     dates = entity.names("date")
     if time not in dates:
-        yield Finding(
-            "error",
-            path,
-            f"'{time}' is not a date field of {entity.name}; use one of {', '.join(dates)}",
-            did_you_mean(time, dates),
-        )
+        if side is not None:
+            message = (
+                f"'{time}' is not a date field of {entity.name}, which the ratio's {side} measures; "
+                f"give the {side} its own time: (one of {', '.join(dates)})"
+            )
+        else:
+            message = f"'{time}' is not a date field of {entity.name}; use one of {', '.join(dates)}"
+        yield Finding("error", path, message, did_you_mean(time, dates))
 
 
 def _check_objectives(parts: ConfigParts) -> Iterator[Finding]:
@@ -406,7 +444,9 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
         return
     metric = parts.metrics.get(kr.metric)
     if metric is not None and kr.breakdown is not None:
-        for _suffix, part, _time in metric_parts(metric):
+        aggregates = [part for name in base_metrics(kr.metric, parts.metrics)
+                      for _suffix, part, _time in metric_parts(parts.metrics[name])]
+        for part in aggregates:
             entity = parts.entities.get(part.entity)
             if entity is not None:
                 yield from _check_breakdown(entity, kr.breakdown, (*path, "breakdown"))
@@ -430,6 +470,7 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
                 (*path, "baseline"),
                 "remove the baseline: with a change target the baseline is the metric over the "
                 + target.vs.replace("_", " "),
+                on_key=True,
             )
         if kr.type == "increase" and target.amount < 0:
             yield Finding(
@@ -473,6 +514,7 @@ def _check_metric_ref(parts: ConfigParts, path: KeyPath, name: str) -> Iterator[
 
 def _check_unused_metrics(parts: ConfigParts) -> Iterator[Finding]:
     used = {kr.metric for objective in parts.objectives for _index, kr in objective.key_results if kr.metric}
+    used |= {read for metric in parts.metrics.values() for read in formula_names(metric)}
     for name in parts.metrics:
         if name not in used:
             message = f"metric '{name}' is defined but no key result uses it"
