@@ -12,13 +12,13 @@ import hashlib
 import logging
 import re
 from dataclasses import asdict, dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from connectors.store import SOURCES
-from okr_mapping import scoring
+from okr_mapping import scoring, windows
 from okr_mapping.config import (
     AnyMetric,
     ChangeTarget,
@@ -129,7 +129,7 @@ def compute_key_results(
     chosen = source or config.source
     if chosen not in SOURCES:
         raise ValueError(f"unknown source '{chosen}'; use one of {', '.join(SOURCES)}")
-    day = as_of or date.today()
+    day = (as_of or date.today()) - timedelta(days=config.reporting_lag_days)
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     results: list[KrResult] = []
     found: list[Issue] = []
@@ -186,7 +186,8 @@ def _key_result(
 ) -> list[KrResult]:
     assert kr.metric is not None and kr.target is not None  # guaranteed by validation
     metric = config.metrics[kr.metric]
-    current = evaluator.values(kr.metric, period, kr.breakdown)
+    window = window_of(kr)
+    current = evaluator.values(kr.metric, windows.measured(period, window, as_of), kr.breakdown)
     earlier: dict[GroupKey, MetricValue] = {}
     if isinstance(kr.target, ChangeTarget):
         before_period = (
@@ -194,7 +195,7 @@ def _key_result(
             if kr.target.vs == "previous_period"
             else calendar.same_period_last_year(period)
         )
-        earlier = evaluator.values(kr.metric, before_period, kr.breakdown)
+        earlier = evaluator.values(kr.metric, windows.earlier(window, period, before_period, as_of), kr.breakdown)
 
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}
     if kr.breakdown is None:
@@ -223,6 +224,11 @@ def _key_result(
                               source=evaluator.source, unit=metric.unit, group=group,
                               slug=None if group is None else slugs[label]))
     return results
+
+
+def window_of(kr: KeyResult) -> windows.Window:
+    """The KR's window as windows.py takes it."""
+    return kr.window if isinstance(kr.window, str) else kr.window.trailing_days
 
 
 def _metric_kind(kr: KeyResult) -> scoring.KrKind:

@@ -252,8 +252,34 @@ class KeyResult(StrictModel):
     target: Target | None = None
     done: bool | None = None
     breakdown: Breakdown | None = None
+    window: WindowSpec = Field(
+        "period", description="Which days count: period (all of it), to_date (up to the run) or {trailing_days: N}")
     weight: float = Field(1.0, ge=0)
     owner: str | None = None
+
+
+class TrailingWindow(StrictModel):
+    """The N days up to the day of the run, e.g. {trailing_days: 30}."""
+
+    trailing_days: int = Field(ge=1, le=3660)
+
+
+def _window_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "named"
+    if isinstance(value, TrailingWindow | dict):
+        return "trailing"
+    return None
+
+
+WindowSpec = Annotated[
+    Annotated[Literal["period", "to_date"], Tag("named")] | Annotated[TrailingWindow, Tag("trailing")],
+    Discriminator(
+        _window_kind,
+        custom_error_type="window_shape",
+        custom_error_message="a window is period, to_date, or {trailing_days: N}",
+    ),
+]
 
 
 class CustomPeriod(StrictModel):
@@ -326,6 +352,9 @@ class OkrConfig(StrictModel):
     """A whole config file: calendar, data source, scoring, named segments and metrics, and objectives."""
 
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
+    reporting_lag_days: int = Field(
+        0, ge=0, le=90,
+        description="Measure as of this many days before the run, when the CRM's latest days are still incomplete")
     source: Source = "salesforce"
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     segments: dict[str, Segment] = Field(default_factory=dict)
