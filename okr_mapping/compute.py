@@ -32,7 +32,7 @@ from okr_mapping.config import (
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
 from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue
 from okr_mapping.periods import FiscalCalendar, Period
-from okr_mapping.rules import parse_measure
+from okr_mapping.rules import ALL_TIME, parse_measure
 
 UNASSIGNED = "(unassigned)"  # not a value a CRM team or email takes, so it never merges with one
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -354,7 +354,8 @@ def _milestone_result(
 
 def _accumulates(metric: AnyMetric) -> bool:
     """True for metrics that grow through a period from zero (counts and sums)."""
-    return isinstance(metric, SimpleMetric) and parse_measure(metric.measure).defined_on_empty
+    return (isinstance(metric, SimpleMetric) and metric.time != ALL_TIME
+            and parse_measure(metric.measure).defined_on_empty)
 
 
 def _owner(kr: KeyResult, objective: Objective, group: str | None) -> str | None:

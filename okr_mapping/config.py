@@ -88,7 +88,9 @@ class MeasureSource(StrictModel):
     )
     segment: str | None = None
     where: Where | None = None
-    time: str | None = None
+    time: str | None = Field(None, description=(
+        "The date field that puts a record in a period (default: the entity's), or all for a snapshot "
+        "filtered with period_start / period_end"))
 
 
 class SimpleMetric(MeasureSource):

@@ -28,7 +28,17 @@ from okr_mapping.entities import (
     relation,
 )
 from okr_mapping.periods import Period
-from okr_mapping.rules import Condition, Group, Measure, WhereTree, parse_measure, parse_where, resolve_condition
+from okr_mapping.rules import (
+    ALL_TIME,
+    Condition,
+    Group,
+    Measure,
+    PeriodDate,
+    WhereTree,
+    parse_measure,
+    parse_where,
+    resolve_condition,
+)
 
 GroupKey = str | None  # None: the whole population, or (with a breakdown) records with no owner/team
 PERCENT = "%"
@@ -43,9 +53,19 @@ class MetricValue:
     defined: bool = True
 
 
-def _condition_expr(entity: EntitySpec, condition: Condition) -> ColumnElement[bool]:
+def _dated(value: Any, period: Period) -> Any:
+    """period_start / period_end (PeriodDate) as the measured days' first or last day."""
+    if isinstance(value, PeriodDate):
+        return value.resolve(period.start, period.end)
+    if isinstance(value, list):
+        return [_dated(item, period) for item in value]
+    return value
+
+
+def _condition_expr(entity: EntitySpec, condition: Condition, period: Period) -> ColumnElement[bool]:
     """One `where` entry as SQL; `ne`/`not_in` keep empty values, as a reader would expect."""
     field, op, value = resolve_condition(entity, condition)
+    value = _dated(value, period)
     column = field.expr(entity.table)
     if op == "eq":
         return column.is_(None) if value is None else column == value
@@ -59,13 +79,13 @@ def _condition_expr(entity: EntitySpec, condition: Condition) -> ColumnElement[b
     return comparisons[op]
 
 
-def _where_expr(entity: EntitySpec, node: Condition | Group) -> ColumnElement[bool]:
+def _where_expr(entity: EntitySpec, node: Condition | Group, period: Period) -> ColumnElement[bool]:
     """A filter tree as SQL. A comparison with an empty value counts as false (ne/not_in as true),
     so `not` inverts exactly: `not: {stage: Won}` keeps deals with no stage, like `stage: {ne: Won}`.
     """
     if isinstance(node, Condition):
-        return _condition_expr(entity, node)
-    parts = [_where_expr(entity, item) for item in node.items]
+        return _condition_expr(entity, node, period)
+    parts = [_where_expr(entity, item, period) for item in node.items]
     if node.op == "not":
         # SQL's NOT of an unknown (NULL) is unknown; read unknown as false first.
         return not_(func.coalesce(parts[0], false()))
@@ -135,7 +155,8 @@ def build_query(
     field_specs = [resolve_condition(entity, condition)[0] for condition in conditions]
     if measure.field is not None:
         field_specs.append(entity.fields[measure.field])
-    time_spec = entity.fields[time_field or entity.default_time]
+    all_time = time_field == ALL_TIME
+    time_spec = entity.fields[entity.default_time if all_time else time_field or entity.default_time]
     field_specs.append(time_spec)
     if breakdown is not None and breakdown not in BREAKDOWNS:
         field_specs.append(entity.fields[breakdown])
@@ -143,17 +164,12 @@ def build_query(
     group = _group_expr(entity, breakdown) if breakdown is not None else None
     from_clause = _joined(entity, field_specs, owner=breakdown in BREAKDOWNS)
     time_column = time_spec.expr(table)
-    wheres = tuple(_where_expr(entity, tree.root) for tree in trees if tree.root.items)
+    wheres = tuple(_where_expr(entity, tree.root, period) for tree in trees if tree.root.items)
     if measure.is_first:  # first-time cohorts look at all history, not only the period
         scope = (table.c.source == source, table.c.is_deleted.is_(False), *wheres)
         return first_time_query(entity, measure, from_clause, scope, time_column, period, group)
-    filters = (
-        table.c.source == source,
-        table.c.is_deleted.is_(False),
-        time_column >= period.start,
-        time_column <= period.end,
-        *wheres,
-    )
+    in_period = () if all_time else (time_column >= period.start, time_column <= period.end)
+    filters = (table.c.source == source, table.c.is_deleted.is_(False), *in_period, *wheres)
     if measure.is_quantile:
         return _quantile_query(entity, measure, from_clause, filters, group)
 

@@ -191,6 +191,21 @@ def iter_conditions(where: Mapping[str, Any] | None) -> Iterator[Condition]:
     return parse_where(where).conditions()
 
 
+ALL_TIME = "all"  # a metric's `time: all`: no period filter (snapshots such as open pipeline)
+PERIOD_DATES = ("period_start", "period_end")
+
+
+@dataclass(frozen=True)
+class PeriodDate:
+    """`period_start` / `period_end` in a date filter: the first or last day of the days measured,
+    filled in when the query is built (with `time: all`, this is how a snapshot picks its day)."""
+
+    which: str
+
+    def resolve(self, start: date, end: date) -> date:
+        return start if self.which == "period_start" else end
+
+
 def _coerce(field: FieldSpec, value: Any) -> Any:
     """The value as the field's kind, or RuleError with a sentence explaining what was expected."""
     kind = field.kind
@@ -204,11 +219,14 @@ def _coerce(field: FieldSpec, value: Any) -> Any:
         if isinstance(value, date) and not isinstance(value, datetime):
             return value
         if isinstance(value, str):
+            if value.strip() in PERIOD_DATES:
+                return PeriodDate(value.strip())
             try:
                 return date.fromisoformat(value.strip())
             except ValueError:
                 pass
-        raise RuleError(f"'{field.name}' is a date; write it like 2026-01-31, got {value!r}")
+        raise RuleError(f"'{field.name}' is a date; write it like 2026-01-31, or period_start / period_end, "
+                        f"got {value!r}")
     if kind == "text":
         shown = "true/false" if isinstance(value, bool) else repr(value)
         raise RuleError(f"'{field.name}' is text; put the value in quotes (got {shown})")

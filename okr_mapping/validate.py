@@ -35,7 +35,7 @@ from okr_mapping.entities import BREAKDOWNS, ENTITIES, EntitySpec, with_custom_f
 from okr_mapping.errors import KeyPath, did_you_mean
 from okr_mapping.findings import Finding
 from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, is_valid_period_spec
-from okr_mapping.rules import NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
+from okr_mapping.rules import ALL_TIME, NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
 METRIC_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,79}$")
@@ -267,7 +267,10 @@ def _check_part(
         )
         return
     yield from _check_measure(entity, part.measure, (*path, "measure"))
-    if time is not None:
+    if time == ALL_TIME and part.measure.replace(" ", "").startswith("count_first("):
+        yield Finding("error", time_path, "count_first needs a date to find each value's first record; "
+                      f"use one of {', '.join(entity.names('date'))} instead of all")
+    elif time is not None and time != ALL_TIME:
         yield from _check_time(entity, time, time_path, side)
     yield from _check_where(entity, part.where, (*path, "where"))
     measured = _measured_field(part.measure)

@@ -55,7 +55,7 @@ def test_where_value_types_are_checked() -> None:
     messages = [issue.message for issue in _issues("{id: a, metric: m, target: 1}", metrics=metric)]
     assert messages == [
         "'is_won' is true or false, got 'yes'",
-        "'close_date' is a date; write it like 2026-01-31, got 'soon'",
+        "'close_date' is a date; write it like 2026-01-31, or period_start / period_end, got 'soon'",
         "'stage' is text; put the value in quotes (got 3)",
     ]
 
