@@ -207,6 +207,44 @@ def _json_report(report) -> dict:
 
 
 @app.command()
+def explain(
+    kr: Annotated[str, typer.Argument(help="The key result: objective-id.kr-id, or kr-id when unique.")],
+    config: ConfigOption,
+    source: Annotated[str | None, typer.Option(help="salesforce or hubspot; default: the config's.")] = None,
+    as_of: AsOfOption = None,
+    database_url: DatabaseUrlOption = None,
+    limit: Annotated[int, typer.Option(min=0, help="Records to list per query.")] = 20,
+    group: Annotated[str | None, typer.Option(help="A breakdown's group: owner email, team or value.")] = None,
+) -> None:
+    """Show how one key result is computed from the store: metric, SQL, records and every number.
+
+    Reads the local store only (run `okr-sync run` first); no CRM is called.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connectors.store import make_engine
+    from flows.explain import print_explanation
+    from flows.sources import SOURCE_NAMES
+    from okr_mapping import ConfigError, load_config
+    from okr_mapping.explain import ExplainError, explain_key_result
+
+    day = _checked_options("table", as_of)
+    if source is not None and source not in SOURCE_NAMES:
+        raise _fail(f"unknown --source {source}; use {' or '.join(SOURCE_NAMES)}", 2)
+    try:
+        loaded = load_config(config)
+    except ConfigError as error:
+        raise _fail(f"the config has problems:\n{error}", 2) from None
+    try:
+        explanation = explain_key_result(make_engine(database_url), loaded, kr, source, day, group, limit)
+    except ExplainError as error:
+        raise _fail(str(error), 2) from None
+    except SQLAlchemyError as error:
+        raise _fail(f"cannot read the store: {error.__class__.__name__}: {str(error).splitlines()[0]}", 1) from None
+    print_explanation(console, explanation)
+
+
+@app.command()
 def demo(
     data_dir: Annotated[Path, typer.Option(help="Where the sandbox and the store keep their state.")] = DEMO_DIR,
     config: ConfigOption = DEMO_CONFIG,

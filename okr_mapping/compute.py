@@ -8,6 +8,7 @@ read their `done:` flag or whether their metric is above 0.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import re
@@ -15,7 +16,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 
 from connectors.store import SOURCES
 from okr_mapping import scoring, windows
@@ -29,6 +31,7 @@ from okr_mapping.config import (
     OkrConfig,
     SimpleMetric,
 )
+from okr_mapping.entities import OWNER_TABLE
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
 from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue
 from okr_mapping.periods import FiscalCalendar, Period
@@ -74,6 +77,7 @@ class KrResult:
     owner: str | None = None
     sample_size: int = 0
     source: str = ""
+    owner_id: str | None = None  # the CRM user whose email is `owner`, when the store knows one
 
     def as_row(self) -> dict[str, Any]:
         """JSON-friendly dict (dates as ISO strings) for writeback and reports."""
@@ -148,11 +152,45 @@ def compute_key_results(
                 results.extend(rows)
                 path: KeyPath = ("objectives", index, "key_results", kr_index, "target", "overrides")
                 found.extend(_unseen_overrides(config, kr, rows, path))
+        users = crm_users(conn, chosen)
+    results = [replace(result, owner_id=users.get(result.owner.lower())) if result.owner else result
+               for result in results]
+    found.extend(_unknown_owners(config, users, chosen))
     for issue in found:
         _LOG.warning("%s", issue.render())
     if warnings is not None:
         warnings.extend(found)
     return results
+
+
+def crm_users(conn: Connection, source: str) -> dict[str, str]:
+    """Lower-cased email -> CRM user id of the source's users in the store (owners are matched by email)."""
+    rows = conn.execute(select(OWNER_TABLE.c.email, OWNER_TABLE.c.source_id)
+                        .where(OWNER_TABLE.c.source == source, OWNER_TABLE.c.email.is_not(None)))
+    return {str(email).lower(): str(user_id) for email, user_id in rows}
+
+
+def _unknown_owners(config: OkrConfig, users: dict[str, str], source: str) -> list[Issue]:
+    """A warning per objective or KR owner that no CRM user of `source` has as email."""
+    if not users:  # nothing synced yet: every owner would be unknown
+        return []
+    issues = []
+    for index, objective in enumerate(config.objectives):
+        owners = [(("objectives", index, "owner"), objective.owner)]
+        owners += [(("objectives", index, "key_results", kr_index, "owner"), kr.owner)
+                   for kr_index, kr in enumerate(objective.key_results)]
+        for path, owner in owners:
+            if owner and owner.lower() not in users:
+                issues.append(config.issue(
+                    "warning", path, f"no {source} user has the email '{owner}'; the result is written without "
+                    "a CRM owner", _close_email(owner.lower(), list(users))))
+    return issues
+
+
+def _close_email(email: str, known: list[str]) -> str | None:
+    """A known email that differs from `email` by a typo (the shared domain alone is no likeness)."""
+    match = difflib.get_close_matches(email, known, n=1, cutoff=0.85)
+    return match[0] if match else None
 
 
 def _unseen_overrides(config: OkrConfig, kr: KeyResult, rows: list[KrResult], path: KeyPath) -> list[Issue]:

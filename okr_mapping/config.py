@@ -333,7 +333,10 @@ class Objective(StrictModel):
     id: str
     title: str
     period: PeriodSpec = "current"
-    owner: str | None = None
+    owner: str | None = Field(None, description="The owner's email, matched to the CRM user with that email")
+    parent: str | None = Field(
+        None, description="Id of the objective this one rolls up into (company -> team -> rep)")
+    weight: float = Field(1.0, ge=0, description="This objective's weight in its parent's roll-up")
     key_results: list[KeyResult] = Field(min_length=1)
 
 

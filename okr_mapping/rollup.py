@@ -1,7 +1,9 @@
-"""Objective roll-up: the weighted mean of its key results' scores.
+"""Objective roll-up: the weighted mean of its key results' scores, and of its child objectives'.
 
 A breakdown key result (one row per rep or team) counts once, with the mean of its groups'
-scores, so adding reps does not drown the objective's other key results.
+scores, so adding reps does not drown the objective's other key results. Objectives with a
+`parent` form a tree (company -> team -> rep): a parent's score also weighs each child
+objective's rolled-up score by the child's `weight`, as if the child were one more key result.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class ObjectiveResult:
     expected_progress: float
     status: scoring.Status
     key_results: int
+    parent: str | None = None
+    children: int = 0
 
     def as_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -49,12 +53,28 @@ def rollup_objectives(results: Sequence[KrResult], config: OkrConfig | None = No
     by_objective: dict[str, dict[str, list[KrResult]]] = {}
     for result in results:
         by_objective.setdefault(result.objective_id, {}).setdefault(result.kr_id, []).append(result)
+    declared = {objective.id: objective for objective in config.objectives} if config else {}
+    children: dict[str, list[str]] = {}
+    for objective_id in by_objective:
+        parent = declared[objective_id].parent if objective_id in declared else None
+        if parent in by_objective:
+            children.setdefault(parent, []).append(objective_id)
+    scores: dict[str, float] = {}
+
+    def score_of(objective_id: str) -> float:
+        """Weighted mean over the objective's KRs (weight each) and its children (their weight)."""
+        if objective_id not in scores:
+            krs = by_objective[objective_id]
+            items = [(rows[0].weight, sum(row.score for row in rows) / len(rows)) for rows in krs.values()]
+            items += [(declared[child].weight, score_of(child)) for child in children.get(objective_id, [])]
+            total = sum(weight for weight, _ in items)
+            scores[objective_id] = sum(weight * value for weight, value in items) / total if total else 0.0
+        return scores[objective_id]
+
     rolled: list[ObjectiveResult] = []
     for objective_id, krs in by_objective.items():
         first = next(iter(krs.values()))[0]
-        total_weight = sum(rows[0].weight for rows in krs.values())
-        weighted = sum(rows[0].weight * sum(row.score for row in rows) / len(rows) for rows in krs.values())
-        value = weighted / total_weight if total_weight else 0.0
+        value = score_of(objective_id)
         rolled.append(
             ObjectiveResult(
                 key=f"{objective_id}.{first.period}",
@@ -67,6 +87,8 @@ def rollup_objectives(results: Sequence[KrResult], config: OkrConfig | None = No
                 expected_progress=first.expected_progress,
                 status=scoring.status(value, first.expected_progress, on_track, at_risk),
                 key_results=len(krs),
+                parent=declared[objective_id].parent if objective_id in declared else None,
+                children=len(children.get(objective_id, [])),
             )
         )
     return rolled

@@ -50,6 +50,7 @@ class ObjectivePart:
     period: str | None
     key_results: list[tuple[int, KeyResult]] = field(default_factory=list)
     rejected_metric_refs: list[tuple[int, str]] = field(default_factory=list)  # (kr index, metric name)
+    parent: str | None = None
 
 
 @dataclass
@@ -77,7 +78,8 @@ class ConfigParts:
     def of(cls, config: OkrConfig) -> ConfigParts:
         objectives = [
             ObjectivePart(
-                index, objective.id, _text(objective.period), list(enumerate(objective.key_results))
+                index, objective.id, _text(objective.period), list(enumerate(objective.key_results)),
+                parent=objective.parent,
             )
             for index, objective in enumerate(config.objectives)
         ]
@@ -106,7 +108,8 @@ class ConfigParts:
         for index, raw in enumerate(raw_objectives if isinstance(raw_objectives, list) else ()):
             if not isinstance(raw, dict):
                 continue
-            part = ObjectivePart(index, _text(raw.get("id")), _text(raw.get("period", "current")))
+            part = ObjectivePart(index, _text(raw.get("id")), _text(raw.get("period", "current")),
+                                 parent=_text(raw.get("parent")))
             raw_krs = raw.get("key_results")
             for kr_index, raw_kr in enumerate(raw_krs if isinstance(raw_krs, list) else ()):
                 try:
@@ -156,6 +159,7 @@ def check_config(config: OkrConfig | ConfigParts) -> list[Finding]:
     findings.extend(_check_segments(parts))
     findings.extend(_check_metrics(parts))
     findings.extend(_check_objectives(parts))
+    findings.extend(_check_hierarchy(parts))
     if parts.complete:
         findings.extend(_check_unused_metrics(parts))
         findings.extend(_check_unused_segments(parts))
@@ -352,6 +356,27 @@ def _check_objectives(parts: ConfigParts) -> Iterator[Finding]:
             yield from _check_key_result(parts, kr_path, kr)
         for kr_index, name in objective.rejected_metric_refs:
             yield from _check_metric_ref(parts, (*path, "key_results", kr_index), name)
+
+
+def _check_hierarchy(parts: ConfigParts) -> Iterator[Finding]:
+    """Every parent names another objective, and no objective rolls up into itself."""
+    parents = {part.id: part.parent for part in parts.objectives if part.id is not None}
+    known = sorted(parents)
+    for part in parts.objectives:
+        if part.parent is None:
+            continue
+        path: KeyPath = ("objectives", part.index, "parent")
+        if part.parent not in parents:
+            yield Finding("error", path, f"parent '{part.parent}' is not the id of an objective in this file",
+                          did_you_mean(part.parent, known))
+            continue
+        seen, current = {part.id}, part.parent
+        while current is not None and current not in seen:
+            seen.add(current)
+            current = parents.get(current)
+        if current is not None and current == part.id:
+            yield Finding("error", path, f"objective '{part.id}' rolls up into itself through its parents; "
+                          "parents must form a tree (company -> team -> rep)")
 
 
 def _check_id(value: str, path: KeyPath, seen: set[str], what: str) -> Iterator[Finding]:
