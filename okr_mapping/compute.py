@@ -29,6 +29,7 @@ from okr_mapping.config import (
     KeyResult,
     Objective,
     OkrConfig,
+    PhasedTarget,
     SimpleMetric,
 )
 from okr_mapping.entities import OWNER_TABLE
@@ -253,14 +254,19 @@ def _key_result(
             baseline = 0.0 if _accumulates(metric) else before.value
         else:
             baseline = kr.baseline if kr.baseline is not None else 0.0
-            target = kr.target.for_group(label) if isinstance(kr.target, EachTarget) else float(kr.target)
+            if isinstance(kr.target, PhasedTarget):
+                target = kr.target.total
+            else:
+                target = kr.target.for_group(label) if isinstance(kr.target, EachTarget) else float(kr.target)
         kind = _metric_kind(kr)
         raw = scoring.progress(kind, measured.value, baseline, target) if defined else 0.0
         group = label if kr.breakdown is not None else None
+        expected = (windows.phased_share(period, kr.target.phased, as_of)
+                    if isinstance(kr.target, PhasedTarget) else None)
         results.append(_build(config, objective, kr, period, as_of, kind=kind, value=measured.value,
                               baseline=baseline, target=target, raw=raw, rows=measured.rows,
                               source=evaluator.source, unit=metric.unit, group=group,
-                              slug=None if group is None else slugs[label]))
+                              slug=None if group is None else slugs[label], expected=expected))
     return results
 
 
@@ -312,9 +318,13 @@ def _build(
     unit: str | None,
     group: str | None = None,
     slug: str | None = None,
+    expected: float | None = None,
 ) -> KrResult:
-    """One KrResult: the key, the rounding, the score and the pace status, in one place."""
-    expected = period.elapsed_share(as_of)
+    """One KrResult: the key, the rounding, the score and the pace status, in one place.
+
+    `expected`: the expected progress when it does not follow the calendar (a phased target).
+    """
+    expected = period.elapsed_share(as_of) if expected is None else expected
     base_key = f"{objective.id}.{kr.id}.{period.label}"
     return KrResult(
         key=base_key if slug is None else f"{base_key}.{slug}",

@@ -199,7 +199,22 @@ class EachTarget(StrictModel):
         return self.overrides.get(label, self.each)
 
 
-_TARGET_KEYS = {"change_target": ("change", "vs"), "each_target": ("each", "overrides")}
+class PhasedTarget(StrictModel):
+    """A count's or sum's target month by month, e.g. {phased: [100000, 150000, 250000]} for a quarter.
+
+    The KR's target is their total; the expected pace follows the phases (a month's amount accrues
+    over that month) instead of a straight line, so a back-loaded quarter is not called behind in
+    its first month.
+    """
+
+    phased: list[float] = Field(min_length=1, max_length=24)
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.phased))
+
+
+_TARGET_KEYS = {"change_target": ("change", "vs"), "each_target": ("each", "overrides"), "phased_target": ("phased",)}
 
 
 def _target_kind(value: Any) -> str | None:
@@ -207,6 +222,8 @@ def _target_kind(value: Any) -> str | None:
         return "change_target"
     if isinstance(value, EachTarget):
         return "each_target"
+    if isinstance(value, PhasedTarget):
+        return "phased_target"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "number"
     if isinstance(value, dict):
@@ -214,6 +231,8 @@ def _target_kind(value: Any) -> str | None:
             return "change_target"
         if "each" in value:
             return "each_target"
+        if "phased" in value:
+            return "phased_target"
         # A misspelt key: route to the closest shape so the error says "did you mean".
         for key in value:
             for kind, keys in _TARGET_KEYS.items():
@@ -225,13 +244,15 @@ def _target_kind(value: Any) -> str | None:
 Target = Annotated[
     Annotated[float, Tag("number")]
     | Annotated[ChangeTarget, Tag("change_target")]
-    | Annotated[EachTarget, Tag("each_target")],
+    | Annotated[EachTarget, Tag("each_target")]
+    | Annotated[PhasedTarget, Tag("phased_target")],
     Discriminator(
         _target_kind,
         custom_error_type="target_shape",
         custom_error_message=(
-            "the target must be a number (500000), a change ({change: '+10%', vs: previous_period})"
-            " or a per-group value with a breakdown ({each: 100000, overrides: {'ann@acme.com': 120000}})"
+            "the target must be a number (500000), a change ({change: '+10%', vs: previous_period}),"
+            " a per-group value with a breakdown ({each: 100000, overrides: {'ann@acme.com': 120000}})"
+            " or month by month ({phased: [100000, 150000, 250000]})"
         ),
     ),
 ]

@@ -23,7 +23,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from okr_mapping import scoring
 from okr_mapping.compute import UNASSIGNED, KrResult, compute_key_results
-from okr_mapping.config import ChangeTarget, EachTarget, KeyResult, MeasureSource, Objective, OkrConfig
+from okr_mapping.config import (
+    ChangeTarget,
+    EachTarget,
+    KeyResult,
+    MeasureSource,
+    Objective,
+    OkrConfig,
+    PhasedTarget,
+)
 from okr_mapping.errors import Issue
 from okr_mapping.metrics import MetricEvaluator, MetricValue, build_query, resolve_where
 from okr_mapping.periods import FiscalCalendar, Period
@@ -392,6 +400,9 @@ def _with_numbers(e: Explanation, config: OkrConfig, kr: KeyResult, r: KrResult,
         expected_how = f"{p.label} has not started on {e.as_of}"
     elif e.as_of >= p.end:
         expected_how = f"{p.label} ended on {p.end}: the whole period has gone by"
+    elif isinstance(kr.target, PhasedTarget):
+        expected_how = (f"phased: the months before {e.as_of} in full and this month's share of its days, "
+                        f"out of {_n(kr.target.total)} ({', '.join(_n(amount) for amount in kr.target.phased)})")
     else:
         expected_how = (f"{(e.as_of - p.start).days + 1} of {p.days} days of {p.label} gone by at the end of "
                         f"{e.as_of} (linear pace)")
@@ -460,6 +471,8 @@ def _baseline_target_how(e: Explanation, kr: KeyResult, r: KrResult, before_peri
             target_how = f"per group: the override for {r.group}"
         else:
             target_how = f"per group: each {_n(kr.target.each)}"
+    elif isinstance(kr.target, PhasedTarget):
+        target_how = f"phased by month: {' + '.join(_n(amount) for amount in kr.target.phased)} = {_n(r.target)}"
     else:
         target_how = "absolute, given in the config"
     return baseline_how, target_how

@@ -11,6 +11,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -25,8 +26,10 @@ from okr_mapping.config import (
     MeasureSource,
     Metric,
     OkrConfig,
+    PhasedTarget,
     RatioMetric,
     Segment,
+    SimpleMetric,
     custom_field_specs,
 )
 from okr_mapping.custom_fields import check_custom_fields, suggest_entity
@@ -34,7 +37,7 @@ from okr_mapping.derived import base_metrics, check_derived, formula_names
 from okr_mapping.entities import BREAKDOWNS, ENTITIES, EntitySpec, with_custom_fields
 from okr_mapping.errors import KeyPath, did_you_mean
 from okr_mapping.findings import Finding
-from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, is_valid_period_spec
+from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, FiscalCalendar, is_valid_period_spec
 from okr_mapping.rules import ALL_TIME, NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,59}$")
@@ -354,8 +357,46 @@ def _check_objectives(parts: ConfigParts) -> Iterator[Finding]:
             kr_path: KeyPath = (*path, "key_results", kr_index)
             yield from _check_id(kr.id, (*kr_path, "id"), seen_krs, "key result")
             yield from _check_key_result(parts, kr_path, kr)
+            if isinstance(kr.target, PhasedTarget):
+                yield from _check_phases(parts, objective.period, kr, kr_path)
         for kr_index, name in objective.rejected_metric_refs:
             yield from _check_metric_ref(parts, (*path, "key_results", kr_index), name)
+
+
+def _check_phases(parts: ConfigParts, period: str | None, kr: KeyResult, path: KeyPath) -> Iterator[Finding]:
+    """Phases are monthly amounts of one count or sum: one per month of the period, no breakdown."""
+    assert isinstance(kr.target, PhasedTarget)
+    target_path = (*path, "target")
+    if kr.type != "increase":
+        yield Finding("error", target_path, f"phased targets are for increase key results; a {kr.type} key result "
+                      "takes one target number")
+        return
+    if kr.breakdown is not None:
+        yield Finding("error", (*path, "breakdown"), "a phased target is one total for the key result; remove the "
+                      "breakdown, or give per-group targets with {each: ...}")
+    if kr.window != "period":
+        yield Finding("error", (*path, "window"), "a phased target spreads the whole period's total over its "
+                      "months; remove the window")
+    metric = parts.metrics.get(kr.metric or "")
+    if metric is not None and not (isinstance(metric, SimpleMetric) and metric.time != ALL_TIME
+                                   and _counts_up(metric.measure)):
+        yield Finding("error", target_path, "phased targets are monthly amounts of a count or a sum that "
+                      "restarts each period; for this metric give one target number")
+    try:
+        resolved = FiscalCalendar(1).resolve(period or "current", date.today())
+    except ValueError:
+        return  # the period itself is reported
+    months = (resolved.end.year * 12 + resolved.end.month) - (resolved.start.year * 12 + resolved.start.month) + 1
+    if len(kr.target.phased) != months:
+        yield Finding("error", target_path, f"the period has {months} month(s) but the phased target gives "
+                      f"{len(kr.target.phased)} amount(s): give one amount per month, in order")
+
+
+def _counts_up(measure: str) -> bool:
+    try:
+        return parse_measure(measure).defined_on_empty
+    except RuleError:
+        return True  # the measure itself is reported
 
 
 def _check_hierarchy(parts: ConfigParts) -> Iterator[Finding]:
@@ -511,7 +552,10 @@ def _check_key_result(parts: ConfigParts, path: KeyPath, kr: KeyResult) -> Itera
                 "error", (*path, "target", "change"), "a decrease needs a negative change like '-10%'"
             )
         return
-    goal = target.each if isinstance(target, EachTarget) else float(target)
+    if isinstance(target, PhasedTarget):
+        goal = target.total
+    else:
+        goal = target.each if isinstance(target, EachTarget) else float(target)
     if kr.type == "decrease" and kr.baseline is None:
         yield Finding(
             "error",

@@ -41,3 +41,26 @@ def earlier(window: Window, base: Period, before: Period, day: date) -> Period:
     current = measured(base, window, day)
     span = timedelta(days=window)
     return Period(current.start - span, current.end - span, "custom")
+
+
+def phased_share(period: Period, phases: list[float], day: date) -> float:
+    """The share of a phased target due by the end of `day`: earlier months in full, the current one
+    in proportion to its days gone by (0 before the period, 1 after it)."""
+    total = sum(phases)
+    if not total or day < period.start:
+        return 0.0
+    if day >= period.end:
+        return 1.0
+    due = 0.0
+    month_start = period.start
+    for amount in phases:
+        following = date(month_start.year + month_start.month // 12, month_start.month % 12 + 1, 1)
+        month_end = min(following - timedelta(days=1), period.end)
+        if day >= month_end:
+            due += amount
+        else:
+            days = (month_end - month_start).days + 1
+            due += amount * ((day - month_start).days + 1) / days
+            break
+        month_start = following
+    return min(due / total, 1.0)
