@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -143,7 +143,7 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     for warning in config.warnings:
         get_run_logger().warning("%s", warning)
     url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
-    day = as_of or datetime.now(UTC).date()
+    day = as_of or config.today()  # in the config's time zone
     report = SyncReport(config_path=config_path, as_of=day)
     for name in sources or [config.source]:
         report.runs.append(_sync_source(name, config, url, day, write and not plan, plan))

@@ -134,7 +134,7 @@ def compute_key_results(
     chosen = source or config.source
     if chosen not in SOURCES:
         raise ValueError(f"unknown source '{chosen}'; use one of {', '.join(SOURCES)}")
-    day = (as_of or date.today()) - timedelta(days=config.reporting_lag_days)
+    day = (as_of or config.today()) - timedelta(days=config.reporting_lag_days)
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     results: list[KrResult] = []
     found: list[Issue] = []

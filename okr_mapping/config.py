@@ -11,6 +11,7 @@ import datetime as dt
 import difflib
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     BaseModel,
@@ -378,6 +379,8 @@ class OkrConfig(StrictModel):
     """A whole config file: calendar, data source, scoring, named segments and metrics, and objectives."""
 
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
+    time_zone: str = Field("UTC", description=(
+        "The company's time zone (an IANA name such as Europe/Berlin): which day 'today' is for a run"))
     reporting_lag_days: int = Field(
         0, ge=0, le=90,
         description="Measure as of this many days before the run, when the CRM's latest days are still incomplete")
@@ -397,6 +400,21 @@ class OkrConfig(StrictModel):
     _warnings: list[Issue] = PrivateAttr(default_factory=list)
     _checkins: dict[str, list[CheckIn]] = PrivateAttr(default_factory=dict)
     _source_map: SourceMap | None = PrivateAttr(None)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            suggestion = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+            hint = f"; did you mean {suggestion[0]}?" if suggestion else " such as Europe/Berlin or America/New_York"
+            raise ValueError(f"'{value}' is not a time zone name{hint}") from None
+        return value
+
+    def today(self) -> dt.date:
+        """Today's date in the config's time zone (the default day a run measures as of)."""
+        return dt.datetime.now(ZoneInfo(self.time_zone)).date()
 
     @property
     def entities(self) -> dict[str, EntitySpec]:

@@ -67,3 +67,23 @@ def test_bad_windows_are_named(window: str, message: str) -> None:
     assert any(message in error.message or message in error.key_path for error in caught.value.errors), [
         (error.key_path, error.message) for error in caught.value.errors]
     assert all(error.line == 10 for error in caught.value.errors)
+
+
+def test_today_is_the_day_in_the_configs_time_zone() -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"):  # +14 h and -11 h: different days at times
+        config = parse_config(CONFIG.format(lag=0).replace("reporting_lag_days: 0", f"time_zone: {zone}"),
+                              "rules.yaml")
+        assert config.today() in {datetime.now(ZoneInfo(zone)).date(),
+                                  (datetime.now(ZoneInfo(zone)) - timedelta(seconds=5)).date()}
+        assert abs((config.today() - datetime.now(UTC).date()).days) <= 1
+
+
+def test_an_unknown_time_zone_is_named_with_a_suggestion() -> None:
+    text = CONFIG.format(lag=0).replace("reporting_lag_days: 0", "time_zone: Europe/Berln")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "rules.yaml")
+    (error,) = caught.value.errors
+    assert "'Europe/Berln' is not a time zone name; did you mean Europe/Berlin?" in error.message and error.line == 1
