@@ -279,13 +279,18 @@ def evaluate_metric(
     scale = 100.0 if metric.unit == PERCENT else 1.0
     result: dict[GroupKey, MetricValue] = {}
     for key in {*top, *bottom}:
-        num = top.get(key, MetricValue(0.0, 0))
-        den = bottom.get(key, MetricValue(0.0, 0))
+        # A group one side has no records for: 0 from a count or sum, undefined from an average and the like
+        num = top.get(key, MetricValue(0.0, 0, parse_measure(numerator.measure).defined_on_empty))
+        den = bottom.get(key, MetricValue(0.0, 0, parse_measure(denominator.measure).defined_on_empty))
         if den.value == 0 or not (num.defined and den.defined):
             result[key] = MetricValue(0.0, den.rows, defined=False)
         else:
             result[key] = MetricValue(num.value / den.value * scale, den.rows)
     return result
+
+
+def _parts(metric: SimpleMetric | RatioMetric) -> list[MeasureSource]:
+    return [metric.ratio.numerator, metric.ratio.denominator] if isinstance(metric, RatioMetric) else [metric]
 
 
 class MetricEvaluator:
@@ -300,6 +305,7 @@ class MetricEvaluator:
         self.config = config
         self.source = source
         self._cache: dict[tuple[str, Period, str | None], dict[GroupKey, MetricValue]] = {}
+        self._synced: dict[str, bool] = {}
 
     def values(self, name: str, period: Period, breakdown: str | None = None) -> dict[GroupKey, MetricValue]:
         key = (name, period, breakdown)
@@ -307,11 +313,23 @@ class MetricEvaluator:
             metric = self.config.metrics[name]
             if isinstance(metric, DerivedMetric):
                 self._cache[key] = self._derived(metric, period, breakdown)
+            elif not all(self._has_records(part.entity) for part in _parts(metric)):
+                # This CRM has none of these records at all (HubSpot has no leads or campaigns): no value,
+                # rather than a count or sum of 0 that would read as a real result.
+                self._cache[key] = {None: MetricValue(0.0, 0, defined=False)} if breakdown is None else {}
             else:
                 self._cache[key] = evaluate_metric(
                     self.conn, metric, self.source, period, breakdown, self.config.segments, self.config.entities
                 )
         return self._cache[key]
+
+    def _has_records(self, entity: str) -> bool:
+        """Whether the store holds any record of `entity` from this source (deleted ones included)."""
+        if entity not in self._synced:
+            table = self.config.entities[entity].table
+            query = select(table.c.source_id).where(table.c.source == self.source).limit(1)
+            self._synced[entity] = self.conn.execute(query).first() is not None
+        return self._synced[entity]
 
     def _derived(self, metric: DerivedMetric, period: Period, breakdown: str | None) -> dict[GroupKey, MetricValue]:
         """The formula per group over its metrics' values (validation refused cycles and unknown names).

@@ -21,8 +21,8 @@ def measured(period: Period, window: Window, day: date) -> Period:
     """The days counted for `period` as of `day` (never past the period's end for to_date)."""
     if window == "period":
         return period
-    if window == "to_date":
-        return Period(period.start, max(period.start, min(period.end, day)), "custom")
+    if window == "to_date":  # before the period starts: no day yet (the span ends before it begins)
+        return Period(period.start, min(period.end, max(day, period.start - timedelta(days=1))), "custom")
     assert isinstance(window, int)
     return Period(day - timedelta(days=window - 1), day, "custom")
 

@@ -136,3 +136,26 @@ def test_metrics_read_only_by_a_formula_are_not_unused() -> None:
 def test_a_breakdown_of_a_derived_metric_is_checked_against_the_metrics_it_reads() -> None:
     errors = _errors(CONFIG.replace("breakdown: owner", "breakdown: regoin"))
     assert any("'regoin' is not a field of deal" in e.message for e in errors)
+
+
+def test_a_crm_without_any_such_records_has_no_value_rather_than_zero(engine: Engine, add_deal: Adder) -> None:
+    """HubSpot has no campaigns: a sum over them there is undefined, never a real-looking 0."""
+    from sqlalchemy import insert
+
+    from connectors.store import Campaign
+
+    add_deal(source="hubspot", amount=100.0)
+    with engine.begin() as conn:
+        conn.execute(insert(Campaign.__table__), [{"source": "salesforce", "source_id": "C1", "is_deleted": False,
+                                                   "custom": {}, "actual_cost": 50.0, "start_date": date(2026, 10, 5)}])
+    text = CONFIG.replace("objectives:", "  spend: {entity: campaign, measure: sum(actual_cost), time: start_date}\n"
+                          "  return_on_spend: {derived: won_revenue / spend}\nobjectives:").replace(
+        "      - {id: per-deal,", "      - {id: spend, metric: spend, type: stay_below, target: 1000}\n"
+        "      - {id: roi, metric: return_on_spend, target: 3}\n      - {id: per-deal,")
+    config = parse_config(text, "rules.yaml")
+    results = {(r.source, r.kr_id): r for source in ("salesforce", "hubspot")
+               for r in compute_key_results(engine, config, source=source, as_of=AS_OF)}
+    assert results[("salesforce", "spend")].value == 50 and results[("salesforce", "spend")].status == "achieved"
+    hubspot_spend = results[("hubspot", "spend")]
+    assert (hubspot_spend.value, hubspot_spend.progress, hubspot_spend.status) == (0, 0, "off_track")
+    assert results[("hubspot", "roi")].progress == 0 and results[("hubspot", "roi")].status != "achieved"
