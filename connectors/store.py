@@ -47,7 +47,13 @@ class Deal(SQLModel, table=True):
     """An opportunity / deal; amounts in the org currency, dates as calendar dates."""
 
     __tablename__ = "deal"
-    __table_args__ = (Index("ix_deal_source_close", "source", "close_date"),)
+    # Metrics read one source's live deals over a date range (see _add_missing_indexes). The close-date
+    # index covers the fields rules filter, group and aggregate on, so a quarter is one range scan.
+    __table_args__ = (
+        Index("ix_deal_live_close", "source", "is_deleted", "close_date", "is_won", "is_closed", "amount",
+              "owner_id", "deal_type", "stage", "lead_source", "created_date", "account_id"),
+        Index("ix_deal_live_created", "source", "is_deleted", "created_date"),
+    )
     source: str = Field(primary_key=True)
     source_id: str = Field(primary_key=True)
     name: str | None = None
@@ -75,7 +81,10 @@ class Activity(SQLModel, table=True):
     """
 
     __tablename__ = "activity"
-    __table_args__ = (Index("ix_activity_source_date", "source", "activity_date"),)
+    __table_args__ = (
+        Index("ix_activity_live_date", "source", "is_deleted", "activity_date", "kind", "direction", "outcome",
+              "duration_seconds", "owner_id", "deal_id"),
+    )
     source: str = Field(primary_key=True)
     source_id: str = Field(primary_key=True)
     kind: str = "call"
@@ -272,7 +281,42 @@ def make_engine(url: str | None = None) -> Engine:
 
     SQLModel.metadata.create_all(engine)
     _add_missing_columns(engine)
+    _add_missing_indexes(engine)
     return engine
+
+
+# Indexes later ones replaced: dropped from stores an older okr-sync created.
+_RETIRED_INDEXES = ("ix_deal_source_close", "ix_activity_source_date")
+
+
+def _add_missing_indexes(engine: Engine) -> None:
+    """Create the models' indexes a store made by an older okr-sync lacks, and drop retired ones.
+
+    `create_all` skips tables that exist, and their new indexes with them. Metric queries filter
+    `source = ? AND is_deleted IS false AND <time field> BETWEEN ...`, hence indexes led by
+    (source, is_deleted, date); the first build on a large store takes a few seconds, once.
+    Idempotent; a concurrent process creating the same index first is not an error.
+    """
+    if engine.dialect.name not in ("sqlite", "postgresql"):
+        return
+    inspector = inspect(engine)
+    existing = {
+        (table, index["name"]) for table in inspector.get_table_names() for index in inspector.get_indexes(table)
+    }
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            if (table.name, index.name) in existing:
+                continue
+            try:
+                index.create(engine, checkfirst=True)
+            except DBAPIError:  # another process created it first
+                if index.name not in {found["name"] for found in inspect(engine).get_indexes(table.name)}:
+                    raise
+    retired = [name for table, name in existing if name in _RETIRED_INDEXES]
+    if retired:
+        with engine.begin() as connection:
+            for name in retired:
+                connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
 # Columns added to existing tables after their first release: (table, column, SQL type).
