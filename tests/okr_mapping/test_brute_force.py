@@ -356,7 +356,6 @@ def holds(store: Store, entity: str, row: dict[str, Any], where: dict[str, Any] 
 class Value:
     value: float | None  # None: undefined
     rows: int
-    known_bug: str | None = None  # the README-correct value here is one okr_mapping is known to get wrong
 
 
 def group_of(store: Store, entity: str, row: dict[str, Any], breakdown: str | None) -> Any:
@@ -531,7 +530,7 @@ def brute_derived(store: Store, metrics: dict[str, Any], segments: dict[str, Any
                 value = OPS[constant[0]](OPS[op](a.value, b.value), constant[1])
             except ZeroDivisionError:
                 value = None
-        result[key] = Value(value, a.rows + b.rows, a.known_bug or b.known_bug)
+        result[key] = Value(value, a.rows + b.rows)
     return result
 
 
@@ -722,14 +721,10 @@ def close(found: float, expected: float, tolerance: float = 1e-6) -> bool:
 
 @dataclass
 class Outcome:
-    """What one store's cases showed: mismatches, and how much was compared or set aside as a known bug."""
+    """What one store's cases showed: mismatches, and how many values were compared."""
 
     problems: list[str] = field(default_factory=list)
     compared: int = 0  # (case, group) values compared, through evaluate and through compute_key_results
-    known: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, bug: str) -> None:
-        self.known[bug] = self.known.get(bug, 0) + 1
 
 
 def compare_values(found: dict[Any, Any], expected: dict[Any, Value], label: str, outcome: Outcome) -> None:
@@ -738,9 +733,6 @@ def compare_values(found: dict[Any, Any], expected: dict[Any, Value], label: str
         outcome.problems.append(f"{label}: groups {sorted(map(str, found))} != expected {sorted(map(str, expected))}")
     for key in set(found) & set(expected):
         got, want = found[key], expected[key]
-        if want.known_bug:
-            outcome.skip(want.known_bug)
-            continue
         outcome.compared += 1
         if got.defined != (want.value is not None):
             outcome.problems.append(
@@ -760,9 +752,6 @@ def compare_results(results: list[Any], expected: dict[Any, Value], case: Case, 
         outcome.problems.append(f"{label}: groups {sorted(map(str, rows))} != expected {sorted(map(str, wanted))}")
         return
     for group, want in wanted.items():
-        if want.known_bug:
-            outcome.skip(want.known_bug)
-            continue
         outcome.compared += 1
         row = rows[group]
         value = round(want.value, 4) if want.value is not None else 0.0
