@@ -201,7 +201,8 @@ def _json_report(report) -> dict:
              "streams": {stream.stream: stream.records for stream in run.streams}, "error": run.error,
              "writeback": None if run.writeback is None else {
                  name: getattr(run.writeback, name)
-                 for name in ("created", "updated", "unchanged", "failed", "errors")}}
+                 for name in ("created", "updated", "unchanged", "failed", "errors")},
+             "objectives": [objective.as_row() for objective in run.objectives]}
             for run in report.runs]
     return {"as_of": report.as_of.isoformat(), "runs": runs, "key_results": report.rows()}
 
@@ -307,7 +308,8 @@ def _print_report(report, table_sources: set[str] | None = None) -> None:
     for run in report.runs:
         if run.results and (table_sources is None or run.source in table_sources):
             console.print()
-            console.print(rich_table(run.results, f"Key results from {run.source}, as of {report.as_of}"))
+            console.print(rich_table(run.results, f"Key results from {run.source}, as of {report.as_of}",
+                                     run.objectives))
 
 
 def _print_agreement(report) -> None:

@@ -35,7 +35,7 @@ from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
 from flows.render import markdown_report
 from flows.sources import Source, make_source
-from okr_mapping import KrResult, OkrConfig, compute_key_results, load_config
+from okr_mapping import KrResult, ObjectiveResult, OkrConfig, compute_key_results, load_config, rollup_objectives
 
 
 @dataclass
@@ -45,6 +45,7 @@ class SourceRun:
     source: str
     streams: list[StreamResult] = field(default_factory=list)
     results: list[KrResult] = field(default_factory=list)
+    objectives: list[ObjectiveResult] = field(default_factory=list)  # roll-up of `results` (weights, tree)
     writeback: WritebackResult | None = None
     plan: list[PlannedChange] | None = None  # plan mode: what a writeback would do, per KR
     api_calls: int = 0
@@ -167,6 +168,7 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
         for stream in source.STREAMS:
             run.streams.append(extract_stream(source, database_url, stream))
         run.results = compute_results(config, database_url, name, day)
+        run.objectives = rollup_objectives(run.results, config)
         if write:
             run.writeback = write_back(source, database_url, run.results)
         elif plan:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
-from okr_mapping import KrResult
+from okr_mapping import KrResult, ObjectiveResult
 
 if TYPE_CHECKING:
     from connectors.ledger import PlannedChange
@@ -51,6 +51,31 @@ def markdown_table(results: Iterable[KrResult]) -> str:
     return "\n".join(lines)
 
 
+def markdown_objectives(objectives: Iterable[ObjectiveResult]) -> str:
+    """One row per objective: its weighted roll-up score and pace status (children indented)."""
+    rows = list(objectives)
+    depth = _depths(rows)
+    lines = ["| Objective | Period | Score | Status |", "|---|---|---|---|"]
+    for objective in rows:
+        title = "&nbsp;&nbsp;" * depth[objective.objective_id] + objective.title.replace("|", "\\|")
+        lines.append(f"| {title} | {objective.period} | {objective.score:.2f} | "
+                     f"{STATUS_LABELS.get(objective.status, objective.status)} |")
+    return "\n".join(lines)
+
+
+def _depths(objectives: list[ObjectiveResult]) -> dict[str, int]:
+    """How deep each objective sits in the company -> team -> rep tree (0 at the top)."""
+    parents = {objective.objective_id: objective.parent for objective in objectives}
+    depths = {}
+    for objective_id in parents:
+        depth, current, seen = 0, parents[objective_id], {objective_id}
+        while current in parents and current not in seen:
+            seen.add(current)
+            depth, current = depth + 1, parents[current]
+        depths[objective_id] = depth
+    return depths
+
+
 def markdown_report(report: SyncReport) -> str:
     """The run artifact: per source, what was extracted, the KR table and what was written."""
     parts = [f"# OKR sync as of {report.as_of.isoformat()}"]
@@ -58,6 +83,8 @@ def markdown_report(report: SyncReport) -> str:
         parts.append(f"## {run.source}")
         streams = ", ".join(f"{stream.stream} {stream.records}" for stream in run.streams)
         parts.append(f"Records extracted: {streams}. API calls: {run.api_calls}.")
+        if run.objectives:
+            parts.append(markdown_objectives(run.objectives))
         parts.append(markdown_table(run.results))
         if run.error:
             parts.append(f"**Failed:** {run.error}")
@@ -74,8 +101,11 @@ def markdown_report(report: SyncReport) -> str:
     return "\n\n".join(parts)
 
 
-def rich_table(results: Iterable[KrResult], title: str) -> Table:
-    """Objectives as sections, one row per KR; a breakdown's groups indented under its title."""
+def rich_table(results: Iterable[KrResult], title: str,
+               objectives: Iterable[ObjectiveResult] = ()) -> Table:
+    """Objectives as sections (with their roll-up score and status when given), one row per KR; a
+    breakdown's groups indented under its title."""
+    rolled = {objective.objective_id: objective for objective in objectives}
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("Key result", overflow="fold", max_width=48)
     for column in ("Value", "Target", "Progress", "Score"):
@@ -87,7 +117,14 @@ def rich_table(results: Iterable[KrResult], title: str) -> Table:
         if result.objective_id != objective:
             objective = result.objective_id
             table.add_section()
-            table.add_row(f"[bold]{escape(result.objective_title)}[/] ({result.period})")
+            section = f"[bold]{escape(result.objective_title)}[/] ({result.period})"
+            summary = rolled.get(objective)
+            if summary is None:
+                table.add_row(section)
+            else:
+                status = STATUS_LABELS.get(summary.status, summary.status)
+                table.add_row(section, "", "", "", f"[bold]{summary.score:.2f}[/]",
+                              f"[{styles.get(summary.status, '')}]{status}[/]")
         label = escape(result.title)
         if result.group is not None:
             if heading != (result.objective_id, result.kr_id):

@@ -50,7 +50,18 @@ def test_run_prints_kr_results_as_json(tmp_path: Path, sandbox: SandboxServer, c
                       "--as-of", TEST_ORG.anchor.date().isoformat(), "--no-writeback",
                       "--database-url", f"sqlite:///{tmp_path / 's.db'}")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)["key_results"]  # stdout holds the JSON document alone
+    document = json.loads(result.stdout)  # stdout holds the JSON document alone
+    rows = document["key_results"]
+    (run,) = document["runs"]
+    objectives = {objective["objective_id"]: objective for objective in run["objectives"]}
+    assert set(objectives) == {"grow-revenue", "sharpen-execution", "delight-customers"}
+    for objective_id, objective in objectives.items():  # the plain mean: every KR weighs 1 in the demo
+        per_kr: dict[str, list[float]] = {}
+        for row in rows:
+            if row["objective_id"] == objective_id:
+                per_kr.setdefault(row["kr_id"], []).append(row["score"])
+        means = [sum(scores) / len(scores) for scores in per_kr.values()]
+        assert objective["score"] == pytest.approx(sum(means) / len(means), abs=1e-4)
     assert {row["kr_id"] for row in rows} >= {"revenue", "new-deals", "deal-size", "win-rate", "calls", "cycle"}
     assert all(row["source"] == "hubspot" for row in rows)
     revenue = next(row for row in rows if row["kr_id"] == "revenue")

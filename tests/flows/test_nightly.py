@@ -111,3 +111,5 @@ def test_run_leaves_a_markdown_artifact_with_the_kr_table(runs) -> None:
     latest = max(artifacts, key=lambda artifact: artifact.created)
     titles = {result.title for run in first.runs for result in run.results}
     assert all(title in latest.data for title in titles)
+    assert "| Objective | Period | Score | Status |" in latest.data
+    assert all(objective.title in latest.data for run in first.runs for objective in run.objectives)
