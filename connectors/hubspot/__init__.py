@@ -1,13 +1,15 @@
 """The HubSpot source: every sales stream into the canonical store; KR rows back out.
 
 Streams (settings.STREAMS): owners from the owners API; companies, deals, line items, calls,
-emails, meetings, contacts and tickets through the search API, each declared once in
+emails, meetings, contacts, leads (the Leads object) and tickets through the search API, each declared once in
 settings.SEARCH_STREAMS (object type, properties, cursor property, association, label lookups)
 and mapped by connectors.hubspot.mappers into its table of connectors.store.RECORD_MODELS.
 Search streams are read incrementally with a (cursor property, hs_object_id) keyset cursor
 (connectors.hubspot.paging), fresh records buffered over up to five pages and stored together
 with the cursor after one v4 association read (connectors.hubspot.writer); archived records are
-then marked is_deleted (connectors.hubspot.streams). The first search starts `lookback` (10
+then marked is_deleted (connectors.hubspot.streams). Marketing campaigns have no search: every run
+lists them all through the client's generic request method and diffs the list with the store
+(connectors.hubspot.campaigns). The first search starts `lookback` (10
 minutes by default) before the saved watermark; re-read records the store holds unchanged are
 neither rewritten nor counted, so a quiet night costs one search and one archived page a stream.
 Custom fields from config (`custom_fields`) are read into each row's `custom` JSON
@@ -39,6 +41,7 @@ from sqlalchemy.engine import Engine
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import custom_fields as custom_fields_module
 from connectors.hubspot import helpers, settings
+from connectors.hubspot.campaigns import GenericRequests
 from connectors.hubspot.custom_fields import CustomFields
 from connectors.hubspot.streams import StreamReader
 from connectors.incremental import lookback_from_env, validate_lookback
@@ -77,10 +80,12 @@ class HubSpotSource:
             options["ssl_ca_cert"] = ca_bundle
         self._client = hubspot.Client.create(**options)
         self.host = host
+        self._ca_bundle = ca_bundle
         self._sleep = sleep
         self._calls = helpers.CallCounter()
         self._key_result_type: str | None = None
-        self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields)
+        self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields,
+                                     lambda: self._generic)
 
     def __repr__(self) -> str:  # never the token
         return f"HubSpotSource(host={self.host!r})"
@@ -112,6 +117,9 @@ class HubSpotSource:
                 api.api_client.last_response = None  # it holds the socket open past the pool's close
                 api.api_client.rest_client.pool_manager.clear()
             del self.__dict__["_api"]
+        if "_generic" in self.__dict__:
+            self._generic.close()
+            del self.__dict__["_generic"]
 
     def __enter__(self) -> HubSpotSource:
         return self
@@ -133,6 +141,11 @@ class HubSpotSource:
                                owners=crm.owners.owners_api, pipelines=crm.pipelines.pipelines_api,
                                properties=crm.properties.core_api, schemas=crm.schemas.core_api)
 
+    @cached_property
+    def _generic(self) -> GenericRequests:
+        """The client's generic request method (Client.api_request) for APIs the SDK lacks: campaigns."""
+        return GenericRequests(self._client.config, self.host, self._ca_bundle)
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, limits=self.rate_limits, **kwargs)
 
@@ -148,8 +161,12 @@ class HubSpotSource:
             raise ConnectorError(f"HubSpot has no stream {stream!r}; streams: {', '.join(self.STREAMS)}")
         before = self.api_calls
         try:
-            records = (self._streams.owners(engine) if stream == "owners"
-                       else self._streams.search(engine, stream))
+            if stream == "owners":
+                records = self._streams.owners(engine)
+            elif stream == settings.CAMPAIGN_STREAM:
+                records = self._streams.campaigns(engine)
+            else:
+                records = self._streams.search(engine, stream)
         except ConnectorError:
             raise
         except Exception as exc:

@@ -52,8 +52,8 @@ def validate(custom_fields: CustomFields | None) -> dict[str, dict[str, str]]:
 
 
 def for_stream(custom_fields: Mapping[str, dict[str, str]], stream: str) -> dict[str, str]:
-    """The custom fields a search stream reads: those of its entity."""
-    return custom_fields.get(settings.SEARCH_STREAMS[stream].entity, {})
+    """The custom fields a stream reads: those of its entity."""
+    return custom_fields.get(settings.STREAM_ENTITIES[stream], {})
 
 
 def missing(object_type: str, entity: str, fields: Mapping[str, str], present: Iterable[str]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+import requests
 import urllib3
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -76,7 +77,10 @@ def is_transient(exc: BaseException) -> bool:
     status = api_status(exc)
     if status is not None:
         return (status == 429 and not is_daily_limit(exc)) or status >= 500
-    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError)
+    if isinstance(exc, requests.exceptions.SSLError):  # the generic request method (campaigns): not transient
+        return False
+    return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError
+                      | requests.exceptions.ConnectionError | requests.exceptions.Timeout)
 
 
 def retry_after_seconds(exc: BaseException | None) -> float | None:
@@ -140,10 +144,13 @@ class RateLimits:
 
     def observe(self, fn: Callable[..., Any]) -> None:
         """Count requests the server reports in its window beyond ours (X-HubSpot-RateLimit-Max minus
-        -Remaining, when its -Interval-Milliseconds is our window): another app using the quota."""
-        client = getattr(getattr(fn, "__self__", None), "api_client", None)
+        -Remaining, when its -Interval-Milliseconds is our window): another app using the quota.
+        `fn` is a generated API method (its api_client's urllib3 response) or a method of an object
+        that keeps its own `last_response` (connectors.hubspot.campaigns: a requests response)."""
+        owner = getattr(fn, "__self__", None)
+        client = getattr(owner, "api_client", owner)
         response = getattr(client, "last_response", None)
-        getheader = getattr(response, "getheader", None)
+        getheader = getattr(response, "getheader", None) or getattr(getattr(response, "headers", None), "get", None)
         if getheader is None:
             return
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from connectors.hubspot import settings
@@ -27,6 +28,7 @@ class Stage:
     is_closed: bool
     is_won: bool
     probability: float | None  # percent
+    is_qualified: bool = False  # a lead stage that converts the lead (metadata isQualified)
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,16 @@ class Labels:
 
 
 def stage_from_pipeline(stage: Any) -> Stage:
-    """A deal stage (metadata isClosed, probability 0-1) or a ticket stage (metadata ticketState)."""
+    """A deal stage (metadata isClosed, probability 0-1), a ticket stage (metadata ticketState) or a
+    lead stage (metadata leadState, isQualified)."""
     metadata = stage.metadata or {}
     probability = to_float(metadata.get("probability"))
     closed = (str(metadata.get("isClosed", "false")).lower() == "true"
-              or str(metadata.get("ticketState", "")).upper() == settings.CLOSED_TICKET_STATE)
+              or str(metadata.get("ticketState", "")).upper() == settings.CLOSED_TICKET_STATE
+              or str(metadata.get("leadState", "")).upper() == settings.CLOSED_TICKET_STATE)
     return Stage(stage.label, closed, closed and probability == 1.0,
-                 None if probability is None else round(probability * 100, 6))
+                 None if probability is None else round(probability * 100, 6),
+                 str(metadata.get("isQualified", "false")).lower() == "true")
 
 
 def options_of(properties: Any, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
@@ -143,6 +148,22 @@ def contact_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
             "created_date": utc_date(props.get("createdate"))}
 
 
+def lead_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
+    """A record of the Leads object (0-136): status is its pipeline stage's label, converted when the
+    stage is qualified; converted_account_id is the associated company (the writer fills it)."""
+    stage_id = props.get("hs_pipeline_stage")
+    stage = labels.stages.get(stage_id or "")
+    qualified = parse_time(props.get("hs_date_entered_qualified_stage"))
+    return {"name": props.get("hs_lead_name") or None, "email": props.get("email") or None,
+            "company": props.get("company") or None, "country": props.get("country") or None,
+            "owner_id": _owner(props), "lead_source": labels.option("lead_source", props.get("lead_source")),
+            "status": stage.label if stage else stage_id or None,
+            "is_converted": stage.is_qualified if stage else False,
+            "converted_date": qualified.date() if qualified and (stage is None or stage.is_qualified) else None,
+            "converted_contact_id": None,  # one association a stream: leads -> companies
+            "created_date": utc_date(props.get("hs_createdate") or props.get("createdate"))}
+
+
 def case_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     stage_id = props.get("hs_pipeline_stage")
     stage = labels.stages.get(stage_id or "")
@@ -160,8 +181,36 @@ Mapper = Callable[[Mapping[str, Any], Labels], dict[str, Any]]
 # Search stream -> its mapper (the table is settings.SEARCH_STREAMS[stream].entity).
 MAPPERS: dict[str, Mapper] = {
     "companies": account_row, "deals": deal_row, "line_items": line_item_row, "calls": call_row,
-    "emails": email_row, "meetings": meeting_row, "contacts": contact_row, "tickets": case_row,
+    "emails": email_row, "meetings": meeting_row, "contacts": contact_row, "leads": lead_row, "tickets": case_row,
 }
+
+
+def _calendar_date(value: Any) -> date | None:
+    """A campaign date: "YYYY-MM-DD" as it is (a calendar date, no zone), else the UTC date of a datetime."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    return utc_date(text)
+
+
+def campaign_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A campaign of GET /marketing/v3/campaigns (JSON: id, properties, createdAt, updatedAt) as a
+    complete row but for `custom`: status label, active when planned or in progress, UTC created date."""
+    props = record.get("properties") or {}
+    status = props.get("hs_campaign_status") or None
+    return {"source": settings.SOURCE, "source_id": str(record["id"]), "name": props.get("hs_name") or None,
+            "campaign_type": props.get("campaign_type") or None,
+            "status": settings.CAMPAIGN_STATUSES.get(status, status) if status else None,
+            "is_active": status in settings.ACTIVE_CAMPAIGN_STATUSES, "owner_id": props.get("hs_owner") or None,
+            "start_date": _calendar_date(props.get("hs_start_date")),
+            "end_date": _calendar_date(props.get("hs_end_date")),
+            "budgeted_cost": to_float(props.get("hs_budget_items_sum_amount")),
+            "actual_cost": to_float(props.get("hs_spend_items_sum_amount")),
+            "expected_revenue": to_float(props.get("expected_revenue")),
+            "created_date": utc_date(record.get("createdAt")), "modified_at": parse_time(record.get("updatedAt")),
+            "is_deleted": False}
 
 
 def custom_values(props: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:

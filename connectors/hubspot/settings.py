@@ -104,26 +104,53 @@ SEARCH_STREAMS: dict[str, SearchStream] = {
         "firstname", "lastname", "email", "company", "country", "lifecyclestage", "hs_lead_status", "lead_source",
         _OWNER, "createdate"), cursor_property=CONTACT_CURSOR_PROPERTY, association=("companies", "account_id"),
         options=("lifecyclestage", "lead_source")),
+    # The Leads object (0-136): status = the lead pipeline stage label, converted = a stage whose
+    # metadata says isQualified, converted_account_id = the associated company.
+    "leads": SearchStream("leads", "lead", (
+        "hs_lead_name", "email", "company", "country", "hs_pipeline", "hs_pipeline_stage", "lead_source",
+        "hs_date_entered_qualified_stage", _OWNER, "hs_createdate"), association=("companies", "converted_account_id"),
+        stages=True, options=("lead_source",)),
     "tickets": SearchStream("tickets", "case", (
         "subject", "hs_pipeline", "hs_pipeline_stage", "hs_ticket_priority", "source_type", "closed_date", _OWNER,
         "createdate"), association=("companies", "account_id"), stages=True,
         options=("hs_ticket_priority", "source_type")),
 }
-# Every stream, in extraction order (owners come from the owners API, not the search).
-STREAMS = ("owners", "companies", "deals", "line_items", "calls", "emails", "meetings", "contacts", "tickets")
+# Marketing campaigns (GET /marketing/v3/campaigns, read through the client's generic request
+# method: the SDK has no campaigns API). No search, no modified-date filter and no archived list:
+# every run lists all campaigns (they are few), 100 a page (the maximum); a stored campaign the
+# list no longer holds was deleted and is marked is_deleted; a listed one whose updatedAt equals
+# the stored modified_at is neither rewritten nor counted. Calls: max(1, ceil(campaigns / 100)).
+CAMPAIGN_STREAM = "campaigns"
+CAMPAIGN_ENTITY = "campaign"
+CAMPAIGNS_PATH = "/marketing/v3/campaigns"
+CAMPAIGN_PAGE_SIZE = 100
+CAMPAIGN_OBJECT_TYPE = "campaigns"  # GET /crm/v3/properties/campaigns: the custom-field check
+CAMPAIGN_PROPERTIES = ("hs_name", "hs_start_date", "hs_end_date", "hs_campaign_status", "hs_budget_items_sum_amount",
+                       "hs_spend_items_sum_amount", "hs_owner", "campaign_type", "expected_revenue")
+# hs_campaign_status value -> label (HubSpot's labels: "Paused" where Salesforce says "Aborted"), and
+# the statuses of an active campaign (Salesforce IsActive: Planned / In Progress).
+CAMPAIGN_STATUSES = {"planned": "Planned", "in_progress": "In Progress", "completed": "Completed",
+                     "paused": "Paused"}
+ACTIVE_CAMPAIGN_STATUSES = frozenset({"planned", "in_progress"})
+
+# Every stream, in extraction order (owners come from the owners API, campaigns from the marketing
+# campaigns API, the rest through search).
+STREAMS = ("owners", *SEARCH_STREAMS, CAMPAIGN_STREAM)
+# Stream -> the canonical entity it writes (custom fields are configured per entity).
+STREAM_ENTITIES = {**{stream: spec.entity for stream, spec in SEARCH_STREAMS.items()},
+                   CAMPAIGN_STREAM: CAMPAIGN_ENTITY}
 # Email direction (hs_email_direction) -> canonical direction; a forwarded email went out.
 EMAIL_DIRECTIONS = {"EMAIL": "outbound", "INCOMING_EMAIL": "inbound", "FORWARDED_EMAIL": "outbound"}
-# A ticket pipeline stage is closed when its metadata says ticketState CLOSED.
+# A ticket pipeline stage is closed when its metadata says ticketState CLOSED (a lead stage: leadState);
+# a lead stage converts the lead when its metadata says isQualified "true".
 CLOSED_TICKET_STATE = "CLOSED"
 
 # Custom fields from config (HubSpotSource(custom_fields=...)): canonical entity -> {canonical name:
 # property internal name}. Names go into search requests, so only plain internal names pass.
 CUSTOM_FIELD_PATTERN = r"^[a-z][a-z0-9_]*$"
-# Entities with no HubSpot stream to carry custom fields, and why (HubSpot leads are contacts).
+# Entities with no HubSpot stream to carry custom fields, and why.
 NO_CUSTOM_FIELDS = {
     "owner": "HubSpot owners (the owners API) have no custom properties",
-    "lead": "HubSpot keeps leads as contacts with a lifecycle stage: map the field under 'contact'",
-    "campaign": "okr-sync reads no HubSpot campaigns",
 }
 
 # Lookback (connectors.incremental): the keyset pager's first search asks for
@@ -153,8 +180,8 @@ ARCHIVED_PAGE_SIZE = 100
 ASSOCIATION_BATCH_LIMIT = 1000
 ASSOCIATION_BUFFER_PAGES = 5
 # Among several associated records, the one with a primary association type wins (deal ->
-# company 5, contact -> company 1, ticket -> company 339), then the lowest id.
-PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({1, 5, 339})
+# company 5, contact -> company 1, ticket -> company 339; a lead has one company, 580), then the lowest id.
+PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({1, 5, 339, 580})
 
 # Writeback target: a custom object an admin creates once (schema below).
 KEY_RESULT_OBJECT = "okr_key_result"

@@ -1,17 +1,19 @@
-"""Reading the HubSpot streams: owners from the owners API, every other stream through search.
+"""Reading the HubSpot streams: owners from the owners API, campaigns from the marketing campaigns
+API (connectors.hubspot.campaigns), every other stream through search.
 
 A search stream (settings.SEARCH_STREAMS) is paged from its stored cursor by the keyset pager
 (connectors.hubspot.paging) into a StreamWriter (connectors.hubspot.writer), which buffers the
 fresh records of up to five pages, reads their associations in one v4 batch call and commits
 them with the cursor. After the search, the archived records (listed with archived=true) are
 marked deleted. Calls per stream: searches + ceil(fresh / 1000) association reads (about) +
-max(1, ceil(archived / 100)) archived pages, plus the lookups: the pipelines of deals and tickets
+max(1, ceil(archived / 100)) archived pages, plus the lookups: the pipelines of deals, leads and tickets
 and the properties (option labels, custom-field check), each read once per object type and source
 (a source serves one run), and only when a record is mapped or custom fields are configured.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from functools import partial
@@ -26,13 +28,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.errors import ConnectorError
-from connectors.hubspot import custom_fields, helpers, settings
+from connectors.hubspot import campaigns, custom_fields, helpers, settings
 from connectors.hubspot.mappers import Labels, Stage, options_of, owner_row, stage_from_pipeline
 from connectors.hubspot.paging import KeysetPager
 from connectors.hubspot.writer import StreamWriter
 from connectors.incremental import Cursor, field_set_digest, load_cursor, save_cursor, save_field_set
 from connectors.store import Owner, session_scope, upsert_rows
 
+log = logging.getLogger(__name__)
 SOURCE = settings.SOURCE
 _OWNER_FIELDS = ("email", "name", "team", "region", "is_active")
 Call = Callable[..., Any]
@@ -43,8 +46,9 @@ class StreamReader:
     `api` gives the generated API namespace."""
 
     def __init__(self, call: Call, api: Callable[[], SimpleNamespace], lookback: timedelta,
-                 fields: dict[str, dict[str, str]]) -> None:
-        self.call, self.api, self.lookback, self.fields = call, api, lookback, fields
+                 fields: dict[str, dict[str, str]],
+                 generic: Callable[[], campaigns.GenericRequests] | None = None) -> None:
+        self.call, self.api, self.lookback, self.fields, self.generic = call, api, lookback, fields, generic
         # Read from the portal once per object type and source (a source serves one run):
         self._properties: dict[str, list[Any]] = {}  # object type -> its property definitions
         self._pipelines: dict[str, dict[str, Stage]] = {}  # object type -> stage id -> Stage
@@ -115,9 +119,43 @@ class StreamReader:
 
     def check_custom_fields(self, stream: str, fields: dict[str, str]) -> None:
         """The portal has every configured property of the stream's object type."""
-        spec = settings.SEARCH_STREAMS[stream]
-        custom_fields.missing(spec.object_type, spec.entity, fields,
-                              (prop.name for prop in self._portal_properties(spec.object_type)))
+        if stream == settings.CAMPAIGN_STREAM and self._properties.get(settings.CAMPAIGN_OBJECT_TYPE) == []:
+            return  # the portal could not list campaign properties: checked once, not again
+        object_type = (settings.CAMPAIGN_OBJECT_TYPE if stream == settings.CAMPAIGN_STREAM
+                       else settings.SEARCH_STREAMS[stream].object_type)
+        custom_fields.missing(object_type, settings.STREAM_ENTITIES[stream], fields,
+                              (prop.name for prop in self._portal_properties(object_type)))
+
+    # -- campaigns ------------------------------------------------------------------------------
+    def campaigns(self, engine: Engine) -> int:
+        """List every campaign (the generic request method, 100 a page) and diff the list with the store:
+        new or changed ones written, unlisted ones marked deleted (connectors.hubspot.campaigns)."""
+        if self.generic is None:
+            raise ConnectorError("HubSpot campaigns need the client's generic request method")
+        stream = settings.CAMPAIGN_STREAM
+        fields = custom_fields.for_stream(self.fields, stream)
+        if fields:
+            try:
+                self.check_custom_fields(stream, fields)
+            except Exception as exc:
+                # A portal whose properties API does not know campaigns cannot check them: read the
+                # fields anyway (an unknown one stays None), and say so.
+                if helpers.api_status(exc) not in (400, 404):
+                    raise
+                self._properties[settings.CAMPAIGN_OBJECT_TYPE] = []
+                log.warning("HubSpot cannot list campaign properties (%s): campaign custom fields %s are read"
+                            " unchecked", helpers.api_message(exc), sorted(fields.values()))
+        field_set = field_set_digest(fields)
+        saved = load_cursor(engine, SOURCE, stream, field_set)
+        properties = tuple(dict.fromkeys((*settings.CAMPAIGN_PROPERTIES, *fields.values())))
+        generic = self.generic()
+
+        def page(after: str | None) -> Any:
+            return self.call(generic.api_request, campaigns.campaign_options(properties, after))
+
+        records = campaigns.store_campaigns(engine, campaigns.list_campaigns(page), fields, saved.reread)
+        save_field_set(engine, SOURCE, stream, field_set)
+        return records
 
     def labels(self, stream: str) -> Labels:
         """The stream's stage and option labels, read from the portal (called when a record is mapped)."""

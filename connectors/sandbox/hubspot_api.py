@@ -6,11 +6,13 @@ properties and custom object schemas. Writes are accepted only on custom objects
 private app with read-only CRM scopes plus custom-object write scopes would see it.
 
 Standard types (hubspot_objects): contacts 0-1 (the leads table), companies 0-2, deals 0-3, tickets 0-5
-(cases), line_items 0-8, meetings 0-47, calls 0-48, emails 0-49. Archived records: logical rows with
-deleted = 1 appear only in `GET /crm/v3/objects/{type}?archived=true` (with `archivedAt`), never in
-search or in normal lists. Associations (v4 batch read) come from the logical links (hubspot_search
-ASSOCIATION_LINKS): deal/contact/ticket -> company (account_id), call/email/meeting/line item -> deal
-(deal_id). Pipelines: deals' "default" and tickets' "0".
+(cases), line_items 0-8, meetings 0-47, calls 0-48, emails 0-49, and leads 0-136 (hubspot_leads: the
+leads table again). Marketing campaigns (hubspot_campaigns): `GET /marketing/v3/campaigns` and
+`/marketing/v3/campaigns/{id}`. Archived records: logical rows with deleted = 1 appear only in
+`GET /crm/v3/objects/{type}?archived=true` (with `archivedAt`), never in search or in normal lists.
+Associations (v4 batch read) come from the logical links (hubspot_search ASSOCIATION_LINKS):
+deal/contact/ticket/lead -> company (account_id), call/email/meeting/line item -> deal (deal_id),
+lead -> contact (same row). Pipelines: deals' "default", tickets' "0", leads' "lead-pipeline-id".
 
 Knobs tests may turn (through `sandbox.counters["hubspot"].app.state`):
 - `search_cap`: results a search can page through (HubSpot: 10,000);
@@ -37,9 +39,11 @@ from fastapi.responses import JSONResponse
 
 from connectors.sandbox.faults import request_faults
 from connectors.sandbox.generator import TEAMS
+from connectors.sandbox.hubspot_campaigns import add_campaign_routes
 from connectors.sandbox.hubspot_catalog import NAME_PATTERN, PROPERTY_TYPES, Catalog, schema_json
+from connectors.sandbox.hubspot_leads import portal_pipelines
 from connectors.sandbox.hubspot_limits import HubSpotRateLimits
-from connectors.sandbox.hubspot_objects import ObjectType, iso_from_ms, pipelines_of
+from connectors.sandbox.hubspot_objects import ObjectType, iso_from_ms
 from connectors.sandbox.hubspot_search import (
     ApiError,
     CountCache,
@@ -254,11 +258,11 @@ def create_app(state: SandboxState) -> FastAPI:
     # -- pipelines ---------------------------------------------------------------------------
     @app.get("/crm/v3/pipelines/{object_type}")
     def list_pipelines(object_type: str) -> dict[str, Any]:
-        return {"results": pipelines_of(resolve(object_type).name)}
+        return {"results": portal_pipelines(resolve(object_type).name)}
 
     @app.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
     def get_pipeline(object_type: str, pipeline_id: str) -> dict[str, Any]:
-        for pipeline in pipelines_of(resolve(object_type).name):
+        for pipeline in portal_pipelines(resolve(object_type).name):
             if pipeline["id"] == pipeline_id:
                 return pipeline
         raise ApiError(404, f"Unable to find pipeline {pipeline_id}", "OBJECT_NOT_FOUND")
@@ -310,6 +314,7 @@ def create_app(state: SandboxState) -> FastAPI:
         assert kind is not None
         return schema_json(kind)
 
+    add_campaign_routes(app, state)  # GET /marketing/v3/campaigns (hubspot_campaigns)
     return app
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from connectors.sandbox.hubspot_leads import lead_type
 from connectors.sandbox.hubspot_objects import (
     ObjectType,
     PropertyDef,
@@ -119,7 +120,7 @@ class Catalog:
     def object_types(self) -> list[ObjectType]:
         with self._lock:
             if self._types is None:
-                types = standard_types()
+                types = [*standard_types(), lead_type()]
                 types = [replace(kind, properties={**kind.properties, **{
                     spec["name"]: replace(custom_property(spec), sql="NULL", filter_sql=None)
                     for spec in self._load(self.PROPERTIES_KEY + kind.type_id)}}) for kind in types]

@@ -165,7 +165,7 @@ def system_properties(offset: int, created: str, updated: str, *, created_name: 
     ]
 
 
-def _owner_prop(column: str = "owner_id") -> PropertyDef:
+def owner_prop(column: str = "owner_id") -> PropertyDef:
     return PropertyDef("hubspot_owner_id", "Owner", "enumeration", "select", column,
                        offset=HS_OFFSET["owners"])
 
@@ -176,7 +176,7 @@ def _enum(name: str, label: str, column: str, values: dict[str, str], options: t
     return PropertyDef(name, label, "enumeration", field_type, _case(column, values), options=options)
 
 
-def _lead_source(group: str) -> PropertyDef:
+def lead_source_prop(group: str) -> PropertyDef:
     """The portal's custom lead source enumeration (deals and contacts)."""
     return PropertyDef("lead_source", "Lead Source", "enumeration", "select", "lead_source",
                        options=tuple((label, label) for label in LEAD_SOURCES), hubspot_defined=False,
@@ -198,8 +198,8 @@ def _deal_props() -> list[PropertyDef]:
               tuple((DEAL_TYPE_VALUES[label], label) for label in DEAL_TYPES), "radio"),
         PropertyDef("hs_deal_stage_probability", "Deal Stage Probability", "number", "number",
                     "(probability / 100.0)"),
-        _lead_source("dealinformation"),
-        _owner_prop(),
+        lead_source_prop("dealinformation"),
+        owner_prop(),
         PropertyDef("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox",
                     f"CASE WHEN stage IN {closed} THEN 'true' ELSE 'false' END"),
         PropertyDef("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox",
@@ -216,7 +216,7 @@ def _company_props() -> list[PropertyDef]:
         PropertyDef("industry", "Industry", sql="industry"),
         _enum("type", "Type", "account_type", {"Customer": "CUSTOMER", "Prospect": "PROSPECT"},
               (("PROSPECT", "Prospect"), ("CUSTOMER", "Customer"))),
-        _owner_prop(),
+        owner_prop(),
         PropertyDef("region", "Region", sql=_case("country", REGION_OF_COUNTRY), hubspot_defined=False,
                     group="companyinformation", description=f"Sales region of the country: {', '.join(regions)}"),
         *system_properties(HS_OFFSET["companies"], "created_ms", "modified_ms", created_name="createdate"),
@@ -226,7 +226,7 @@ def _company_props() -> list[PropertyDef]:
 def _engagement_props() -> dict[str, list[PropertyDef]]:
     """Calls, emails and meetings: engagements dated by hs_timestamp, linked to one deal."""
     def engagement(kind: str) -> list[PropertyDef]:
-        return [_owner_prop(), *system_properties(HS_OFFSET[kind], "created_ms", "modified_ms",
+        return [owner_prop(), *system_properties(HS_OFFSET[kind], "created_ms", "modified_ms",
                                                   created_name="hs_createdate")]
 
     return {
@@ -283,8 +283,8 @@ def _contact_props() -> list[PropertyDef]:
         PropertyDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", "lifecycle",
                     options=tuple(LIFECYCLE_STAGES.items())),
         _enum("hs_lead_status", "Lead Status", "status", LEAD_STATUS_VALUES, LEAD_STATUS_OPTIONS, "radio"),
-        _lead_source("contactinformation"),
-        _owner_prop(),
+        lead_source_prop("contactinformation"),
+        owner_prop(),
         *system_properties(HS_OFFSET["contacts"], "created_ms", "modified_ms", created_name="createdate",
                            modified_name="lastmodifieddate"),
     ]
@@ -303,7 +303,7 @@ def _ticket_props() -> list[PropertyDef]:
               tuple((value, label) for label, value in TICKET_PRIORITIES.items())),
         _enum("source_type", "Source", "origin", sources, tuple(TICKET_SOURCES.values())),
         PropertyDef("closed_date", "Close date", "datetime", "date", "closed_ms"),
-        _owner_prop(),
+        owner_prop(),
         *system_properties(HS_OFFSET["tickets"], "created_ms", "modified_ms", created_name="createdate"),
     ]
 
@@ -339,13 +339,13 @@ def standard_types() -> list[ObjectType]:
     ]
 
 
-def _stage_json(stage_id: str, label: str, order: int, metadata: dict[str, str]) -> dict[str, Any]:
+def stage_json(stage_id: str, label: str, order: int, metadata: dict[str, str]) -> dict[str, Any]:
     """A pipeline stage; default-pipeline stages carry createdAt = epoch, as in HubSpot."""
     return {"id": stage_id, "label": label, "displayOrder": order, "archived": False, "metadata": metadata,
             "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO, "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
 
 
-def _pipeline_json(pipeline_id: str, label: str, stages: list[dict[str, Any]]) -> dict[str, Any]:
+def pipeline_json(pipeline_id: str, label: str, stages: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": pipeline_id, "label": label, "displayOrder": 0, "archived": False,
             "createdAt": EPOCH_ISO, "updatedAt": EPOCH_ISO, "stages": stages}
 
@@ -353,12 +353,12 @@ def _pipeline_json(pipeline_id: str, label: str, stages: list[dict[str, Any]]) -
 def pipelines_of(object_name: str) -> list[dict[str, Any]]:
     """GET /crm/v3/pipelines/{type}: deals' "default" and tickets' "0" (no other type has pipelines)."""
     if object_name == "deals":
-        return [_pipeline_json("default", "Sales Pipeline", [
-            _stage_json(STAGE_IDS[key], label, order,
+        return [pipeline_json("default", "Sales Pipeline", [
+            stage_json(STAGE_IDS[key], label, order,
                         {"isClosed": str(closed).lower(), "probability": repr(probability / 100)})
             for order, (key, (label, probability, closed, _won)) in enumerate(STAGES.items())])]
     if object_name == "tickets":
-        return [_pipeline_json("0", "Support Pipeline", [
-            _stage_json(stage, label, order, {"ticketState": state})
+        return [pipeline_json("0", "Support Pipeline", [
+            stage_json(stage, label, order, {"ticketState": state})
             for order, (stage, label, state) in enumerate(TICKET_STAGES.values())])]
     return []

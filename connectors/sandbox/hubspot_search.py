@@ -336,6 +336,10 @@ ASSOCIATION_LINKS = {
     ("calls", "deals"): AssociationLink("deal_id", ((206, None),)),
     ("emails", "deals"): AssociationLink("deal_id", ((210, None),)),
     ("meetings", "deals"): AssociationLink("deal_id", ((212, None),)),
+    # Leads (0-136): the primary company (580) of a converted lead, and the contact of the same row number
+    # (578 lead-to-primary-contact); each with the unlabelled type as well (610 company, 608 contact).
+    ("leads", "companies"): AssociationLink("account_id", ((580, "Primary"), (610, None))),
+    ("leads", "contacts"): AssociationLink("id", ((578, "Primary"), (608, None))),
 }
 
 

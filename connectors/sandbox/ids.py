@@ -17,7 +17,8 @@ _SF_OBJECT_BY_PREFIX = {prefix: name for name, prefix in SF_PREFIX.items()}
 # HubSpot ids are plain integers; offsets keep the object types apart, as in a real portal.
 HS_OFFSET = {"owners": 70_000_000, "companies": 10_000_000, "deals": 20_000_000_000, "calls": 40_000_000_000,
              "contacts": 50_000, "line_items": 30_000_000_000, "emails": 41_000_000_000,
-             "meetings": 42_000_000_000, "tickets": 1_500_000_000, "products": 5_000_000}
+             "meetings": 42_000_000_000, "tickets": 1_500_000_000, "products": 5_000_000,
+             "leads": 60_000_000}
 
 
 def sf_id(sobject: str, number: int) -> str:

@@ -4,7 +4,9 @@ Shares no code with the connectors' mapping: plain Python over the logical org's
 the way each CRM face serves them (connectors/sandbox) and the store keeps them (connectors/store).
 Rows are keyed by (table, the sandbox's integer id) and compared as tuples of canonical values;
 a deleted record only has to be flagged deleted (what changed just before its deletion may not
-be visible any more: HubSpot's archive list carries no associations, for one).
+be visible any more: HubSpot's archive list carries no associations, for one). A deleted HubSpot
+campaign (no archived list: it just leaves the campaigns list) is flagged deleted if it was stored
+before, and absent if the connector never saw it (GONE).
 """
 
 from __future__ import annotations
@@ -17,19 +19,26 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.sandbox.generator import COUNTRIES, LIFECYCLE_STAGES, STAGES
+from connectors.sandbox.hubspot_campaigns import campaign_guid
 from connectors.sandbox.ids import EMAIL_TASK_OFFSET, hs_number, sf_number
 from connectors.sandbox.state import SandboxState
 from connectors.store import RECORD_MODELS
 
 Rows = dict[tuple[str, int], tuple[Any, ...]]
 DELETED = ("deleted",)
+GONE = ("deleted", "or never stored")  # expected: flagged deleted, or absent
 REGION_OF = {country: region for region, countries in COUNTRIES.items() for country in countries}
 TICKET_STAGES = {"New": "New", "Working": "Waiting on contact", "Escalated": "Waiting on us", "Closed": "Closed"}
 TICKET_SOURCES = {"Phone": "Phone", "Email": "Email", "Web": "Web form"}
 HS_DEAL_TYPES = {"New Business": "New Business", "Renewal": "Renewal", "Upsell": "Upsell"}
+# Lead status -> the HubSpot lead pipeline stage label; campaign status -> HubSpot's label.
+HS_LEAD_STAGES = {"Open - Not Contacted": "New", "Working - Contacted": "Attempting",
+                  "Closed - Converted": "Qualified", "Closed - Not Converted": "Disqualified"}
+HS_CAMPAIGN_STATUSES = {"Planned": "Planned", "In Progress": "In Progress", "Completed": "Completed",
+                        "Aborted": "Paused"}
 # canonical table -> HubSpot object type of its ids (activities and the rest are resolved per row)
 HS_TYPES = {"owner": "owners", "account": "companies", "deal": "deals", "contact": "contacts",
-            "case": "tickets", "line_item": "line_items"}
+            "case": "tickets", "line_item": "line_items", "lead": "leads", "campaign": "campaigns"}
 HS_ACTIVITY_TYPES = {"call": "calls", "email": "emails", "meeting": "meetings"}
 
 
@@ -112,6 +121,10 @@ def expected_rows(state: SandboxState, crm: str, custom: bool = False) -> Rows:
             put("contact", lead["id"], lead["deleted"], lambda lead=lead: (
                 _name(lead), lead["email"], lead["account_id"], lead["owner_id"], lead["lead_source"],
                 LIFECYCLE_STAGES[lead["lifecycle"]], _date(lead["created_ms"])))
+            put("lead", lead["id"], lead["deleted"], lambda lead=lead, converted=converted: (
+                _name(lead), lead["email"], lead["company"], lead["country"], lead["owner_id"], lead["lead_source"],
+                HS_LEAD_STAGES[lead["status"]], converted, _date(lead["converted_ms"]), lead["account_id"], None,
+                _date(lead["created_ms"])))
     for case in state.query("SELECT * FROM cases"):
         put("case", case["id"], case["deleted"], lambda case=case: (
             case["subject"], case["account_id"], case["owner_id"],
@@ -119,13 +132,30 @@ def expected_rows(state: SandboxState, crm: str, custom: bool = False) -> Rows:
             case["origin"] if sf else TICKET_SOURCES[case["origin"]], case["status"] == "Closed",
             _moment(case["created_ms"], crm), _moment(case["closed_ms"], crm), _date(case["created_ms"]),
             _date(case["closed_ms"])))
-    if sf:
-        for c in state.query("SELECT * FROM campaigns"):
-            put("campaign", c["id"], c["deleted"], lambda c=c: (
-                c["name"], c["campaign_type"], c["status"], c["status"] in ("Planned", "In Progress"), c["owner_id"],
-                date.fromisoformat(c["start_date"]), date.fromisoformat(c["end_date"]), c["budgeted_cost"],
-                c["actual_cost"], c["expected_revenue"], _date(c["created_ms"])))
+    for c in state.query("SELECT * FROM campaigns"):
+        if c["deleted"] and not sf:
+            rows[("campaign", c["id"])] = GONE
+            continue
+        put("campaign", c["id"], c["deleted"], lambda c=c: (
+            c["name"], c["campaign_type"], c["status"] if sf else HS_CAMPAIGN_STATUSES[c["status"]],
+            c["status"] in ("Planned", "In Progress"), c["owner_id"], date.fromisoformat(c["start_date"]),
+            date.fromisoformat(c["end_date"]), c["budgeted_cost"], c["actual_cost"], c["expected_revenue"],
+            _date(c["created_ms"])))
     return rows
+
+
+_CAMPAIGN_NUMBERS: dict[str, int] = {}  # HubSpot campaign GUID -> campaigns row id, filled as needed
+
+
+def _campaign_number(guid: str, limit: int = 1_000_000) -> int:
+    """The campaigns row behind a HubSpot campaign GUID (the sandbox's uuid5 rule, searched upwards)."""
+    number = len(_CAMPAIGN_NUMBERS)
+    while guid not in _CAMPAIGN_NUMBERS:
+        number += 1
+        if number > limit:
+            raise ValueError(f"not a sandbox campaign id: {guid!r}")
+        _CAMPAIGN_NUMBERS[campaign_guid(number)] = number
+    return _CAMPAIGN_NUMBERS[guid]
 
 
 def _number(crm: str, hs_type: str, record_id: str | None) -> int | None:
@@ -133,6 +163,8 @@ def _number(crm: str, hs_type: str, record_id: str | None) -> int | None:
         return None
     if crm == "salesforce":
         return sf_number(record_id)[1]
+    if hs_type == "campaigns":
+        return _campaign_number(record_id)
     return hs_number(hs_type, record_id)
 
 
@@ -181,7 +213,7 @@ def stored_rows(engine: Engine, crm: str, custom: bool = False) -> Rows:
                 act.kind, act.subject, num("owners", act.owner_id), num("deals", act.deal_id), act.activity_date,
                 act.duration_seconds, act.outcome, act.direction))
         for lead in every("lead"):
-            put("lead", "contacts", lead, lambda lead=lead: (
+            put("lead", "leads", lead, lambda lead=lead: (
                 lead.name, lead.email, lead.company, lead.country, num("owners", lead.owner_id), lead.lead_source,
                 lead.status, lead.is_converted, lead.converted_date, num("companies", lead.converted_account_id),
                 num("contacts", lead.converted_contact_id), lead.created_date))
@@ -203,7 +235,11 @@ def stored_rows(engine: Engine, crm: str, custom: bool = False) -> Rows:
 
 def differences(stored: Rows, expected: Rows, limit: int = 8) -> list[tuple[tuple[str, int], Any, Any]]:
     """(key, stored, expected) of the first rows that differ, missing or extra, in key order."""
-    keys = sorted(key for key in stored.keys() | expected.keys() if stored.get(key) != expected.get(key))
+    def same(key: tuple[str, int]) -> bool:
+        got, wanted = stored.get(key), expected.get(key)
+        return got == wanted or (wanted == GONE and got in (None, DELETED))
+
+    keys = sorted(key for key in stored.keys() | expected.keys() if not same(key))
     return [(key, stored.get(key), expected.get(key)) for key in keys[:limit]]
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from connectors.errors import ConnectorConfigError
 from connectors.hubspot import HubSpotSource, settings
 from connectors.sandbox.server import SandboxServer
-from connectors.store import Account, SyncState
+from connectors.store import Account, Campaign, Lead, SyncState
 from tests.conftest import private_sandbox
 from tests.connectors.stream_oracle import REGION_OF
 
@@ -23,7 +23,7 @@ from tests.connectors.stream_oracle import REGION_OF
     ({"account": {"region": "region; drop"}}, "is not a HubSpot property internal name"),
     ({"account": {"region": "1region"}}, "is not a HubSpot property internal name"),
     ({"acount": {"region": "region"}}, "unknown entity 'acount'"),
-    ({"lead": {"score": "score"}}, "map the field under 'contact'"),
+    ({"lead": {"score": "Score"}}, "custom field lead.score: 'Score' is not a HubSpot property"),
     ({"owner": {"desk": "desk"}}, "owners"),
 ])
 def test_bad_custom_fields_are_refused_when_the_source_is_built(fields: Any, message: str) -> None:
@@ -37,6 +37,8 @@ def test_good_custom_fields_are_kept() -> None:
     source = HubSpotSource.from_env({settings.TOKEN_ENV: "pat-x"},
                                     custom_fields={"account": {"region": "region"}, "activity": {}})
     assert source.custom_fields == {"account": {"region": "region"}}
+    both = {"lead": {"score": "lead_score"}, "campaign": {"channel": "channel"}}  # HubSpot has both streams now
+    assert HubSpotSource("pat-x", custom_fields=both).custom_fields == both
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +90,29 @@ def test_custom_values_are_stored_and_a_new_field_set_rereads_the_stream(org: Sa
     with HubSpotSource.from_env(env, custom_fields={"account": {"region": "region"}}) as source:
         again = source.extract(store, "companies")
         assert (again.records, again.api_calls) == (0, 3)  # a new source checks once more
+
+
+@pytest.mark.integration
+def test_lead_and_campaign_custom_fields(org: SandboxServer, store: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """Leads are checked against GET /crm/v3/properties/leads; campaigns, whose properties a portal may not
+    list (the sandbox answers 400, as for any type it does not know), are read unchecked, with a warning."""
+    fields = {"lead": {"where": "country"}, "campaign": {"forecast": "expected_revenue", "typo": "expected_revenu"}}
+    with HubSpotSource.from_env(org.connection_env(), custom_fields=fields) as source:
+        leads = source.extract(store, "leads")
+        campaigns = source.extract(store, "campaigns")
+        again = source.extract(store, "campaigns")
+    live = org.state.query("SELECT id, expected_revenue FROM campaigns WHERE deleted = 0")
+    assert campaigns.records == len(live) and campaigns.api_calls == 1 + max(1, -(-len(live) // 100))
+    assert (again.records, again.api_calls) == (0, max(1, -(-len(live) // 100)))  # not asked twice
+    assert "campaign custom fields ['expected_revenu', 'expected_revenue'] are read unchecked" in caplog.text
+    with Session(store) as session:
+        lead_custom = {row.custom["where"] for row in session.exec(select(Lead))}
+        campaign_custom = sorted(row.custom["forecast"] for row in session.exec(select(Campaign)))
+        assert all(row.custom["typo"] is None for row in session.exec(select(Campaign)))
+    assert leads.records > 0 and lead_custom == {row[0] for row in org.state.query(
+        "SELECT country FROM leads WHERE deleted = 0")}
+    assert sorted(float(value) for value in campaign_custom) == sorted(row["expected_revenue"] for row in live)
+    typo = {"lead": {"where": "countri"}}
+    with HubSpotSource.from_env(org.connection_env(), custom_fields=typo) as source, \
+            pytest.raises(ConnectorConfigError, match="HubSpot leads has no property countri"):
+        source.extract(store, "leads")

@@ -16,7 +16,7 @@ OWNER = "70000003"
 
 def test_every_search_stream_has_a_mapper_into_a_canonical_table() -> None:
     assert set(mappers.MAPPERS) == set(settings.SEARCH_STREAMS)
-    assert ("owners", *settings.SEARCH_STREAMS) == settings.STREAMS
+    assert ("owners", *settings.SEARCH_STREAMS, "campaigns") == settings.STREAMS
     for stream, spec in settings.SEARCH_STREAMS.items():
         columns = set(RECORD_MODELS[spec.entity].__table__.columns.keys())  # type: ignore[attr-defined]
         row = mappers.MAPPERS[stream]({}, Labels())
@@ -128,6 +128,64 @@ def test_ticket_status_and_closed_from_the_pipeline_stage() -> None:
                    "created_date": date(2026, 3, 1), "closed_date": date(2026, 3, 2)}
     open_row = mappers.case_row({"hs_pipeline_stage": "1", "createdate": "2026-03-01T08:00:00Z"}, labels)
     assert (open_row["status"], open_row["is_closed"], open_row["closed_at"]) == ("New", False, None)
+
+
+LEAD_STAGES = {  # GET /crm/v3/pipelines/leads: stage id -> (label, metadata)
+    "new-stage-id": ("New", {"leadState": "OPEN"}), "attempting-stage-id": ("Attempting", {"leadState": "OPEN"}),
+    "qualified-stage-id": ("Qualified", {"leadState": "CLOSED", "isQualified": "true"}),
+    "unqualified-stage-id": ("Disqualified", {"leadState": "CLOSED"}),
+}
+
+
+def _lead_labels() -> Labels:
+    stages = {stage_id: mappers.stage_from_pipeline(PipelineStage(label=label, metadata=metadata))
+              for stage_id, (label, metadata) in LEAD_STAGES.items()}
+    return Labels(stages, {"lead_source": {"Web": "Web", "Partner Referral": "Partner Referral"}})
+
+
+def test_lead_status_is_the_stage_label_and_converted_the_qualified_stage() -> None:
+    labels = _lead_labels()
+    assert [(s.label, s.is_closed, s.is_qualified) for s in labels.stages.values()] == [
+        ("New", False, False), ("Attempting", False, False), ("Qualified", True, True), ("Disqualified", True, False)]
+    row = mappers.lead_row({
+        "hs_lead_name": "Ada Lovelace", "email": "ada@example.com", "company": "Acme", "country": "Germany",
+        "hs_pipeline": "lead-pipeline-id", "hs_pipeline_stage": "qualified-stage-id", "lead_source": "Web",
+        "hs_date_entered_qualified_stage": "1792703003456", "hubspot_owner_id": OWNER,
+        "hs_createdate": "2026-01-31T23:59:59.999Z"}, labels)
+    assert row == {"name": "Ada Lovelace", "email": "ada@example.com", "company": "Acme", "country": "Germany",
+                   "owner_id": OWNER, "lead_source": "Web", "status": "Qualified", "is_converted": True,
+                   "converted_date": date(2026, 10, 22), "converted_contact_id": None,
+                   "created_date": date(2026, 1, 31)}
+    open_lead = mappers.lead_row({"hs_lead_name": "Bo", "hs_pipeline_stage": "attempting-stage-id", "email": "",
+                                  "hs_date_entered_qualified_stage": "", "hs_createdate": "1792703003456"}, labels)
+    assert (open_lead["status"], open_lead["is_converted"], open_lead["converted_date"]) == ("Attempting", False, None)
+    assert (open_lead["email"], open_lead["created_date"]) == (None, date(2026, 10, 22))
+    lost = mappers.lead_row({"hs_pipeline_stage": "unqualified-stage-id"}, labels)
+    assert (lost["status"], lost["is_converted"]) == ("Disqualified", False)
+
+
+def test_campaign_from_the_marketing_api_json() -> None:
+    record = {"id": "6f1c2a1e-5a4b-5c3d-9e8f-0123456789ab", "createdAt": "2026-02-28T23:30:00.000Z",
+              "updatedAt": "2026-03-05T10:00:00.123Z", "properties": {
+                  "hs_name": "Spring webinar", "hs_start_date": "2026-03-01", "hs_end_date": "2026-03-31",
+                  "hs_campaign_status": "in_progress", "hs_budget_items_sum_amount": "5000",
+                  "hs_spend_items_sum_amount": "4200.5", "hs_owner": OWNER, "campaign_type": "Webinar",
+                  "expected_revenue": "60000"}}
+    assert mappers.campaign_row(record) == {
+        "source": "hubspot", "source_id": record["id"], "name": "Spring webinar", "campaign_type": "Webinar",
+        "status": "In Progress", "is_active": True, "owner_id": OWNER, "start_date": date(2026, 3, 1),
+        "end_date": date(2026, 3, 31), "budgeted_cost": 5000.0, "actual_cost": 4200.5, "expected_revenue": 60000.0,
+        "created_date": date(2026, 2, 28), "modified_at": datetime(2026, 3, 5, 10, 0, 0, 123000, tzinfo=UTC),
+        "is_deleted": False}
+    statuses = {value: mappers.campaign_row({"id": "x", "properties": {"hs_campaign_status": value}})
+                for value in ("planned", "in_progress", "completed", "paused", "", "archived_someday")}
+    assert {value: (row["status"], row["is_active"]) for value, row in statuses.items()} == {
+        "planned": ("Planned", True), "in_progress": ("In Progress", True), "completed": ("Completed", False),
+        "paused": ("Paused", False), "": (None, False), "archived_someday": ("archived_someday", False)}
+    empty = mappers.campaign_row({"id": "y", "properties": {"hs_start_date": "", "expected_revenue": ""}})
+    assert (empty["start_date"], empty["expected_revenue"], empty["created_date"]) == (None, None, None)
+    columns = set(RECORD_MODELS["campaign"].__table__.columns.keys())  # type: ignore[attr-defined]
+    assert set(mappers.campaign_row(record)) | {"custom"} == columns
 
 
 def test_custom_values_are_the_property_strings() -> None:

@@ -54,6 +54,6 @@ def test_rate_limits_and_server_errors_are_retried(sandbox: SandboxServer, store
 
 def test_unknown_stream_is_refused() -> None:
     source = HubSpotSource("pat-x")
-    streams = "owners, companies, deals, line_items, calls, emails, meetings, contacts, tickets"
+    streams = "owners, companies, deals, line_items, calls, emails, meetings, contacts, leads, tickets, campaigns"
     with pytest.raises(ConnectorError, match=f"streams: {streams}"):
-        source.extract(None, "leads")  # type: ignore[arg-type]
+        source.extract(None, "cases")  # type: ignore[arg-type]

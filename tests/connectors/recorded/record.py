@@ -62,7 +62,7 @@ HS_CUSTOM_FIELDS = {"account": {"region": "region"}}
 SF_EXTRACT_STREAMS = ("users", "opportunities", "calls")
 HS_EXTRACT_STREAMS = ("owners", "deals", "calls")
 SF_STREAMS = ("accounts", "line_items", "emails", "meetings", "leads", "contacts", "cases", "campaigns")
-HS_STREAMS = ("companies", "line_items", "emails", "meetings", "contacts", "tickets")
+HS_STREAMS = ("companies", "line_items", "emails", "meetings", "contacts", "tickets", "leads", "campaigns")
 QUERY_BATCH_SIZE = 200
 
 REPLAY_ENV = {

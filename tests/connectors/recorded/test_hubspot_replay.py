@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.hubspot import HubSpotSource
-from connectors.store import Account, Activity, Contact, Deal, LineItem, Owner, SupportCase
+from connectors.store import Account, Activity, Campaign, Contact, Deal, Lead, LineItem, Owner, SupportCase
 from tests.connectors.recorded.record import (
     HS_STREAMS,
     cassette,
@@ -73,13 +73,13 @@ def test_every_other_stream_parses_labels_custom_fields_associations_and_archive
     """The recording org (record.RECORD_ORG, generated from its seed) holds the values checked here."""
     with cassette("hubspot_streams", "none") as recorded, scenario_source("hubspot_streams", replay_env) as source:
         results = hubspot_streams(source, store)
-        assert recorded.all_played and recorded.play_count == 22
+        assert recorded.all_played and recorded.play_count == 28
     # companies: properties (the `region` check and the type labels: one read), search, archived list;
     # line items, emails: search, v4 associations, archived list; meetings and contacts also read their
     # properties (outcome / lifecycle labels); tickets their pipelines and properties too
     assert {name: (result.records, result.api_calls) for name, result in results.items()} == {
         "companies": (10, 3), "line_items": (58, 3), "emails": (7, 3), "meetings": (14, 4), "contacts": (9, 4),
-        "tickets": (8, 5)}
+        "tickets": (8, 5), "leads": (9, 5), "campaigns": (4, 1)}
     assert tuple(results) == HS_STREAMS
     paths = [request.path for request in recorded.requests]
     assert paths[:2] == ["/crm/v3/properties/companies", "/crm/v3/objects/companies/search"]
@@ -139,6 +139,27 @@ def test_every_other_stream_parses_labels_custom_fields_associations_and_archive
     working = cases["1500000001"]  # Working: pipeline stage "2", labelled from the ticket pipeline
     assert (working.status, working.is_closed, working.closed_at, working.origin) == (
         "Waiting on contact", False, None, "Email")
+
+    leads = rows(store, Lead)  # the same leads the Salesforce cassette holds (test_salesforce_replay.py)
+    lead = leads["60000003"]  # converted into account 3 on 2026-07-29: a qualified stage
+    assert (lead.name, lead.email, lead.company, lead.country, lead.owner_id, lead.lead_source) == (
+        "Grace Murphy", "grace.murphy.3@example.org", "Hughes Education 3", "United Kingdom", "70000004",
+        "Trade Show")
+    assert (lead.status, lead.is_converted, lead.converted_date, lead.created_date) == (
+        "Qualified", True, date(2026, 7, 29), date(2026, 5, 28))
+    assert (lead.converted_account_id, lead.converted_contact_id) == ("10000003", None)
+    open_lead = leads["60000001"]
+    assert (open_lead.name, open_lead.status, open_lead.is_converted, open_lead.converted_account_id) == (
+        "Quinn Berg", "New", False, None)
+
+    campaigns = {row.name: row for row in rows(store, Campaign).values()}  # ids are GUIDs
+    campaign = campaigns["Platform launch Conference 2026-Q3 #4"]
+    assert (campaign.campaign_type, campaign.status, campaign.is_active, campaign.owner_id) == (
+        "Conference", "Paused", False, "70000002")  # Salesforce's "Aborted"
+    assert (campaign.start_date, campaign.end_date, campaign.created_date) == (
+        date(2026, 7, 29), date(2026, 9, 10), date(2026, 5, 18))
+    assert (campaign.budgeted_cost, campaign.actual_cost, campaign.expected_revenue) == (38000.0, 37063.0, 456000.0)
+    assert len(campaign.source_id) == 36 and campaign.source_id.count("-") == 4
 
 
 def test_writeback_counts_a_200_batch_then_a_207_partial_failure(

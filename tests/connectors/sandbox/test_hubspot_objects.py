@@ -41,9 +41,10 @@ BASE = 900_000  # hand-made rows get ids BASE + 1, BASE + 2, ...
 BASE_MS = int((TEST_ORG.anchor + timedelta(days=10)).timestamp() * 1000)
 REGION_OF_COUNTRY = {country: region for region, countries in COUNTRIES.items() for country in countries}
 MODIFIED = {"line_items": "hs_lastmodifieddate", "emails": "hs_lastmodifieddate",
-            "meetings": "hs_lastmodifieddate", "contacts": "lastmodifieddate", "tickets": "hs_lastmodifieddate"}
+            "meetings": "hs_lastmodifieddate", "contacts": "lastmodifieddate", "tickets": "hs_lastmodifieddate",
+            "leads": "hs_lastmodifieddate"}
 TABLES = {"line_items": "line_items", "emails": "emails", "meetings": "meetings", "contacts": "leads",
-          "tickets": "cases"}
+          "tickets": "cases", "leads": "leads"}
 LEADS = [  # first, last, status, lifecycle, account_id, converted_ms
     ("Ava", "Adams", "Closed - Converted", "customer", 3, BASE_MS - 5000),
     ("Ben", "Berg", "Open - Not Contacted", "lead", None, None),
@@ -278,6 +279,8 @@ def read_links(client: hubspot.Client, from_type: str, to_type: str, ids: list[s
     ("meetings", "deals", "deal_id", {(212, None)}),
     ("contacts", "companies", "account_id", {(1, "Primary"), (279, None)}),
     ("tickets", "companies", "account_id", {(339, None)}),
+    ("leads", "companies", "account_id", {(580, "Primary"), (610, None)}),
+    ("leads", "contacts", "id", {(578, "Primary"), (608, None)}),  # a lead's contact is its own row
 ])
 def test_associations_follow_the_logical_links(client: hubspot.Client, org: SandboxServer, object_type: str,
                                                target: str, column: str, types: set[Any]) -> None:
@@ -288,7 +291,7 @@ def test_associations_follow_the_logical_links(client: hubspot.Client, org: Sand
     assert all({(spec.type_id, spec.label) for spec in to.association_types} == types
                for result in response.results for to in result.to)
     assert all(spec.category == "HUBSPOT_DEFINED" for spec in response.results[0].to[0].association_types)
-    # archived records and (for contacts) unconverted leads have none: a 207 naming each of them
+    # archived records and (for contacts and leads) unconverted leads have no company: a 207 naming each of them
     missing = [hs_id(object_type, row["id"]) for row in live + gone if row["deleted"] or not row[column]]
     assert isinstance(response, BatchResponsePublicAssociationMultiWithLabelWithErrors)
     assert sorted(error.context["fromObjectId"][0] for error in response.errors) == sorted(missing)
