@@ -48,6 +48,9 @@ class GenericRequests:
         self._host = host.rstrip("/")
         self._verify: str | bool = ca_bundle or True
         self._session = requests.Session()
+        # Like the SDK's own transport (urllib3): no proxy or CA bundle from the environment, so the
+        # campaigns request goes where every other HubSpot request goes.
+        self._session.trust_env = False
         self.last_response: requests.Response | None = None  # read by helpers.RateLimits.observe
 
     def api_request(self, options: Mapping[str, Any],
