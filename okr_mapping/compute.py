@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection, Engine
 from connectors.store import SOURCES
 from okr_mapping import scoring, windows
 from okr_mapping.config import (
-    AnyMetric,
     ChangeTarget,
     CheckIn,
     EachTarget,
@@ -30,13 +29,11 @@ from okr_mapping.config import (
     Objective,
     OkrConfig,
     PhasedTarget,
-    SimpleMetric,
 )
 from okr_mapping.entities import OWNER_TABLE
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
-from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue
+from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue, restarts_each_period
 from okr_mapping.periods import FiscalCalendar, Period
-from okr_mapping.rules import ALL_TIME, parse_measure
 
 UNASSIGNED = "(unassigned)"  # not a value a CRM team or email takes, so it never merges with one
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -234,7 +231,8 @@ def _key_result(
             if kr.target.vs == "previous_period"
             else calendar.same_period_last_year(period)
         )
-        earlier = evaluator.values(kr.metric, windows.earlier(window, period, before_period, as_of), kr.breakdown)
+        earlier = evaluator.values(kr.metric, windows.earlier(window, period, before_period, as_of, kr.target.vs),
+                                   kr.breakdown)
 
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}
     if kr.breakdown is None:
@@ -251,7 +249,7 @@ def _key_result(
             target = kr.target.apply(before.value)
             # A count or sum restarts at 0 each period, so progress runs from 0 to the target;
             # an average or ratio carries over, so it runs from where the last period ended.
-            baseline = 0.0 if _accumulates(metric) else before.value
+            baseline = 0.0 if restarts_each_period(metric, config.metrics) else before.value
         else:
             baseline = kr.baseline if kr.baseline is not None else 0.0
             if isinstance(kr.target, PhasedTarget):
@@ -261,8 +259,10 @@ def _key_result(
         kind = _metric_kind(kr)
         raw = scoring.progress(kind, measured.value, baseline, target) if defined else 0.0
         group = label if kr.breakdown is not None else None
-        expected = (windows.phased_share(period, kr.target.phased, as_of)
-                    if isinstance(kr.target, PhasedTarget) else None)
+        if isinstance(kr.target, PhasedTarget):
+            expected = windows.phased_share(period, kr.target.phased, as_of)
+        else:
+            expected = windows.expected_share(window, period, as_of, isinstance(kr.target, ChangeTarget))
         results.append(_build(config, objective, kr, period, as_of, kind=kind, value=measured.value,
                               baseline=baseline, target=target, raw=raw, rows=measured.rows,
                               source=evaluator.source, unit=metric.unit, group=group,
@@ -398,12 +398,6 @@ def _milestone_result(
     return _single_result(
         config, objective, kr, period, as_of, "milestone", value, 0.0, 1.0, rows, evaluator.source
     )
-
-
-def _accumulates(metric: AnyMetric) -> bool:
-    """True for metrics that grow through a period from zero (counts and sums)."""
-    return (isinstance(metric, SimpleMetric) and metric.time != ALL_TIME
-            and parse_measure(metric.measure).defined_on_empty)
 
 
 def _owner(kr: KeyResult, objective: Objective, group: str | None) -> str | None:

@@ -9,6 +9,7 @@ config is data, never code.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -47,10 +48,23 @@ def parse_formula(text: str) -> Formula:
     """Parse and check `text`; FormulaError says what is not allowed and where."""
     if not text.strip():
         raise FormulaError(f"the formula is empty; write {HELP}")
+    indent = len(text) - len(text.lstrip())  # columns count from the text as written
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as error:
-        raise FormulaError(f"cannot read the formula: {error.msg}; write {HELP}", error.offset) from None
+        raise FormulaError(f"cannot read the formula: {error.msg}; write {HELP}",
+                           None if error.offset is None else error.offset + indent) from None
+    try:
+        names = _checked_names(tree)
+    except FormulaError as error:
+        if error.column is not None:
+            error.column += indent
+        raise
+    return Formula(text, tree, frozenset(names))
+
+
+def _checked_names(tree: ast.expr) -> set[str]:
+    """The metric names of an allow-listed tree; FormulaError (column within the stripped text) otherwise."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -65,10 +79,43 @@ def parse_formula(text: str) -> Formula:
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise FormulaError(f"only numbers may appear besides metric names, got {node.value!r}",
                                    node.col_offset + 1)
+            try:
+                finite = math.isfinite(float(node.value))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise FormulaError("that number is too large for a formula", node.col_offset + 1)
         elif not isinstance(node, ast.operator | ast.unaryop | ast.Load):
             raise FormulaError(f"'{ast.unparse(node)}' is not allowed in a formula; write {HELP}",
                                getattr(node, "col_offset", -1) + 1 or None)
-    return Formula(text, tree, frozenset(names))
+    return names
+
+
+def restarts_at_zero(formula: Formula) -> bool:
+    """Whether the formula is 0 when every metric it reads is 0 and grows with them: sums and
+    differences of metrics, each maybe scaled by a number (won_revenue / 4, a - b), but not a
+    ratio of metrics or a constant added (won_revenue / won_deals, a + 1000)."""
+    return _homogeneous(formula.tree)
+
+
+def _homogeneous(node: ast.expr) -> bool:
+    if isinstance(node, ast.Name):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _homogeneous(node.operand)
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Add | ast.Sub):
+            return _homogeneous(node.left) and _homogeneous(node.right)
+        if isinstance(node.op, ast.Mult):
+            return (_constant(node.left) and _homogeneous(node.right)) or (
+                _constant(node.right) and _homogeneous(node.left))
+        if isinstance(node.op, ast.Div):
+            return _constant(node.right) and _homogeneous(node.left)
+    return False
+
+
+def _constant(node: ast.expr) -> bool:
+    return not any(isinstance(child, ast.Name) for child in ast.walk(node))
 
 
 def _evaluate(node: ast.expr, values: Mapping[str, float]) -> float:

@@ -337,8 +337,11 @@ class Relation:
         return ENTITIES[self.name].table
 
     def condition(self, table: Table) -> ColumnElement[bool]:
+        """Same CRM, the linked id, and live: a deleted related record's fields read as empty (HubSpot
+        drops an archived record's associations, so this is what either CRM can tell)."""
         related = self.table()
-        return and_(related.c.source == table.c.source, related.c.source_id == table.c[self.column])
+        return and_(related.c.source == table.c.source, related.c.source_id == table.c[self.column],
+                    related.c.is_deleted.is_(False))
 
 
 # entity -> its relations (one level: a deal's account, an activity's deal, a line item's deal, ...)

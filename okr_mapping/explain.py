@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, null, select
@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import CompileError
 from sqlalchemy.sql.elements import ColumnElement
 
-from okr_mapping import scoring
-from okr_mapping.compute import UNASSIGNED, KrResult, compute_key_results
+from okr_mapping import scoring, windows
+from okr_mapping.compute import UNASSIGNED, KrResult, compute_key_results, window_of
 from okr_mapping.config import (
     ChangeTarget,
     EachTarget,
@@ -33,7 +33,7 @@ from okr_mapping.config import (
     PhasedTarget,
 )
 from okr_mapping.errors import Issue
-from okr_mapping.metrics import MetricEvaluator, MetricValue, build_query, resolve_where
+from okr_mapping.metrics import MetricEvaluator, MetricValue, build_query, resolve_where, restarts_each_period
 from okr_mapping.periods import FiscalCalendar, Period
 from okr_mapping.rules import ALL_TIME, Condition, Group, Measure, parse_measure
 
@@ -149,12 +149,15 @@ def explain_key_result(
     """Explain one key result; raises ExplainError for an unknown KR or group, ValueError for a bad source."""
     objective, kr = find_key_result(config, ref)
     chosen = source or config.source
-    day = as_of or date.today()
+    run_day = as_of or config.today()
+    day = run_day - timedelta(days=config.reporting_lag_days)  # as compute_key_results measures
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     period = calendar.resolve(objective.period, day)
+    window = window_of(kr) if kr.metric is not None else "period"
+    days = windows.measured(period, window, day)  # the days the KR counts (its window)
     only = config.model_copy(update={"objectives": [objective.model_copy(update={"key_results": [kr]})]})
     warnings: list[Issue] = []
-    results = compute_key_results(engine, only, chosen, day, warnings)
+    results = compute_key_results(engine, only, chosen, run_day, warnings)
     groups = [GroupValue(r.group, r.value, r.target, r.progress, r.status) for r in results if r.group is not None]
     result = _pick(results, kr, group, f"{objective.id}.{kr.id}")
     label = result.group if result is not None else None
@@ -162,13 +165,14 @@ def explain_key_result(
     with engine.connect() as conn:
         evaluator = MetricEvaluator(conn, config, chosen)
         metric = config.metrics.get(kr.metric) if kr.metric is not None else None
-        sides = _sides(conn, config, kr.metric, chosen, period, kr.breakdown, key, label, limit) if metric else []
-        measured = evaluator.values(kr.metric, period, kr.breakdown).get(key, MetricValue(0.0, 0)) \
+        sides = _sides(conn, config, kr.metric, chosen, days, kr.breakdown, key, label, limit) if metric else []
+        measured = evaluator.values(kr.metric, days, kr.breakdown).get(key, MetricValue(0.0, 0)) \
             if metric is not None and (result is not None) else MetricValue(0.0, 0, defined=False)
         before_period, before = None, None
         if isinstance(kr.target, ChangeTarget) and metric is not None:
-            before_period = (calendar.shift(period, -1) if kr.target.vs == "previous_period"
-                             else calendar.same_period_last_year(period))
+            base_before = (calendar.shift(period, -1) if kr.target.vs == "previous_period"
+                           else calendar.same_period_last_year(period))
+            before_period = windows.earlier(window, period, base_before, day, kr.target.vs)
             before = evaluator.values(kr.metric, before_period, kr.breakdown).get(key, MetricValue(0.0, 0))
     explanation = Explanation(
         ref=f"{objective.id}.{kr.id}", objective_title=objective.title,
@@ -179,6 +183,11 @@ def explain_key_result(
         result=result, defined=measured.defined, value_how="", baseline_how="", target_how="", progress_formula="",
         score_how="", expected_how="", status_how="", notes=[issue.message for issue in warnings],
     )
+    if config.reporting_lag_days:
+        explanation.notes.append(f"measured as of {day}: the config's reporting lag is {config.reporting_lag_days} "
+                                 f"day(s) before {run_day}")
+    if days != period:
+        explanation.notes.append(f"the key result counts {days.start} – {days.end} of {period.label} (window)")
     if result is None:
         explanation.notes.append(f"no {kr.breakdown} group has records in {period.label}: nothing to score yet")
         return explanation
@@ -388,7 +397,8 @@ def _with_numbers(e: Explanation, config: OkrConfig, kr: KeyResult, r: KrResult,
     kind: scoring.KrKind = "milestone" if kr.type == "milestone" else (
         ("decrease" if r.target < r.baseline else "increase") if kr.type == "manual" else kr.type)  # type: ignore[assignment]
     value_how, defined = _value_how(e, config, kr, r, measured)
-    baseline_how, target_how = _baseline_target_how(e, kr, r, before_period, before)
+    restarts = kr.metric in config.metrics and restarts_each_period(config.metrics[kr.metric], config.metrics)
+    baseline_how, target_how = _baseline_target_how(e, kr, r, before_period, before, restarts)
     if before is not None and not (before.defined and (before.rows > 0 or not kr.target.is_percent)):  # type: ignore[union-attr]
         defined = False
         e.notes.append(f"the earlier period {before_period.label if before_period else ''} has no value to change "
@@ -400,6 +410,9 @@ def _with_numbers(e: Explanation, config: OkrConfig, kr: KeyResult, r: KrResult,
         expected_how = f"{p.label} has not started on {e.as_of}"
     elif e.as_of >= p.end:
         expected_how = f"{p.label} ended on {p.end}: the whole period has gone by"
+    elif kr.metric is not None and windows.expected_share(window_of(kr), p, e.as_of,
+                                                          isinstance(kr.target, ChangeTarget)) is not None:
+        expected_how = "100%: the window's days are all counted, and so are the days its target covers"
     elif isinstance(kr.target, PhasedTarget):
         expected_how = (f"phased: the months before {e.as_of} in full and this month's share of its days, "
                         f"out of {_n(kr.target.total)} ({', '.join(_n(amount) for amount in kr.target.phased)})")
@@ -449,12 +462,12 @@ def _value_how(e: Explanation, config: OkrConfig, kr: KeyResult, r: KrResult,
 
 
 def _baseline_target_how(e: Explanation, kr: KeyResult, r: KrResult, before_period: Period | None,
-                         before: MetricValue | None) -> tuple[str, str]:
+                         before: MetricValue | None, restarts: bool) -> tuple[str, str]:
     if kr.type == "milestone":
         return "0 (not done)", "1 (done)"
     if isinstance(kr.target, ChangeTarget) and before is not None and before_period is not None:
         earlier = f"{before_period.label} ({before_period.start} – {before_period.end})"
-        if r.baseline == 0 and e.metric_kind == "simple" and _accumulates(e):
+        if restarts:
             baseline_how = "0: counts and sums restart every period, so progress runs from 0 to the target"
         else:
             baseline_how = f"the value of {earlier}: {_n(before.value)}"
@@ -476,10 +489,6 @@ def _baseline_target_how(e: Explanation, kr: KeyResult, r: KrResult, before_peri
     else:
         target_how = "absolute, given in the config"
     return baseline_how, target_how
-
-
-def _accumulates(e: Explanation) -> bool:
-    return bool(e.sides) and parse_measure(e.sides[0].measure).defined_on_empty
 
 
 def _progress_formula(kind: scoring.KrKind, r: KrResult, defined: bool) -> str:

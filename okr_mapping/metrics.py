@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from okr_mapping.cohorts import first_time_query
 from okr_mapping.config import DerivedMetric, MeasureSource, OkrConfig, RatioMetric, Segment, SimpleMetric
-from okr_mapping.derived import parse_formula
+from okr_mapping.derived import FormulaError, parse_formula, restarts_at_zero
 from okr_mapping.entities import (
     BREAKDOWNS,
     ENTITIES,
@@ -34,6 +34,7 @@ from okr_mapping.rules import (
     Group,
     Measure,
     PeriodDate,
+    RuleError,
     WhereTree,
     parse_measure,
     parse_where,
@@ -289,6 +290,33 @@ def evaluate_metric(
     return result
 
 
+def restarts_each_period(metric: SimpleMetric | RatioMetric | DerivedMetric,
+                         metrics: Mapping[str, SimpleMetric | RatioMetric | DerivedMetric],
+                         seen: frozenset[int] = frozenset()) -> bool:
+    """Whether the metric grows through a period from 0: a count or a sum (not a snapshot, `time: all`),
+    or a derived metric that adds, subtracts or scales such metrics (see derived.restarts_at_zero).
+
+    A change target on such a metric runs from 0 to the target; on any other, from the earlier
+    period's value. The one place that decides it (compute, explain and validate ask here).
+    """
+    if isinstance(metric, DerivedMetric):
+        if id(metric) in seen:  # a cycle (validation reports it)
+            return False
+        try:
+            formula = parse_formula(metric.derived)
+        except FormulaError:
+            return False
+        return restarts_at_zero(formula) and all(
+            name in metrics and restarts_each_period(metrics[name], metrics, seen | {id(metric)})
+            for name in formula.names)
+    if not isinstance(metric, SimpleMetric) or metric.time == ALL_TIME:
+        return False
+    try:
+        return parse_measure(metric.measure).defined_on_empty
+    except RuleError:
+        return False
+
+
 def _parts(metric: SimpleMetric | RatioMetric) -> list[MeasureSource]:
     return [metric.ratio.numerator, metric.ratio.denominator] if isinstance(metric, RatioMetric) else [metric]
 
@@ -355,4 +383,4 @@ class MetricEvaluator:
         """A group with no records of metric `name`: 0 for a count or a sum, undefined otherwise."""
         metric = self.config.metrics[name]
         counts = isinstance(metric, SimpleMetric) and parse_measure(metric.measure).defined_on_empty
-        return MetricValue(0.0, 0, defined=counts)
+        return MetricValue(0.0, 0, defined=counts and self._has_records(metric.entity))

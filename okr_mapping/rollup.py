@@ -54,39 +54,55 @@ def rollup_objectives(results: Sequence[KrResult], config: OkrConfig | None = No
     for result in results:
         by_objective.setdefault(result.objective_id, {}).setdefault(result.kr_id, []).append(result)
     declared = {objective.id: objective for objective in config.objectives} if config else {}
+    # The tree comes from the config, so an objective with no rows yet (a breakdown KR whose groups
+    # have no records in the first days of a quarter) still passes its children's scores up.
+    order = [objective.id for objective in config.objectives] if config else list(by_objective)
     children: dict[str, list[str]] = {}
-    for objective_id in by_objective:
+    for objective_id in order:
         parent = declared[objective_id].parent if objective_id in declared else None
-        if parent in by_objective:
+        if parent is not None:
             children.setdefault(parent, []).append(objective_id)
-    scores: dict[str, float] = {}
+    scores: dict[str, float | None] = {}
 
-    def score_of(objective_id: str) -> float:
-        """Weighted mean over the objective's KRs (weight each) and its children (their weight)."""
+    def score_of(objective_id: str) -> float | None:
+        """Weighted mean over the objective's KRs (weight each) and its scored children (their weight);
+        None when neither has a result."""
         if objective_id not in scores:
-            krs = by_objective[objective_id]
+            krs = by_objective.get(objective_id, {})
             items = [(rows[0].weight, sum(row.score for row in rows) / len(rows)) for rows in krs.values()]
-            items += [(declared[child].weight, score_of(child)) for child in children.get(objective_id, [])]
+            for child in children.get(objective_id, []):
+                child_score = score_of(child)
+                if child_score is not None:
+                    items.append((declared[child].weight, child_score))
             total = sum(weight for weight, _ in items)
-            scores[objective_id] = sum(weight * value for weight, value in items) / total if total else 0.0
+            scores[objective_id] = (sum(weight * value for weight, value in items) / total if total else 0.0) \
+                if items else None
         return scores[objective_id]
 
+    def sample(objective_id: str) -> KrResult | None:
+        """A result of the objective or, failing that, of a descendant: it gives the period and pace."""
+        if objective_id in by_objective:
+            return next(iter(by_objective[objective_id].values()))[0]
+        return next((found for child in children.get(objective_id, []) if (found := sample(child))), None)
+
     rolled: list[ObjectiveResult] = []
-    for objective_id, krs in by_objective.items():
-        first = next(iter(krs.values()))[0]
-        value = score_of(objective_id)
+    for objective_id in order:
+        value, first = score_of(objective_id), sample(objective_id)
+        if value is None or first is None:
+            continue
+        own = objective_id in by_objective
         rolled.append(
             ObjectiveResult(
                 key=f"{objective_id}.{first.period}",
                 objective_id=objective_id,
-                title=first.objective_title,
+                title=first.objective_title if own else declared[objective_id].title,
                 period=first.period,
                 period_start=first.period_start,
                 period_end=first.period_end,
                 score=round(value, 4),
                 expected_progress=first.expected_progress,
                 status=scoring.status(value, first.expected_progress, on_track, at_risk),
-                key_results=len(krs),
+                key_results=len(by_objective.get(objective_id, {})),
                 parent=declared[objective_id].parent if objective_id in declared else None,
                 children=len(children.get(objective_id, [])),
             )

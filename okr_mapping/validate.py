@@ -29,7 +29,6 @@ from okr_mapping.config import (
     PhasedTarget,
     RatioMetric,
     Segment,
-    SimpleMetric,
     custom_field_specs,
 )
 from okr_mapping.custom_fields import check_custom_fields, suggest_entity
@@ -37,6 +36,7 @@ from okr_mapping.derived import base_metrics, check_derived, formula_names
 from okr_mapping.entities import BREAKDOWNS, ENTITIES, EntitySpec, with_custom_fields
 from okr_mapping.errors import KeyPath, did_you_mean
 from okr_mapping.findings import Finding
+from okr_mapping.metrics import restarts_each_period
 from okr_mapping.periods import PERIOD_HELP, RELATIVE_PERIODS, FiscalCalendar, is_valid_period_spec
 from okr_mapping.rules import ALL_TIME, NUMERIC_FUNCTIONS, RuleError, parse_measure, parse_where, resolve_condition
 
@@ -378,8 +378,7 @@ def _check_phases(parts: ConfigParts, period: str | None, kr: KeyResult, path: K
         yield Finding("error", (*path, "window"), "a phased target spreads the whole period's total over its "
                       "months; remove the window")
     metric = parts.metrics.get(kr.metric or "")
-    if metric is not None and not (isinstance(metric, SimpleMetric) and metric.time != ALL_TIME
-                                   and _counts_up(metric.measure)):
+    if metric is not None and not restarts_each_period(metric, parts.metrics):
         yield Finding("error", target_path, "phased targets are monthly amounts of a count or a sum that "
                       "restarts each period; for this metric give one target number")
     try:
@@ -390,13 +389,6 @@ def _check_phases(parts: ConfigParts, period: str | None, kr: KeyResult, path: K
     if len(kr.target.phased) != months:
         yield Finding("error", target_path, f"the period has {months} month(s) but the phased target gives "
                       f"{len(kr.target.phased)} amount(s): give one amount per month, in order")
-
-
-def _counts_up(measure: str) -> bool:
-    try:
-        return parse_measure(measure).defined_on_empty
-    except RuleError:
-        return True  # the measure itself is reported
 
 
 def _check_hierarchy(parts: ConfigParts) -> Iterator[Finding]:

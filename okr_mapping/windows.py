@@ -27,10 +27,11 @@ def measured(period: Period, window: Window, day: date) -> Period:
     return Period(day - timedelta(days=window - 1), day, "custom")
 
 
-def earlier(window: Window, base: Period, before: Period, day: date) -> Period:
+def earlier(window: Window, base: Period, before: Period, day: date, vs: str = "previous_period") -> Period:
     """The window a change target compares with: `before` is the earlier period of `base`.
 
-    to_date: the same number of days from the start of `before`; trailing: the span just before.
+    to_date: the same number of days from the start of `before`; trailing: the span just before
+    (vs previous_period) or the same days a year earlier (vs same_period_last_year).
     """
     if window == "period":
         return before
@@ -39,8 +40,22 @@ def earlier(window: Window, base: Period, before: Period, day: date) -> Period:
         return Period(before.start, min(before.end, before.start + elapsed), "custom")
     assert isinstance(window, int)
     current = measured(base, window, day)
+    if vs == "same_period_last_year":
+        return Period(_year_earlier(current.start), _year_earlier(current.end), "custom")
     span = timedelta(days=window)
     return Period(current.start - span, current.end - span, "custom")
+
+
+def expected_share(window: Window, period: Period, day: date, compares: bool) -> float | None:
+    """The expected progress a window implies, or None to follow the period's calendar: a trailing
+    window is always complete, and so is a to_date window whose target (a change) covers the same days."""
+    if isinstance(window, int) or (window == "to_date" and compares):
+        return 1.0
+    return None
+
+
+def _year_earlier(day: date) -> date:
+    return day.replace(year=day.year - 1) if (day.month, day.day) != (2, 29) else date(day.year - 1, 2, 28)
 
 
 def phased_share(period: Period, phases: list[float], day: date) -> float:

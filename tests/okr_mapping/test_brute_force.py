@@ -175,12 +175,14 @@ class Store:
         return {"deal": self.deals, "activity": self.activities, "line_item": self.line_items}[entity]
 
     def find(self, table: list[dict[str, Any]], source: str, source_id: Any) -> dict[str, Any] | None:
-        """The related row of the same CRM with that id (deleted or not: the README does not say)."""
+        """The live related row of the same CRM with that id (README: a deleted related record's fields
+        are empty)."""
         if source_id is None:
             return None
         if id(table) not in self.index:
             self.index[id(table)] = {(row["source"], row["source_id"]): row for row in table}
-        return self.index[id(table)].get((source, source_id))
+        found = self.index[id(table)].get((source, source_id))
+        return None if found is None or found.get("is_deleted") else found
 
 
 def _maybe(rng: random.Random, share: float, value: Any) -> Any:

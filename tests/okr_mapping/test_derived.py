@@ -159,3 +159,40 @@ def test_a_crm_without_any_such_records_has_no_value_rather_than_zero(engine: En
     hubspot_spend = results[("hubspot", "spend")]
     assert (hubspot_spend.value, hubspot_spend.progress, hubspot_spend.status) == (0, 0, "off_track")
     assert results[("hubspot", "roi")].progress == 0 and results[("hubspot", "roi")].status != "achieved"
+
+
+def test_a_sum_scaled_by_a_number_restarts_each_period_but_a_ratio_of_metrics_does_not(
+        engine: Engine, add_deal: Adder) -> None:
+    add_deal(amount=1000.0, close_date=date(2026, 8, 1))  # Q3
+    add_deal(amount=300.0)  # Q4
+    text = CONFIG.replace("objectives:", "  revenue_per_rep: {derived: won_revenue / 2}\nobjectives:").replace(
+        "      - {id: per-deal,", '      - {id: rep, metric: revenue_per_rep, target: {change: "+10%"}}\n'
+        "      - {id: per-deal,")
+    results = {r.kr_id: r for r in compute_key_results(engine, parse_config(text, "rules.yaml"),
+                                                        source="salesforce", as_of=AS_OF)}
+    rep, growth = results["rep"], results["growth"]
+    assert (rep.value, rep.baseline, rep.target) == pytest.approx((150.0, 0.0, 550.0))  # from 0 to Q3's 500 + 10%
+    assert rep.progress == pytest.approx(150 / 550, abs=1e-4)
+    assert (growth.baseline, growth.target) == pytest.approx((1000.0, 1100.0))  # a ratio carries over
+
+
+def test_a_group_of_a_metric_over_records_the_crm_lacks_is_undefined(
+        engine: Engine, add_deal: Adder, add_owner: Adder) -> None:
+    add_owner("u1", "ann@example.com", "East")
+    add_deal(owner_id="u1", amount=80.0)  # no campaign records at all in this store
+    text = CONFIG.replace("objectives:", "  spend: {entity: campaign, measure: sum(actual_cost), time: start_date}\n"
+                          "  net: {derived: won_revenue - spend}\nobjectives:").replace(
+        "      - {id: per-deal,", "      - {id: net, metric: net, target: 100}\n"
+        "      - {id: net-rep, metric: net, breakdown: owner, target: {each: 100}}\n      - {id: per-deal,")
+    results = {(r.kr_id, r.group): r for r in compute_key_results(engine, parse_config(text, "rules.yaml"),
+                                                                   source="salesforce", as_of=AS_OF)}
+    for key in (("net", None), ("net-rep", "ann@example.com")):
+        assert (results[key].value, results[key].progress, results[key].status) == (0, 0, "off_track"), key
+
+
+def test_formula_positions_count_leading_spaces_and_huge_numbers_are_refused() -> None:
+    with pytest.raises(FormulaError) as caught:
+        parse_formula("   won_revenue.real")
+    assert caught.value.column == 4
+    with pytest.raises(FormulaError, match="too large"):
+        parse_formula("won_revenue / 1" + "0" * 400)

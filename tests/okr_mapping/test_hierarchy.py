@@ -101,3 +101,24 @@ def test_parents_must_exist_and_form_a_tree(old: str, new: str, message: str, su
         _config(CONFIG.replace(old, new, 1))
     matching = [error for error in caught.value.errors if message in error.message]
     assert matching and matching[0].suggestion == suggestion and matching[0].line is not None
+
+
+def test_an_objective_without_results_yet_still_passes_its_childrens_scores_up(
+        engine: Engine, add_deal: Adder, add_owner: Adder) -> None:
+    """East's only KR is a breakdown with no group yet (no renewal closed this quarter); Ann's score
+    still reaches the company through East."""
+    add_owner("u1", "ann@example.com", "East")
+    add_deal(amount=1000.0)  # New Business
+    text = CONFIG.replace("objectives:", "  renewals: {entity: deal, measure: count, where: {deal_type: Renewal},"
+                          " time: close_date}\nobjectives:")
+    text = text.replace("      - {id: deals, metric: won_deals, target: 4}\n"
+                        "      - {id: revenue, metric: won_revenue, target: 1000, weight: 3}",
+                        "      - {id: teams, metric: renewals, breakdown: team, target: {each: 1}}")
+    config = _config(text)
+    results = compute_key_results(engine, config, source="salesforce", as_of=AS_OF)
+    assert not [r for r in results if r.objective_id == "east"]  # no group: no row
+    rolled = {objective.objective_id: objective for objective in rollup_objectives(results, config)}
+    assert rolled["ann"].score == pytest.approx(1.0)
+    assert (rolled["east"].score, rolled["east"].key_results, rolled["east"].children) == (1.0, 0, 1)
+    assert rolled["east"].title == "East grows"
+    assert rolled["company"].score == pytest.approx((1000 / 4000 + 3 * 1.0) / 4, abs=1e-4)

@@ -87,3 +87,36 @@ def test_an_unknown_time_zone_is_named_with_a_suggestion() -> None:
         parse_config(text, "rules.yaml")
     (error,) = caught.value.errors
     assert "'Europe/Berln' is not a time zone name; did you mean Europe/Berlin?" in error.message and error.line == 1
+
+
+def test_a_complete_window_is_judged_on_its_whole_target_not_the_quarters_pace(engine: Engine, deals: None) -> None:
+    """Trailing days are always complete; a to_date change target covers the same days: pace 100%."""
+    config = parse_config(CONFIG.format(lag=0), "rules.yaml")
+    results = {r.kr_id: r for r in compute_key_results(engine, config, source="salesforce", as_of=AS_OF)}
+    assert results["quarter"].expected_progress == pytest.approx(46 / 92, abs=1e-4)  # the calendar's pace
+    assert results["so-far"].expected_progress == 1.0 and results["last-30"].expected_progress == 1.0
+    assert results["so-far"].status == "achieved"  # 124 against a target of 1.1
+
+
+def test_trailing_days_against_the_same_days_last_year(engine: Engine, add_deal: Adder) -> None:
+    add_deal(close_date=date(2025, 11, 1), amount=500.0)  # inside Oct 17 - Nov 15, 2025
+    add_deal(close_date=date(2026, 10, 1), amount=7.0)  # the 30 days before this year's window: not compared
+    add_deal(close_date=date(2026, 11, 10), amount=40.0)
+    text = CONFIG.format(lag=0).replace('{change: "+0%"}', '{change: "+0%", vs: same_period_last_year}')
+    config = parse_config(text, "rules.yaml")
+    result = next(r for r in compute_key_results(engine, config, source="salesforce", as_of=AS_OF)
+                  if r.kr_id == "last-30")
+    assert (result.value, result.target) == pytest.approx((40.0, 500.0))
+
+
+def test_explain_measures_the_same_window_and_lag_as_a_run(engine: Engine, deals: None) -> None:
+    from okr_mapping.explain import explain_key_result
+
+    config = parse_config(CONFIG.format(lag=2), "rules.yaml")
+    results = {r.kr_id: r for r in compute_key_results(engine, config, source="salesforce", as_of=AS_OF)}
+    for kr_id in ("so-far", "last-30"):
+        explanation = explain_key_result(engine, config, kr_id, "salesforce", AS_OF)
+        (side,) = explanation.sides
+        assert side.value == pytest.approx(results[kr_id].value)
+        assert sum(record.value or 0 for record in side.records) == pytest.approx(results[kr_id].value)
+        assert any("reporting lag is 2 day(s)" in note for note in explanation.notes)
