@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 Source = Literal["salesforce", "hubspot"]
 KrType = Literal["increase", "decrease", "stay_above", "stay_below", "milestone", "manual"]
 METRIC_KR_TYPES = ("increase", "decrease", "stay_above", "stay_below")
-# owner | team | a text field of the metric's entity, e.g. account.region or product_family (validate.py)
+# owner | team | a text field of the metric's entity, e.g. account.region or product_family (validate_key_results.py)
 Breakdown = Annotated[str, Field(min_length=1, description=(
     "One key result per group: owner (by email), team, or a text field of the metric's entity such as "
     "account.region, deal_type or product_family"))]
