@@ -400,6 +400,7 @@ class OkrConfig(StrictModel):
     _warnings: list[Issue] = PrivateAttr(default_factory=list)
     _checkins: dict[str, list[CheckIn]] = PrivateAttr(default_factory=dict)
     _source_map: SourceMap | None = PrivateAttr(None)
+    _entities: dict[str, EntitySpec] | None = PrivateAttr(None)
 
     @field_validator("time_zone")
     @classmethod
@@ -418,8 +419,11 @@ class OkrConfig(StrictModel):
 
     @property
     def entities(self) -> dict[str, EntitySpec]:
-        """The entities rules may use: the built-in ones with this config's custom fields added."""
-        return with_custom_fields(custom_field_specs(self.custom_fields))
+        """The entities rules may use: the built-in ones with this config's custom fields added (built once:
+        every metric evaluation asks)."""
+        if self._entities is None:
+            self._entities = with_custom_fields(custom_field_specs(self.custom_fields))
+        return self._entities
 
     def crm_custom_fields(self, crm: str) -> dict[str, dict[str, str]]:
         """entity -> {name: CRM field} of the custom fields `crm` fills (what its connector reads)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -57,7 +58,7 @@ class ConfigParts:
     segment_names: set[str] = field(default_factory=set)
     custom_fields: dict[str, dict[str, CustomField]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def entities(self) -> dict[str, EntitySpec]:
         """The built-in entities with the config's custom fields (clashing names never replace a field)."""
         return with_custom_fields(custom_field_specs(self.custom_fields))
