@@ -13,12 +13,13 @@ saved cursor never moves backwards (`later`). Default 10 minutes; $OKR_SYNC_LOOK
 (a non-negative integer) or the sources' `lookback` argument change it; 0 gives the exact
 (timestamp, id) continuation with no re-read.
 
-Field sets. A stream's cursor remembers which custom fields it was read with (`field_set`, a
-digest of the config's custom-field mapping). When the mapping changes, the records stored so
-far lack the new fields, so `load_cursor` hands back an empty cursor marked `reread`: the stream
-is read from the start and every record rewritten, even those whose modified time is unchanged.
-The new set is recorded only when the stream completes (`save_field_set`): a re-read killed half
-way starts over next run rather than trusting records it never rewrote.
+Field sets. A stream's cursor remembers what its rows were read with (`field_set`, a digest of the
+config's custom-field mapping and of the time zone its dates are in). When either changes, the
+records stored so far lack the new fields or carry other days, so `load_cursor` hands back an empty
+cursor marked `reread`: the stream is read from the start and every record rewritten, even those
+whose modified time is unchanged. The new set is recorded only when the stream completes
+(`save_field_set`): a re-read killed half way starts over next run rather than trusting records
+it never rewrote.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from connectors.errors import ConnectorConfigError
+from connectors.local_dates import DEFAULT_TIME_ZONE
 from connectors.store import SyncState
 
 LOOKBACK_ENV = "OKR_SYNC_LOOKBACK_MINUTES"
@@ -122,12 +124,16 @@ def changed_rows(session: Session, model: type[SQLModel], source: str,
             if is_changed(stored, row["source_id"], row["modified_at"], row.get("is_deleted", False))]
 
 
-def field_set_digest(mapping: Mapping[str, str] | None) -> str | None:
-    """A short, stable digest of a stream's custom-field mapping (canonical name -> CRM field); None if empty."""
-    if not mapping:
+def field_set_digest(mapping: Mapping[str, str] | None, time_zone: str = DEFAULT_TIME_ZONE) -> str | None:
+    """A short, stable digest of what a stream's rows were read with: its custom-field mapping (canonical
+    name -> CRM field) and the time zone of its dates; None for no custom fields in UTC (as stores
+    written before either existed hold)."""
+    if not mapping and time_zone == DEFAULT_TIME_ZONE:
         return None
-    text = "\n".join(f"{name}={field}" for name, field in sorted(mapping.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    lines = [f"{name}={field}" for name, field in sorted((mapping or {}).items())]
+    if time_zone != DEFAULT_TIME_ZONE:
+        lines.append(f"time_zone={time_zone}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def load_cursor(engine: Engine, source: str, stream: str, field_set: str | None = None) -> Cursor:

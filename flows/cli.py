@@ -254,8 +254,9 @@ def demo(
     from connectors.sandbox.server import SandboxServer
 
     console.print(f"Starting the CRM sandbox in {data_dir / 'sandbox'} (generated on first use)...")
-    _reset_store_for_a_new_org(data_dir)
-    with SandboxServer(data_dir / "sandbox") as sandbox:
+    time_zone = _config_time_zone(config)
+    _reset_store_for_a_new_org(data_dir, time_zone)
+    with SandboxServer(data_dir / "sandbox", time_zone=time_zone) as sandbox:
         os.environ.update(sandbox.connection_env())
         console.print(f"Salesforce API {sandbox.salesforce_url}, HubSpot API {sandbox.hubspot_url}")
         report = _run_sync(config, ["salesforce", "hubspot"], f"sqlite:///{data_dir / 'store.db'}", None, True)
@@ -269,9 +270,21 @@ def demo(
     _finish(report)
 
 
-def _reset_store_for_a_new_org(data_dir: Path) -> None:
-    """Delete the demo's store when its sandbox org is about to be generated (again): the store's
-    records, cursors and writeback ledger describe the old org and would hide the new one's."""
+def _config_time_zone(config: Path) -> str:
+    """The config's time zone, which the demo org is generated in (UTC when the config does not load:
+    the sync then reports why)."""
+    from okr_mapping import ConfigError, load_config
+
+    try:
+        return load_config(config).time_zone
+    except ConfigError:
+        return "UTC"
+
+
+def _reset_store_for_a_new_org(data_dir: Path, time_zone: str) -> None:
+    """Delete the demo's store when its sandbox org is about to be generated (again, perhaps in
+    another time zone): the store's records, cursors and writeback ledger describe the old org and
+    would hide the new one's."""
     from connectors.sandbox.state import SandboxState
 
     store = data_dir / "store.db"
@@ -281,7 +294,7 @@ def _reset_store_for_a_new_org(data_dir: Path) -> None:
     fresh = not (sandbox_dir / "sandbox.db").is_file()
     if not fresh:
         probe = SandboxState(sandbox_dir)
-        fresh = not probe.is_seeded or probe.is_outdated
+        fresh = not probe.is_seeded or probe.is_outdated or probe.spec.time_zone != time_zone
         probe.close()
     if fresh:
         for suffix in ("", "-wal", "-shm"):

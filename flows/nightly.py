@@ -160,7 +160,7 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
     """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
     run = SourceRun(source=name)
     try:
-        source = make_source(name, custom_fields=config.crm_custom_fields(name))
+        source = make_source(name, custom_fields=config.crm_custom_fields(name), time_zone=config.time_zone)
     except ConnectorError as error:
         run.error = str(error)
         return run

@@ -31,14 +31,17 @@ class Source(Protocol):
 
 
 def make_source(name: str, env: Mapping[str, str] | None = None,
-                custom_fields: Mapping[str, Mapping[str, str]] | None = None) -> Source:
+                custom_fields: Mapping[str, Mapping[str, str]] | None = None, time_zone: str = "UTC") -> Source:
     """The connector for `name`, configured from `env` (default: the process environment).
 
     `custom_fields`: entity -> {name: CRM field} the connector reads besides its standard fields
-    (OkrConfig.crm_custom_fields); it checks them against the CRM before reading.
+    (OkrConfig.crm_custom_fields); it checks them against the CRM before reading. `time_zone`: the
+    config's, whose calendar days the dates of CRM datetimes become (connectors.local_dates).
     """
     environment = os.environ if env is None else env
-    options = {"custom_fields": custom_fields} if custom_fields else {}
+    options: dict = {"time_zone": time_zone}
+    if custom_fields:
+        options["custom_fields"] = custom_fields
     if name == "salesforce":
         from connectors.salesforce import SalesforceSource
 

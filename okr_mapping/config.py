@@ -380,7 +380,8 @@ class OkrConfig(StrictModel):
 
     fiscal_year_start_month: int = Field(1, ge=1, le=12)
     time_zone: str = Field("UTC", description=(
-        "The company's time zone (an IANA name such as Europe/Berlin): which day 'today' is for a run"))
+        "The company's time zone (an IANA name such as Europe/Berlin), normally the CRM's: which day 'today'"
+        " is for a run, and which day a CRM time (a call at 8 pm, a case closed at night) counts on"))
     reporting_lag_days: int = Field(
         0, ge=0, le=90,
         description="Measure as of this many days before the run, when the CRM's latest days are still incomplete")

@@ -14,9 +14,12 @@ from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.server import SandboxServer
 from connectors.store import make_engine
 
-# A small org with a fixed "now", so every run of the suite sees the same records.
+# A small org with a fixed "now", so every run of the suite sees the same records. Its users are in
+# New York, as config/examples say: an evening call there is the next day in UTC, so every test that
+# compares with the org's tables checks local calendar days.
+TEST_TIME_ZONE = "America/New_York"
 TEST_ORG = OrgSpec(seed=7, deals=600, owners=12, accounts=120, calls_per_deal=3.0,
-                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC))
+                   anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC), time_zone=TEST_TIME_ZONE)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +36,7 @@ def store(tmp_path: Path) -> Engine:
 
 
 @contextmanager
-def private_sandbox(factory: pytest.TempPathFactory, name: str, **spec: int | float) -> Iterator[SandboxServer]:
+def private_sandbox(factory: pytest.TempPathFactory, name: str, **spec: int | float | str) -> Iterator[SandboxServer]:
     """A small org of one test module's own, for tests that inject faults or change records."""
     with SandboxServer(factory.mktemp(name), OrgSpec(anchor=TEST_ORG.anchor, **spec)) as server:  # type: ignore[arg-type]
         yield server

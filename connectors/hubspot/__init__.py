@@ -46,6 +46,7 @@ from connectors.hubspot.custom_fields import CustomFields
 from connectors.hubspot.streams import StreamReader
 from connectors.incremental import lookback_from_env, validate_lookback
 from connectors.ledger import PlannedChange, pending_rows, plan_rows, record_written
+from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
 from connectors.results import StreamResult, WritebackResult
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,17 @@ class HubSpotSource:
                  *, sleep: Callable[[float], None] = time.sleep,
                  lookback: timedelta = timedelta(minutes=settings.LOOKBACK_MINUTES),
                  tier: str = settings.DEFAULT_TIER, rate_limits: helpers.RateLimits | None = None,
-                 custom_fields: CustomFields | None = None) -> None:
+                 custom_fields: CustomFields | None = None, time_zone: str = DEFAULT_TIME_ZONE) -> None:
         """`lookback`: how far before the saved watermark the first search of a run starts (see
         connectors.hubspot.settings); timedelta(0) continues exactly after the cursor. `tier`: the
         portal's API limit tier, which sets the client-side rate limits (`rate_limits` replaces them,
         e.g. to share one budget between sources of the same portal). `custom_fields`: canonical
         entity -> {canonical name: property internal name}, e.g. {"account": {"region": "region"}},
-        read into each row's `custom` (connectors.hubspot.custom_fields)."""
+        read into each row's `custom` (connectors.hubspot.custom_fields). `time_zone`: the config's
+        IANA time zone, whose calendar days the dates of datetimes are (connectors.local_dates);
+        changing it re-reads every stream once."""
         self.lookback = validate_lookback(lookback)
+        zone_of(time_zone)
         self.custom_fields = custom_fields_module.validate(custom_fields)
         self.rate_limits = rate_limits or helpers.RateLimits(tier)
         if not access_token:
@@ -85,15 +89,16 @@ class HubSpotSource:
         self._calls = helpers.CallCounter()
         self._key_result_type: str | None = None
         self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields,
-                                     lambda: self._generic)
+                                     lambda: self._generic, time_zone)
 
     def __repr__(self) -> str:  # never the token
         return f"HubSpotSource(host={self.host!r})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ, custom_fields: CustomFields | None = None) -> HubSpotSource:
+    def from_env(cls, env: Mapping[str, str] = os.environ, custom_fields: CustomFields | None = None,
+                 time_zone: str = DEFAULT_TIME_ZONE) -> HubSpotSource:
         """HUBSPOT_ACCESS_TOKEN (required); HUBSPOT_HOST, OKR_SYNC_CA_BUNDLE, OKR_SYNC_LOOKBACK_MINUTES,
-        OKR_SYNC_HUBSPOT_TIER; `custom_fields` from the config (see __init__)."""
+        OKR_SYNC_HUBSPOT_TIER; `custom_fields` and `time_zone` from the config (see __init__)."""
         token = (env.get(settings.TOKEN_ENV) or "").strip()
         if not token:
             raise ConnectorConfigError(
@@ -108,7 +113,7 @@ class HubSpotSource:
                 f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
         lookback = lookback_from_env(env, settings.LOOKBACK_ENV, settings.LOOKBACK_MINUTES)
         return cls(token, host, ca_bundle, lookback=lookback, tier=helpers.tier_from_env(env),
-                   custom_fields=custom_fields)
+                   custom_fields=custom_fields, time_zone=time_zone)
 
     def close(self) -> None:
         """Close the connection pools (idle keep-alive connections hold server threads open)."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 from hubspot.crm.objects import ApiException
@@ -98,12 +99,13 @@ def list_campaigns(fetch: FetchPage) -> list[Mapping[str, Any]]:
 
 
 def store_campaigns(engine: Engine, records: Sequence[Mapping[str, Any]], custom: Mapping[str, str],
-                    reread: bool = False) -> int:
+                    zone: ZoneInfo, reread: bool = False) -> int:
     """Write the listed campaigns that are new or changed (all of them on a `reread`), mark the stored
-    ones no longer listed deleted, save the cursor; returns how many rows changed."""
+    ones no longer listed deleted, save the cursor; returns how many rows changed. `zone`: the time
+    zone of the rows' dates."""
     rows: dict[str, dict[str, Any]] = {}
     for record in records:
-        row = campaign_row(record)
+        row = campaign_row(record, zone)
         row["custom"] = custom_values(record.get("properties") or {}, custom)
         rows[row["source_id"]] = row  # listed twice (the list moved while paged): the later one
     columns = Campaign.__table__.c  # type: ignore[attr-defined]

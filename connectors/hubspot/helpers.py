@@ -222,11 +222,6 @@ def parse_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def utc_date(value: Any) -> date | None:
-    moment = parse_time(value)
-    return moment.date() if moment else None
-
-
 def to_ms(moment: datetime) -> int:
     """Exact ms epoch (integer arithmetic: no float rounding at the cursor's edge)."""
     aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment

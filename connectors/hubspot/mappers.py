@@ -2,7 +2,8 @@
 
 HubSpot sends every property as a string and enumerations as internal values; the mappers
 turn them into the values the Salesforce connector stores for the same logical record (stage
-and option labels, probabilities in percent, UTC calendar dates, lower-case directions), so
+and option labels, probabilities in percent, lower-case directions, and the date of a datetime as its
+calendar day in the config's time zone, connectors.local_dates), so
 rules never care which CRM was read. Labels are never hard-coded: deal and ticket stages come
 from the pipelines API, option labels from the properties API (`Labels`), loaded by the stream
 only when it has a record to map.
@@ -17,9 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connectors.hubspot import settings
-from connectors.hubspot.helpers import parse_time, to_float, utc_date
+from connectors.hubspot.helpers import parse_time, to_float
+from connectors.local_dates import local_date
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,16 @@ class Stage:
 
 @dataclass(frozen=True)
 class Labels:
-    """A portal's ids and values to labels for one object type: pipeline stages, enumeration options."""
+    """What mapping one object type's records needs beyond them: the portal's pipeline stages and
+    enumeration option labels, and the time zone whose calendar days the rows' dates are."""
 
     stages: Mapping[str, Stage] = field(default_factory=dict)
     options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # property -> value -> label
+    zone: ZoneInfo = ZoneInfo("UTC")
+
+    def day(self, value: Any) -> date | None:
+        """The local calendar day of a HubSpot datetime (ms epoch or ISO text)."""
+        return local_date(parse_time(value), self.zone)
 
     def option(self, prop: str, value: str | None) -> str | None:
         """The label of an enumeration value (the value itself when the portal has no such option)."""
@@ -81,7 +90,7 @@ def _owner(props: Mapping[str, Any]) -> str | None:
 def account_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     return {"name": props.get("name"), "owner_id": _owner(props), "country": props.get("country") or None,
             "industry": props.get("industry") or None, "account_type": labels.option("type", props.get("type")),
-            "created_date": utc_date(props.get("createdate"))}
+            "created_date": labels.day(props.get("createdate"))}
 
 
 def deal_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
@@ -99,35 +108,35 @@ def deal_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
         "probability": probability,
         "is_closed": stage.is_closed if stage else props.get("hs_is_closed") == "true",
         "is_won": stage.is_won if stage else props.get("hs_is_closed_won") == "true",
-        "created_date": utc_date(props.get("createdate")), "close_date": utc_date(props.get("closedate")),
+        "created_date": labels.day(props.get("createdate")), "close_date": labels.day(props.get("closedate")),
         "lead_source": labels.option("lead_source", props.get("lead_source")),
     }
 
 
-def line_item_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+def line_item_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     return {"product_id": props.get("hs_product_id") or None, "product_name": props.get("name"),
             "product_family": None, "quantity": to_float(props.get("quantity")),
             "unit_price": to_float(props.get("price")), "total_price": to_float(props.get("amount")),
-            "created_date": utc_date(props.get("createdate"))}
+            "created_date": labels.day(props.get("createdate"))}
 
 
 def _direction(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-def call_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+def call_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     duration = to_float(props.get("hs_call_duration"))  # milliseconds
     return {"kind": "call", "subject": props.get("hs_call_title"), "owner_id": _owner(props),
-            "activity_date": utc_date(props.get("hs_timestamp")),
+            "activity_date": labels.day(props.get("hs_timestamp")),
             "duration_seconds": int(duration) // 1000 if duration is not None else None,
             "outcome": props.get("hs_call_disposition") or None,
             "direction": _direction(props.get("hs_call_direction"))}
 
 
-def email_row(props: Mapping[str, Any], _labels: Labels) -> dict[str, Any]:
+def email_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     direction = props.get("hs_email_direction")
     return {"kind": "email", "subject": props.get("hs_email_subject"), "owner_id": _owner(props),
-            "activity_date": utc_date(props.get("hs_timestamp")), "duration_seconds": None, "outcome": None,
+            "activity_date": labels.day(props.get("hs_timestamp")), "duration_seconds": None, "outcome": None,
             "direction": settings.EMAIL_DIRECTIONS.get(direction or "", _direction(direction))}
 
 
@@ -135,7 +144,7 @@ def meeting_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     start = parse_time(props.get("hs_meeting_start_time")) or parse_time(props.get("hs_timestamp"))
     end = parse_time(props.get("hs_meeting_end_time"))
     return {"kind": "meeting", "subject": props.get("hs_meeting_title"), "owner_id": _owner(props),
-            "activity_date": start.date() if start else None,
+            "activity_date": local_date(start, labels.zone),
             "duration_seconds": int((end - start).total_seconds()) if start and end else None,
             "outcome": labels.option("hs_meeting_outcome", props.get("hs_meeting_outcome")), "direction": None}
 
@@ -145,7 +154,7 @@ def contact_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
     return {"name": name, "email": props.get("email") or None, "owner_id": _owner(props),
             "lead_source": labels.option("lead_source", props.get("lead_source")),
             "lifecycle_stage": labels.option("lifecyclestage", props.get("lifecyclestage")),
-            "created_date": utc_date(props.get("createdate"))}
+            "created_date": labels.day(props.get("createdate"))}
 
 
 def lead_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
@@ -159,9 +168,9 @@ def lead_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
             "owner_id": _owner(props), "lead_source": labels.option("lead_source", props.get("lead_source")),
             "status": stage.label if stage else stage_id or None,
             "is_converted": stage.is_qualified if stage else False,
-            "converted_date": qualified.date() if qualified and (stage is None or stage.is_qualified) else None,
+            "converted_date": local_date(qualified, labels.zone) if stage is None or stage.is_qualified else None,
             "converted_contact_id": None,  # one association a stream: leads -> companies
-            "created_date": utc_date(props.get("hs_createdate") or props.get("createdate"))}
+            "created_date": labels.day(props.get("hs_createdate") or props.get("createdate"))}
 
 
 def case_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
@@ -174,7 +183,7 @@ def case_row(props: Mapping[str, Any], labels: Labels) -> dict[str, Any]:
             "origin": labels.option("source_type", props.get("source_type")),
             "is_closed": stage.is_closed if stage else closed is not None,
             "created_at": created, "closed_at": closed,
-            "created_date": created.date() if created else None, "closed_date": closed.date() if closed else None}
+            "created_date": local_date(created, labels.zone), "closed_date": local_date(closed, labels.zone)}
 
 
 Mapper = Callable[[Mapping[str, Any], Labels], dict[str, Any]]
@@ -186,18 +195,19 @@ MAPPERS: dict[str, Mapper] = {
 
 
 def _calendar_date(value: Any) -> date | None:
-    """A campaign date: "YYYY-MM-DD" as it is (a calendar date, no zone), else the UTC date of a datetime."""
+    """A campaign date: "YYYY-MM-DD" as it is (a calendar date, no zone), else the UTC date of a
+    datetime (a date property is stored as midnight UTC)."""
     if value is None or value == "":
         return None
     text = str(value).strip()
     if len(text) == 10:
         return date.fromisoformat(text)
-    return utc_date(text)
+    return local_date(parse_time(text), ZoneInfo("UTC"))
 
 
-def campaign_row(record: Mapping[str, Any]) -> dict[str, Any]:
+def campaign_row(record: Mapping[str, Any], zone: ZoneInfo) -> dict[str, Any]:
     """A campaign of GET /marketing/v3/campaigns (JSON: id, properties, createdAt, updatedAt) as a
-    complete row but for `custom`: status label, active when planned or in progress, UTC created date."""
+    complete row but for `custom`: status label, active when planned or in progress, created date in `zone`."""
     props = record.get("properties") or {}
     status = props.get("hs_campaign_status") or None
     return {"source": settings.SOURCE, "source_id": str(record["id"]), "name": props.get("hs_name") or None,
@@ -209,7 +219,8 @@ def campaign_row(record: Mapping[str, Any]) -> dict[str, Any]:
             "budgeted_cost": to_float(props.get("hs_budget_items_sum_amount")),
             "actual_cost": to_float(props.get("hs_spend_items_sum_amount")),
             "expected_revenue": to_float(props.get("expected_revenue")),
-            "created_date": utc_date(record.get("createdAt")), "modified_at": parse_time(record.get("updatedAt")),
+            "created_date": local_date(parse_time(record.get("createdAt")), zone),
+            "modified_at": parse_time(record.get("updatedAt")),
             "is_deleted": False}
 
 

@@ -33,6 +33,7 @@ from connectors.hubspot.mappers import Labels, Stage, options_of, owner_row, sta
 from connectors.hubspot.paging import KeysetPager
 from connectors.hubspot.writer import StreamWriter
 from connectors.incremental import Cursor, field_set_digest, load_cursor, save_cursor, save_field_set
+from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
 from connectors.store import Owner, session_scope, upsert_rows
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ class StreamReader:
 
     def __init__(self, call: Call, api: Callable[[], SimpleNamespace], lookback: timedelta,
                  fields: dict[str, dict[str, str]],
-                 generic: Callable[[], campaigns.GenericRequests] | None = None) -> None:
+                 generic: Callable[[], campaigns.GenericRequests] | None = None,
+                 time_zone: str = DEFAULT_TIME_ZONE) -> None:
         self.call, self.api, self.lookback, self.fields, self.generic = call, api, lookback, fields, generic
+        self.time_zone, self.zone = time_zone, zone_of(time_zone)  # the calendar of the rows' dates
         # Read from the portal once per object type and source (a source serves one run):
         self._properties: dict[str, list[Any]] = {}  # object type -> its property definitions
         self._pipelines: dict[str, dict[str, Stage]] = {}  # object type -> stage id -> Stage
@@ -98,7 +101,7 @@ class StreamReader:
         fields = custom_fields.for_stream(self.fields, stream)
         if fields:
             self.check_custom_fields(stream, fields)
-        field_set = field_set_digest(fields)
+        field_set = field_set_digest(fields, self.time_zone)
         saved = load_cursor(engine, SOURCE, stream, field_set)
         properties = spec.read_properties(tuple(fields.values()))
         writer = StreamWriter(engine, stream, labels=partial(self.labels, stream),
@@ -145,7 +148,7 @@ class StreamReader:
                 self._properties[settings.CAMPAIGN_OBJECT_TYPE] = []
                 log.warning("HubSpot cannot list campaign properties (%s): campaign custom fields %s are read"
                             " unchecked", helpers.api_message(exc), sorted(fields.values()))
-        field_set = field_set_digest(fields)
+        field_set = field_set_digest(fields, self.time_zone)
         saved = load_cursor(engine, SOURCE, stream, field_set)
         properties = tuple(dict.fromkeys((*settings.CAMPAIGN_PROPERTIES, *fields.values())))
         generic = self.generic()
@@ -153,7 +156,8 @@ class StreamReader:
         def page(after: str | None) -> Any:
             return self.call(generic.api_request, campaigns.campaign_options(properties, after))
 
-        records = campaigns.store_campaigns(engine, campaigns.list_campaigns(page), fields, saved.reread)
+        records = campaigns.store_campaigns(engine, campaigns.list_campaigns(page), fields, self.zone,
+                                           saved.reread)
         save_field_set(engine, SOURCE, stream, field_set)
         return records
 
@@ -162,7 +166,7 @@ class StreamReader:
         spec = settings.SEARCH_STREAMS[stream]
         stages = self._stages(spec.object_type) if spec.stages else {}
         options = options_of(self._portal_properties(spec.object_type), spec.options) if spec.options else {}
-        return Labels(stages, options)
+        return Labels(stages, options, self.zone)
 
     def _portal_properties(self, object_type: str) -> list[Any]:
         """GET /crm/v3/properties/{type}, once per type and source (custom-field check, option labels)."""

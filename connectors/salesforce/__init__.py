@@ -46,6 +46,7 @@ from connectors.incremental import (
     save_field_set,
     validate_lookback,
 )
+from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
 from connectors.results import StreamResult
 from connectors.salesforce.auth import (
     CREDENTIAL_SETS,
@@ -116,7 +117,7 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
                  lookback: timedelta = timedelta(minutes=LOOKBACK_MINUTES),
                  bulk_threshold: int = BULK_THRESHOLD, min_quota_share: float = MIN_QUOTA_SHARE,
                  refresh: RefreshTokenLogin | None = None,
-                 custom_fields: CustomFieldConfig | None = None) -> None:
+                 custom_fields: CustomFieldConfig | None = None, time_zone: str = DEFAULT_TIME_ZONE) -> None:
         """Wrap a connected client; `calls` is a counter already hooked on its session, if any.
 
         `lookback`: how far before the saved watermark each incremental query starts (see
@@ -126,8 +127,12 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
         `refresh`: renews an expired session (refresh-token credentials); None: expiry is an error.
         `custom_fields`: entity -> {canonical name: field API name} read into each row's `custom`
         (custom_fields.py); a name that is not a plain API name is refused here, before any call.
+        `time_zone`: the config's IANA time zone, whose calendar days the dates of datetimes are
+        (connectors.local_dates); changing it re-reads every stream once.
         """
         self.custom_fields = validate_custom_fields(custom_fields)
+        self.zone = zone_of(time_zone)
+        self.time_zone = time_zone
         self._described: dict[str, dict[str, Any]] = {}  # sObject -> its describe, one call per source
         self._csv_types: dict[str, str] = {}  # custom field -> describe type, for Bulk CSV values
         self.client = client
@@ -163,14 +168,16 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ,
                  session: requests.Session | None = None,
-                 custom_fields: CustomFieldConfig | None = None) -> SalesforceSource:
+                 custom_fields: CustomFieldConfig | None = None,
+                 time_zone: str = DEFAULT_TIME_ZONE) -> SalesforceSource:
         """Connect with credentials from environment variables only (see CREDENTIAL_SETS).
 
         `session` lets a caller bring its own transport (e.g. adapters in tests); otherwise one is
-        built, trusting only $OKR_SYNC_CA_BUNDLE when that is set. `custom_fields`: see __init__
-        (checked before any login).
+        built, trusting only $OKR_SYNC_CA_BUNDLE when that is set. `custom_fields`, `time_zone`: see
+        __init__ (checked before any login).
         """
         custom_fields = validate_custom_fields(custom_fields)
+        zone_of(time_zone)
         values = {name: (env.get(name) or "").strip() for name in (
             *dict.fromkeys(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
             "SALESFORCE_API_VERSION", "OKR_SYNC_CA_BUNDLE")}
@@ -210,7 +217,8 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
             secrets = tuple(values[name] for name in SECRET_VARIABLES)
             raise api_error(error, "login", secrets) from None
         return cls(client, calls, lookback=lookback, bulk_threshold=bulk_threshold,
-                   min_quota_share=min_quota_share, refresh=refresh, custom_fields=custom_fields)
+                   min_quota_share=min_quota_share, refresh=refresh, custom_fields=custom_fields,
+                   time_zone=time_zone)
 
     # -- the call layer --------------------------------------------------------------------------
     def _call(self, operation: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -255,7 +263,7 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
         calls_before = self.api_calls
         custom = self._checked_custom_fields(spec.sobject, STREAM_ENTITY[stream], mapping)
         spec = with_custom_fields(spec, custom)
-        field_set = field_set_digest(mapping)
+        field_set = field_set_digest(mapping, self.time_zone)
         saved = load_cursor(engine, SOURCE, stream, field_set)
         cursor = saved
         stored = 0
@@ -264,7 +272,7 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
                 if not records:
                     continue
                 cursor = later(saved, after)
-                rows = [mapper(record) | {"custom": custom_values(record, custom)} for record in records]
+                rows = [mapper(record, self.zone) | {"custom": custom_values(record, custom)} for record in records]
                 with session_scope(engine) as session:
                     if not saved.reread:  # a re-read rewrites every record: the stored ones lack fields
                         rows = changed_rows(session, model, SOURCE, rows)

@@ -2,16 +2,19 @@
 
 Each mapper reads only the fields its StreamSpec selects (settings.STREAMS) and returns the
 values of its table in connectors.store.RECORD_MODELS, with `custom` empty: the source fills
-that from the config's custom fields (custom_fields.py). Dates are UTC calendar dates;
-datetimes are aware UTC.
+that from the config's custom fields (custom_fields.py). Datetimes are aware UTC; the date of a
+datetime (CreatedDate, an Event's start) is its calendar day in the config's time zone `zone`
+(connectors.local_dates); date fields (CloseDate, ActivityDate) are the org's calendar dates as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from connectors.local_dates import local_date
 from connectors.salesforce.helpers import SOURCE, parse_date, parse_datetime
 from connectors.store import (
     RECORD_MODELS,
@@ -27,7 +30,7 @@ from connectors.store import (
 )
 
 Row = dict[str, Any]
-Mapper = Callable[[Mapping[str, Any]], Row]
+Mapper = Callable[[Mapping[str, Any], ZoneInfo], Row]
 
 
 def _float(value: Any) -> float | None:
@@ -36,10 +39,6 @@ def _float(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
-
-
-def _utc_date(moment: datetime | None) -> date | None:
-    return moment.date() if moment else None
 
 
 def _lower(value: Any) -> str | None:
@@ -58,36 +57,36 @@ def _base(record: Mapping[str, Any]) -> Row:
             "is_deleted": bool(record.get("IsDeleted")), "custom": {}}
 
 
-def _created(record: Mapping[str, Any]) -> date | None:
-    return _utc_date(parse_datetime(record.get("CreatedDate")))  # UTC date, as every source maps it
+def _created(record: Mapping[str, Any], zone: ZoneInfo) -> date | None:
+    return local_date(parse_datetime(record.get("CreatedDate")), zone)
 
 
-def owner_row(record: Mapping[str, Any]) -> Row:
+def owner_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     row = _base(record)
     del row["is_deleted"]  # users are deactivated, never deleted: owners have no delete flag
     return row | {"email": record.get("Email"), "name": record.get("Name"), "team": record.get("Department"),
                   "region": record.get("Division"), "is_active": bool(record.get("IsActive"))}
 
 
-def account_row(record: Mapping[str, Any]) -> Row:
+def account_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "name": record.get("Name"), "owner_id": record.get("OwnerId"), "country": record.get("BillingCountry"),
-        "industry": record.get("Industry"), "account_type": record.get("Type"), "created_date": _created(record),
+        "industry": record.get("Industry"), "account_type": record.get("Type"), "created_date": _created(record, zone),
     }
 
 
-def deal_row(record: Mapping[str, Any]) -> Row:
+def deal_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "name": record.get("Name"), "owner_id": record.get("OwnerId"), "account_id": record.get("AccountId"),
         "deal_type": record.get("Type"), "stage": record.get("StageName"),
         "amount": _float(record.get("Amount")), "probability": _float(record.get("Probability")),
         "is_closed": bool(record.get("IsClosed")), "is_won": bool(record.get("IsWon")),
-        "created_date": _created(record), "close_date": parse_date(record.get("CloseDate")),
+        "created_date": _created(record, zone), "close_date": parse_date(record.get("CloseDate")),
         "lead_source": record.get("LeadSource"),
     }
 
 
-def line_item_row(record: Mapping[str, Any]) -> Row:
+def line_item_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     """An OpportunityLineItem; its product's name and family come through the Product2 relationship
     (REST: a nested object or null; Bulk CSV: `Product2.Name` columns, nested by csv_record)."""
     product = record.get("Product2") or {}
@@ -95,11 +94,12 @@ def line_item_row(record: Mapping[str, Any]) -> Row:
         "deal_id": record.get("OpportunityId"), "product_id": record.get("Product2Id"),
         "product_name": product.get("Name"), "product_family": product.get("Family"),
         "quantity": _float(record.get("Quantity")), "unit_price": _float(record.get("UnitPrice")),
-        "total_price": _float(record.get("TotalPrice")), "created_date": _created(record),
+        "total_price": _float(record.get("TotalPrice")), "created_date": _created(record, zone),
     }
 
 
 def _task_row(record: Mapping[str, Any], kind: str) -> Row:
+    """A Task; ActivityDate is a date field, the day the user filed it under (no zone to apply)."""
     return _base(record) | {
         "kind": kind, "subject": record.get("Subject"), "owner_id": record.get("OwnerId"),
         "deal_id": record.get("WhatId"), "activity_date": parse_date(record.get("ActivityDate")),
@@ -107,7 +107,7 @@ def _task_row(record: Mapping[str, Any], kind: str) -> Row:
     }
 
 
-def call_row(record: Mapping[str, Any]) -> Row:
+def call_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     """A Task of subtype Call; CallType (Inbound / Outbound / Internal) lower-cased is its direction."""
     return _task_row(record, "call") | {
         "duration_seconds": _int(record.get("CallDurationInSeconds")),
@@ -115,13 +115,13 @@ def call_row(record: Mapping[str, Any]) -> Row:
     }
 
 
-def email_row(record: Mapping[str, Any]) -> Row:
+def email_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     """A Task of subtype Email: Salesforce records no direction, duration or outcome for it."""
     return _task_row(record, "email")
 
 
-def meeting_row(record: Mapping[str, Any]) -> Row:
-    """An Event: dated by the UTC day of its start; its duration is end - start (else DurationInMinutes)."""
+def meeting_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
+    """An Event: dated by the local day of its start; its duration is end - start (else DurationInMinutes)."""
     start, end = parse_datetime(record.get("StartDateTime")), parse_datetime(record.get("EndDateTime"))
     if start is not None and end is not None:
         duration = int((end - start).total_seconds())
@@ -131,49 +131,49 @@ def meeting_row(record: Mapping[str, Any]) -> Row:
     return _base(record) | {
         "kind": "meeting", "subject": record.get("Subject"), "owner_id": record.get("OwnerId"),
         "deal_id": record.get("WhatId"),
-        "activity_date": _utc_date(start) or parse_date(record.get("ActivityDate")),
+        "activity_date": local_date(start, zone) or parse_date(record.get("ActivityDate")),
         "duration_seconds": duration, "outcome": None, "direction": None,
     }
 
 
-def lead_row(record: Mapping[str, Any]) -> Row:
+def lead_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "name": _person_name(record), "email": record.get("Email"), "company": record.get("Company"),
         "country": record.get("Country"), "owner_id": record.get("OwnerId"),
         "lead_source": record.get("LeadSource"), "status": record.get("Status"),
         "is_converted": bool(record.get("IsConverted")), "converted_date": parse_date(record.get("ConvertedDate")),
         "converted_account_id": record.get("ConvertedAccountId"),
-        "converted_contact_id": record.get("ConvertedContactId"), "created_date": _created(record),
+        "converted_contact_id": record.get("ConvertedContactId"), "created_date": _created(record, zone),
     }
 
 
-def contact_row(record: Mapping[str, Any]) -> Row:
+def contact_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     """A Contact; Salesforce has no lifecycle stage (a HubSpot notion), so it stays None."""
     return _base(record) | {
         "name": _person_name(record), "email": record.get("Email"), "account_id": record.get("AccountId"),
         "owner_id": record.get("OwnerId"), "lead_source": record.get("LeadSource"), "lifecycle_stage": None,
-        "created_date": _created(record),
+        "created_date": _created(record, zone),
     }
 
 
-def case_row(record: Mapping[str, Any]) -> Row:
+def case_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     """A Case, with its created and closed times to the second (24-hour resolution metrics)."""
     created, closed = parse_datetime(record.get("CreatedDate")), parse_datetime(record.get("ClosedDate"))
     return _base(record) | {
         "subject": record.get("Subject"), "account_id": record.get("AccountId"), "owner_id": record.get("OwnerId"),
         "status": record.get("Status"), "priority": record.get("Priority"), "origin": record.get("Origin"),
         "is_closed": bool(record.get("IsClosed")), "created_at": created, "closed_at": closed,
-        "created_date": _utc_date(created), "closed_date": _utc_date(closed),
+        "created_date": local_date(created, zone), "closed_date": local_date(closed, zone),
     }
 
 
-def campaign_row(record: Mapping[str, Any]) -> Row:
+def campaign_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "name": record.get("Name"), "campaign_type": record.get("Type"), "status": record.get("Status"),
         "is_active": bool(record.get("IsActive")), "owner_id": record.get("OwnerId"),
         "start_date": parse_date(record.get("StartDate")), "end_date": parse_date(record.get("EndDate")),
         "budgeted_cost": _float(record.get("BudgetedCost")), "actual_cost": _float(record.get("ActualCost")),
-        "expected_revenue": _float(record.get("ExpectedRevenue")), "created_date": _created(record),
+        "expected_revenue": _float(record.get("ExpectedRevenue")), "created_date": _created(record, zone),
     }
 
 

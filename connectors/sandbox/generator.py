@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from connectors.local_dates import local_midnight, zone_of
+
 TEAMS = ("Enterprise", "Mid-Market", "SMB", "Partners")
 REGIONS = ("AMER", "EMEA", "APAC")
 COUNTRIES = {
@@ -107,6 +109,7 @@ class OrgSpec:
     leads_per_deal: float = 0.5  # leads in the org = round(deals * this)
     cases_per_account: float = 1.5  # cases in the org = round(accounts * this)
     campaigns: int = 24
+    time_zone: str = "UTC"  # the org's (its users') time zone: the calendar of its date fields
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -132,7 +135,8 @@ def generate_org(spec: OrgSpec) -> Iterator[tuple[str, dict[str, Any]]]:
     streams = {kind: random.Random(f"{spec.seed}-{kind}")
                for kind in ("products", "line-items", "emails", "meetings", "leads", "cases", "campaigns")}
     anchor = spec.anchor
-    today = anchor.date()
+    zone = zone_of(spec.time_zone)
+    today = anchor.astimezone(zone).date()
     first_day = add_quarters(quarter_start(today), -1)
     last_day = add_quarters(quarter_start(today), 2) - timedelta(days=1)
     org_start = datetime.combine(first_day - timedelta(days=200), time(), UTC)
@@ -194,9 +198,10 @@ def generate_org(spec: OrgSpec) -> Iterator[tuple[str, dict[str, Any]]]:
             stage = rng.choice(OPEN_STAGES)
         low_amount, high_amount = AMOUNT_RANGE[deal_type]
         amount = float(round(rng.uniform(low_amount, high_amount), -2))
-        created = datetime.combine(created_date, time(), UTC) + timedelta(seconds=rng.randrange(86_400))
-        created = min(created, anchor)
-        last_touch = min(datetime.combine(close_date, time(23, 59), UTC), anchor)
+        day_start = local_midnight(created_date, zone)  # created within its local day (23 to 25 hours)
+        day_seconds = int((local_midnight(created_date + timedelta(days=1), zone) - day_start).total_seconds())
+        created = min(day_start + timedelta(seconds=rng.randrange(day_seconds)), anchor)
+        last_touch = min(datetime.combine(close_date, time(23, 59), zone), anchor)
         modified = moment_between(created, max(last_touch, created + timedelta(seconds=1)))
         deal = {
             "id": index, "name": f"{deal_type} - account {account_id} #{index}", "account_id": account_id,
@@ -207,7 +212,7 @@ def generate_org(spec: OrgSpec) -> Iterator[tuple[str, dict[str, Any]]]:
         }
         yield "deal", deal
 
-        call_window_end = min(datetime.combine(close_date, time(18), UTC), anchor)
+        call_window_end = min(datetime.combine(close_date, time(18), zone), anchor)
         # Calls accrue over a deal's life: an open deal has had only its elapsed share of them.
         lifetime = max((close_date - created_date).days, 1)
         elapsed = min(max((min(close_date, today) - created_date).days, 0) / lifetime, 1.0)

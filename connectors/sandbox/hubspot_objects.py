@@ -193,7 +193,7 @@ def _deal_props() -> list[PropertyDef]:
         PropertyDef("pipeline", "Pipeline", "enumeration", "select", "'default'",
                     options=(("default", "Sales Pipeline"),)),
         PropertyDef("closedate", "Close Date", "datetime", "date",
-                    "(CAST(strftime('%s', close_date) AS INTEGER) * 1000)"),
+                    "local_midnight_ms(close_date)"),
         _enum("dealtype", "Deal Type", "deal_type", DEAL_TYPE_VALUES,
               tuple((DEAL_TYPE_VALUES[label], label) for label in DEAL_TYPES), "radio"),
         PropertyDef("hs_deal_stage_probability", "Deal Stage Probability", "number", "number",

@@ -93,7 +93,7 @@ class BulkQueryJobs:
         if line_ending not in LINE_ENDINGS:
             raise ApiError(400, "INVALIDJOB", f"Invalid lineEnding: {line_ending!r}")
         try:
-            compiled = soql.compile_soql(text, SCHEMAS, operation == "queryAll", now=self.state.clock)
+            compiled = soql.compile_soql(text, SCHEMAS, operation == "queryAll", now=self.state.local_clock)
         except soql.SoqlError as error:
             raise ApiError(400, error.code, error.message) from error
         if compiled.count_only:

@@ -59,9 +59,9 @@ def money(name: str, sql: str, label: str) -> soql.FieldSpec:
     return Field(name, sql, "currency", label, precision=18, scale=2)
 
 
-def utc_date(ms_column: str) -> str:
-    """The UTC calendar date (YYYY-MM-DD) of a millisecond timestamp column."""
-    return f"date({ms_column} / 1000, 'unixepoch')"
+def org_date(ms_column: str) -> str:
+    """The org's calendar date (YYYY-MM-DD, in its time zone) of a millisecond timestamp column."""
+    return f"local_date({ms_column})"
 
 
 def in_values(column: str, values: tuple[str, ...]) -> str:
@@ -99,7 +99,7 @@ EVENT = soql.SObjectSchema("Event", "Event", "meetings", (
     Field("StartDateTime", "start_ms / 1000", "datetime", "Start Date Time"),
     Field("EndDateTime", "end_ms / 1000", "datetime", "End Date Time"),
     Field("DurationInMinutes", "(end_ms - start_ms) / 60000", "int", "Duration"),
-    Field("ActivityDate", utc_date("start_ms"), "date", "Due Date Only"),
+    Field("ActivityDate", org_date("start_ms"), "date", "Due Date Only"),
     picklist("Type", "'Meeting'", "Type", ("Call", "Email", "Meeting", "Other")),
     *audit()), live_where=_LIVE)
 
@@ -115,7 +115,7 @@ LEAD = soql.SObjectSchema("Lead", "Lead", "leads", (
     picklist("LeadSource", "lead_source", "Lead Source", LEAD_SOURCES),
     picklist("Status", "status", "Status", LEAD_STATUSES, nillable=False),
     Field("IsConverted", _CONVERTED, "boolean", "Converted", nillable=False),
-    Field("ConvertedDate", utc_date("converted_ms"), "date", "Converted Date"),
+    Field("ConvertedDate", org_date("converted_ms"), "date", "Converted Date"),
     ref("ConvertedAccountId", f"CASE WHEN {_CONVERTED} THEN account_id END", "Account", "Converted Account ID"),
     ref("ConvertedContactId", f"CASE WHEN {_CONVERTED} THEN id END", "Contact", "Converted Contact ID"),
     *audit()), live_where=_LIVE)

@@ -114,7 +114,7 @@ class QueryService:
 
     def run(self, version: str, text: str, include_deleted: bool, batch_size: int) -> dict[str, Any]:
         try:
-            compiled = soql.compile_soql(text, SCHEMAS, include_deleted, now=self.state.clock)
+            compiled = soql.compile_soql(text, SCHEMAS, include_deleted, now=self.state.local_clock)
         except soql.SoqlError as error:
             raise ApiError(400, error.code, error.message) from error
         if compiled.count_only:

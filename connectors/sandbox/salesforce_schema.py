@@ -11,7 +11,7 @@ from typing import Any
 from connectors.sandbox import soql
 from connectors.sandbox.generator import DEAL_TYPES, INDUSTRIES, LEAD_SOURCES, STAGES
 from connectors.sandbox.ids import SF_PREFIX
-from connectors.sandbox.salesforce_objects import MODSTAMP_SQL, REGION_SQL, SALES_OBJECTS
+from connectors.sandbox.salesforce_objects import MODSTAMP_SQL, REGION_SQL, SALES_OBJECTS, org_date
 from connectors.sandbox.salesforce_objects import audit as _audit
 from connectors.sandbox.salesforce_objects import id_field as _id
 from connectors.sandbox.salesforce_objects import ref as _ref
@@ -95,7 +95,7 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
         _ref("WhatId", "deal_id", "Opportunity", "Related To ID"),
         Field("TaskSubtype", "subtype", "picklist", "Task Subtype", length=40,
               picklist=("Task", "Email", "Call")),
-        Field("ActivityDate", "date(ts_ms / 1000, 'unixepoch')", "date", "Due Date Only"),
+        Field("ActivityDate", org_date("ts_ms"), "date", "Due Date Only"),
         Field("CallDurationInSeconds", "duration_s", "int", "Call Duration"),
         Field("CallType", "CASE WHEN subtype = 'Call' THEN direction END", "picklist", "Call Type", length=40,
               picklist=("Internal", "Inbound", "Outbound")),

@@ -114,11 +114,12 @@ class SandboxServer:
     """Both CRM faces of one sandbox org. Use as a context manager or call start()/stop()."""
 
     def __init__(self, data_dir: Path, spec: OrgSpec | None = None,
-                 salesforce_port: int = 0, hubspot_port: int = 0) -> None:
+                 salesforce_port: int = 0, hubspot_port: int = 0, time_zone: str | None = None) -> None:
+        """`spec`: the org to generate on first use; `time_zone`: the org's (see open_sandbox)."""
         from connectors.sandbox import hubspot_api, salesforce_api
 
         self.data_dir = Path(data_dir)
-        self.state: SandboxState = open_sandbox(self.data_dir, spec)
+        self.state: SandboxState = open_sandbox(self.data_dir, spec, time_zone)
         self.certs = ensure_certificates(self.data_dir)
         apps = {"salesforce": salesforce_api.create_app(self.state), "hubspot": hubspot_api.create_app(self.state)}
         self.faults = {crm: FaultMiddleware(app, crm) for crm, app in apps.items()}

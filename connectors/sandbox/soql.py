@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, time
 from functools import cached_property
 from typing import Any
 
@@ -149,7 +149,8 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
                   now: datetime | None = None) -> CompiledQuery:
     """Resolve names against `schemas` (keyed by lower-case object name) and build bound SQL.
 
-    Date literals are evaluated against `now` (the org's clock; the wall clock when None), in UTC.
+    Date literals are evaluated against `now` (the org's clock; the wall clock when None) in its own
+    time zone (the org's: Salesforce uses the running user's); a naive `now` means UTC.
     """
     sobject = schemas.get(query.sobject.text.lower())
     if sobject is None:
@@ -171,8 +172,8 @@ def compile_query(query: Query, schemas: Mapping[str, SObjectSchema], include_de
         conditions.append(sobject.live_where)
     if query.where is not None:
         moment = now or datetime.now(UTC)
-        today = (moment.astimezone(UTC) if moment.tzinfo else moment).date()  # naive means UTC
-        conditions.append(_compile_expr(query.text, sobject, query.where, params, today))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        conditions.append(_compile_expr(query.text, sobject, query.where, params, moment))
     from_sql = f"FROM {sobject.table} WHERE " + " AND ".join(f"({condition})" for condition in conditions)
     order_terms: list[str] = []
     ordered_by_id = False
@@ -235,12 +236,12 @@ def _no_such_column(field: str, sobject: str) -> str:
             " call for the appropriate names.")
 
 
-def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any], today: date) -> str:
+def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[Any], now: datetime) -> str:
     if isinstance(expr, BoolOp):
-        return f" {expr.op} ".join(f"({_compile_expr(text, sobject, item, params, today)})"
+        return f" {expr.op} ".join(f"({_compile_expr(text, sobject, item, params, now)})"
                                    for item in expr.items)
     if isinstance(expr, Not):
-        return f"NOT ({_compile_expr(text, sobject, expr.item, params, today)})"
+        return f"NOT ({_compile_expr(text, sobject, expr.item, params, now)})"
     spec = _resolve(text, sobject, expr.field)
     column = f"({spec.sql})"
     if spec.type in STRING_TYPES:
@@ -263,7 +264,7 @@ def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[An
         params.append(literal.value)
         return f"({spec.sql}) LIKE ? ESCAPE '\\'"
     if literal.kind == "dateliteral":
-        return _compile_date_literal(text, spec, expr.op, literal, params, today)
+        return _compile_date_literal(text, spec, expr.op, literal, params, now)
     value = _bind(text, spec, literal)
     if value is None:
         if expr.op not in ("=", "!="):
@@ -277,16 +278,17 @@ def _compile_expr(text: str, sobject: SObjectSchema, expr: Expr, params: list[An
 
 
 def _compile_date_literal(text: str, spec: FieldSpec, op: str, literal: Literal, params: list[Any],
-                          today: date) -> str:
-    """A comparison with a date literal's range [start, end), as bound values of the field's type."""
+                          now: datetime) -> str:
+    """A comparison with a date literal's range [start, end) of days in `now`'s zone, as bound values
+    of the field's type."""
     if spec.type not in ("date", "datetime"):
         raise SoqlError("INVALID_QUERY_FILTER_OPERATOR", located(
             text, literal.pos, f"value of filter criterion for field '{spec.name}' must be of type "
                                f"{spec.type}"))
     name, count = literal.value
-    start, end = date_literal_range(name, count, today)
+    start, end = date_literal_range(name, count, now.date())
     if spec.type == "datetime":  # whole seconds since the epoch, as the datetime columns hold
-        bounds: tuple[Any, Any] = tuple(int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
+        bounds: tuple[Any, Any] = tuple(int(datetime.combine(d, time(), now.tzinfo).timestamp())
                                         for d in (start, end))
     else:
         bounds = (start.isoformat(), end.isoformat())

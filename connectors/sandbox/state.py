@@ -16,10 +16,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from connectors.local_dates import local_date, local_midnight, zone_of
 from connectors.sandbox.generator import GENERATOR_VERSION, OrgSpec, generate_org
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,10 @@ class SandboxState:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(SCHEMA)
+        self._zone: ZoneInfo | None = None
+        # The org's calendar in SQL: Salesforce date fields and HubSpot dates picked in the portal's zone
+        self._conn.create_function("local_date", 1, self._local_date, deterministic=True)
+        self._conn.create_function("local_midnight_ms", 1, self._local_midnight_ms, deterministic=True)
 
     def close(self) -> None:
         with self._lock:
@@ -134,6 +141,7 @@ class SandboxState:
         for entity, rows in pending.items():
             self._insert(ENTITY_TABLES[entity], rows)
         self.set_meta("spec", json.dumps(spec.to_json()))
+        self._zone = None
         self.set_meta(VERSION_META_KEY, str(GENERATOR_VERSION))
         if self.get_meta("token") is None:
             self.set_meta("token", secrets.token_urlsafe(24))
@@ -144,13 +152,14 @@ class SandboxState:
         """Seeded by another generator version (one without the newer tables, say)?"""
         return self.is_seeded and self.get_meta(VERSION_META_KEY) != str(GENERATOR_VERSION)
 
-    def regenerate(self) -> dict[str, int]:
-        """Generate the org afresh from its stored spec: same token, clock back at the anchor.
+    def regenerate(self, time_zone: str | None = None) -> dict[str, int]:
+        """Generate the org afresh from its stored spec (in `time_zone` when given): same token, clock
+        back at the anchor.
 
         The logical tables are dropped and created again (in one transaction), the tick count and
         the records written through the APIs go, since they refer to the old rows.
         """
-        spec = self.spec
+        spec = self.spec if time_zone is None else replace(self.spec, time_zone=time_zone)
         with self.transaction() as conn:
             conn.execute("DROP VIEW IF EXISTS tasks")
             for table in ENTITY_TABLES.values():
@@ -177,6 +186,26 @@ class SandboxState:
         if raw is None:
             raise RuntimeError(f"sandbox at {self.data_dir} has no org yet")
         return OrgSpec.from_json(json.loads(raw))
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The org's time zone (its spec's): the calendar its date fields are in."""
+        if self._zone is None:
+            self._zone = zone_of(self.spec.time_zone) if self.is_seeded else ZoneInfo("UTC")
+        return self._zone
+
+    def _local_date(self, ms: int | None) -> str | None:
+        """SQL local_date(ms): the org's calendar date (YYYY-MM-DD) of a millisecond timestamp."""
+        if ms is None:
+            return None
+        day = local_date(datetime.fromtimestamp(ms / 1000, UTC), self.zone)
+        return day.isoformat() if day else None
+
+    def _local_midnight_ms(self, day: str | None) -> int | None:
+        """SQL local_midnight_ms(date): when that day begins in the org's zone, in ms."""
+        if day is None:
+            return None
+        return int(local_midnight(date.fromisoformat(day), self.zone).timestamp()) * 1000
 
     @property
     def token(self) -> str:
@@ -216,6 +245,11 @@ class SandboxState:
         raw = self.get_meta(CLOCK_META_KEY)
         return datetime.fromisoformat(raw) if raw is not None else self.spec.anchor
 
+    @property
+    def local_clock(self) -> datetime:
+        """The org's clock in its own time zone (what "today" is for its users)."""
+        return self.clock.astimezone(self.zone)
+
     def set_clock(self, moment: datetime) -> None:
         self.set_meta(CLOCK_META_KEY, moment.isoformat())
 
@@ -250,15 +284,21 @@ class SandboxState:
             return next_id, True
 
 
-def open_sandbox(data_dir: Path, spec: OrgSpec | None = None) -> SandboxState:
+def open_sandbox(data_dir: Path, spec: OrgSpec | None = None, time_zone: str | None = None) -> SandboxState:
     """Open the sandbox in `data_dir`, generating the org on first use (kept across restarts).
 
     An org seeded by another generator version is generated again from its stored spec (so a
     persisted demo org gains the tables added since); `spec` only applies to an empty directory.
+    `time_zone`: the org's, when given (the demo's config's): an org in another one is generated again.
     """
     state = SandboxState(data_dir)
     if not state.is_seeded:
-        state.seed(spec or OrgSpec())
+        spec = spec or OrgSpec()
+        state.seed(replace(spec, time_zone=time_zone) if time_zone else spec)
+    elif time_zone and state.spec.time_zone != time_zone:
+        logger.warning("Sandbox org in %s is in time zone %s; regenerating it in %s (clock, ticks and written"
+                       " records reset).", data_dir, state.spec.time_zone, time_zone)
+        state.regenerate(time_zone)
     elif state.is_outdated:
         version = state.get_meta(VERSION_META_KEY) or "1"
         logger.warning("Sandbox org in %s was generated by generator version %s; regenerating it with version %s "

@@ -19,9 +19,10 @@ from __future__ import annotations
 import random
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from connectors.local_dates import zone_of
 from connectors.sandbox.generator import (
     AMOUNT_RANGE,
     CALL_OUTCOMES,
@@ -112,8 +113,9 @@ class DealSimulation:
 
     def __init__(self, conn: sqlite3.Connection, spec: OrgSpec, rng: random.Random, end: datetime) -> None:
         self.conn, self.spec, self.rng = conn, spec, rng
+        self.zone = zone_of(spec.time_zone)  # dates are the org's calendar days
         self.per_day = spec.deals / CLOSE_DATE_SPAN_DAYS
-        self.end_date = end.date()
+        self.end_date = end.astimezone(self.zone).date()
         marks = ", ".join("?" for _ in OPEN_STAGES)
         self.open: dict[int, dict[str, Any]] = {row["id"]: dict(row) for row in conn.execute(
             f"SELECT * FROM deals WHERE deleted = 0 AND stage IN ({marks}) ORDER BY id", OPEN_STAGES)}
@@ -133,7 +135,7 @@ class DealSimulation:
     def simulate_day(self, day_start: datetime, day_end: datetime) -> None:
         self.start_ms, self.end_ms = to_ms(day_start), to_ms(day_end)
         self.volume = volume = self.rng.uniform(0.6, 1.4) * (0.2 if day_start.weekday() >= 5 else 1.0)
-        self._close_passed(day_end.date().isoformat())
+        self._close_passed(day_end.astimezone(self.zone).date().isoformat())
         self._move_stages(stochastic_round(self.rng, len(self.open) * STAGE_MOVE_RATE * volume))
         self._change_amounts(stochastic_round(self.rng, len(self.open) * AMOUNT_CHANGE_RATE * volume))
         self._delete(stochastic_round(self.rng, self.per_day * DELETE_RATE * volume))
@@ -200,7 +202,7 @@ class DealSimulation:
             "owner_id": owner_id, "deal_type": deal_type, "stage": OPEN_STAGES[0],
             "amount": float(round(rng.uniform(*AMOUNT_RANGE[deal_type]), -2)),
             "probability": STAGES[OPEN_STAGES[0]][1],
-            "created_date": datetime.fromtimestamp(created_ms / 1000, UTC).date().isoformat(),
+            "created_date": datetime.fromtimestamp(created_ms / 1000, self.zone).date().isoformat(),
             "close_date": close_date.isoformat(), "lead_source": rng.choice(LEAD_SOURCES),
             "created_ms": created_ms, "modified_ms": created_ms, "deleted": 0,
         }

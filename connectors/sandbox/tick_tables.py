@@ -166,7 +166,7 @@ class OrgTables:
         stored = [deal for deal in deals if deal["id"] not in self.deals.created]
         for deal in self._pick(stored, self._count(len(stored) * LINE_REMOVE_RATE)):
             self.line_removals[deal["id"]] = self._moment_ms()
-        self._run_campaigns(day_end.date().isoformat())
+        self._run_campaigns(day_end.astimezone(self.deals.zone).date().isoformat())
         if self.products and self.rng.random() < PRODUCT_CHANGE_RATE:
             product = self.rng.choice(list(self.products.values()))
             product["list_price"] = float(max(round(product["list_price"] * self.rng.uniform(0.9, 1.15), -2), 100))

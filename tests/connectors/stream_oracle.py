@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -42,8 +43,9 @@ HS_TYPES = {"owner": "owners", "account": "companies", "deal": "deals", "contact
 HS_ACTIVITY_TYPES = {"call": "calls", "email": "emails", "meeting": "meetings"}
 
 
-def _date(ms: int | None) -> date | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).date()
+def _day(zone: ZoneInfo) -> Callable[[int | None], date | None]:
+    """The org's calendar day of a ms timestamp, as its users (and the configured time zone) see it."""
+    return lambda ms: None if ms is None else datetime.fromtimestamp(ms / 1000, zone).date()
 
 
 def _moment(ms: int | None, crm: str) -> datetime | None:
@@ -70,6 +72,7 @@ def expected_rows(state: SandboxState, crm: str, custom: bool = False) -> Rows:
     """
     sf = crm == "salesforce"
     rows: Rows = {}
+    _date = _day(state.zone)
 
     def put(table: str, number: int, deleted: Any, values: Callable[[], tuple[Any, ...]]) -> None:
         rows[(table, number)] = DELETED if deleted else values()
@@ -86,7 +89,7 @@ def expected_rows(state: SandboxState, crm: str, custom: bool = False) -> Rows:
         label, _probability, closed, won = STAGES[d["stage"]]
         put("deal", d["id"], d["deleted"], lambda d=d, label=label, closed=closed, won=won: (
             d["name"], d["owner_id"], d["account_id"], d["deal_type"], label, d["amount"], closed, won,
-            date.fromisoformat(d["close_date"]), d["lead_source"]))
+            date.fromisoformat(d["close_date"]), d["lead_source"], _date(d["created_ms"])))
     products = {p["id"]: p for p in state.query("SELECT * FROM products")}
     for item in state.query("SELECT * FROM line_items"):
         product = products.get(item["product_id"])
@@ -201,7 +204,7 @@ def stored_rows(engine: Engine, crm: str, custom: bool = False) -> Rows:
         for d in every("deal"):
             put("deal", "deals", d, lambda d=d: (
                 d.name, num("owners", d.owner_id), num("companies", d.account_id), d.deal_type, d.stage, d.amount,
-                d.is_closed, d.is_won, d.close_date, d.lead_source))
+                d.is_closed, d.is_won, d.close_date, d.lead_source, d.created_date))
         for item in every("line_item"):
             put("line_item", "line_items", item, lambda item=item: (
                 num("deals", item.deal_id), num("products", item.product_id), item.product_name,

@@ -55,24 +55,28 @@ HS_STREAMS = {  # search stream -> (table, has an association read)
     "contacts": ("leads", True), "leads": ("leads", True), "tickets": ("cases", True),
 }
 HS_CAMPAIGN_PAGE = 100  # campaigns: the whole list every run, no search, no archived list
+# The org's users (and the config) are in Los Angeles: an evening there is the next day in UTC, so
+# every date the store holds is checked against the local calendar, not the UTC one.
+ORG_TIME_ZONE = "America/Los_Angeles"
 
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     with private_sandbox(tmp_path_factory, "every-stream", seed=23, deals=500, owners=8, accounts=80,
-                         calls_per_deal=2.0) as server:
+                         calls_per_deal=2.0, time_zone=ORG_TIME_ZONE) as server:
         yield server
 
 
-def _source(org: SandboxServer, crm: str, lookback_minutes: int | None = None) -> SalesforceSource | HubSpotSource:
+def _source(org: SandboxServer, crm: str, lookback_minutes: int | None = None,
+            time_zone: str = ORG_TIME_ZONE) -> SalesforceSource | HubSpotSource:
     env = org.connection_env()
     if lookback_minutes is not None:
         env["OKR_SYNC_LOOKBACK_MINUTES"] = str(lookback_minutes)
     if crm == "salesforce":
-        source = SalesforceSource.from_env(env, custom_fields=CUSTOM[crm])
+        source = SalesforceSource.from_env(env, custom_fields=CUSTOM[crm], time_zone=time_zone)
         source.query_batch_size = SF_PAGE
         return source
-    return HubSpotSource.from_env(env, custom_fields=CUSTOM[crm])
+    return HubSpotSource.from_env(env, custom_fields=CUSTOM[crm], time_zone=time_zone)
 
 
 def _count(org: SandboxServer, table: str, condition: str = "1") -> int:
@@ -144,3 +148,18 @@ def test_full_then_incremental_sync_of_every_stream_equals_the_org(org: SandboxS
     _assert_store_equals_org(org, engine, crm)
     assert all(incremental[stream] <= calls for stream, calls in full.items()), (incremental, full)
     assert sum(incremental.values()) < sum(full.values())
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_new_time_zone_rereads_every_stream_into_local_days(org: SandboxServer, crm: str, tmp_path) -> None:
+    """Read in UTC, the org's evening records land on the next day; with the org's zone configured,
+    every stream is read again (the field set changed) and the store holds the local days."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    with _source(org, crm, time_zone="UTC") as source:
+        _sync(source, engine)
+    off_by_a_day = differences(stored_rows(engine, crm, custom=True), expected_rows(org.state, crm, custom=True),
+                               limit=10**6)
+    assert len(off_by_a_day) > 50, off_by_a_day[:8]  # evening calls, deals opened late, cases closed at night
+    with _source(org, crm) as source:  # nothing changed in the org: only the re-read can fix the days
+        _sync(source, engine)
+    _assert_store_equals_org(org, engine, crm)

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from statistics import mean
 from typing import Any
 
 from connectors.sandbox.state import SandboxState
 
 
-def _utc_date(ms: int) -> date:
-    return datetime.fromtimestamp(ms / 1000, UTC).date()
+def _org_day(state: SandboxState) -> Callable[[int | None], date | None]:
+    """The calendar day of a ms timestamp in the org's time zone (the configs measure in the same)."""
+    return lambda ms: None if ms is None else datetime.fromtimestamp(ms / 1000, state.zone).date()
 
 
 def _quarter(day: date, offset: int = 0) -> tuple[date, date]:
@@ -35,6 +36,7 @@ Expected = dict[tuple[str, str | None], tuple[float, float, float | None]]
 def demo_values(state: SandboxState, as_of: date) -> Expected:
     """(kr_id, group) -> (value, baseline, target or None where the config fixes it) for
     config/examples/demo.yaml, as of `as_of`."""
+    _day = _org_day(state)  # the org's calendar day, as the configured time zone sees it
     owners = {row["id"]: dict(row) for row in state.query("SELECT * FROM owners")}
     deals = [dict(row) for row in state.query("SELECT * FROM deals WHERE deleted = 0")]
     calls = [dict(row) for row in state.query("SELECT * FROM calls WHERE deleted = 0")]
@@ -69,14 +71,14 @@ def demo_values(state: SandboxState, as_of: date) -> Expected:
         # An average carries over: it starts from last quarter's and aims 10% above it.
         ("deal-size", None): (mean(d["amount"] for d in won), size_before, 1.1 * size_before),
         ("win-rate", None): (100.0 * len(won) / len(closed), 45.0, None),
-        ("calls", None): (float(sum(current[0] <= _utc_date(c["ts_ms"]) <= current[1] for c in calls)), 0.0,
+        ("calls", None): (float(sum(current[0] <= _day(c["ts_ms"]) <= current[1] for c in calls)), 0.0,
                           None),
-        ("cycle", None): (mean((date.fromisoformat(d["close_date"]) - _utc_date(d["created_ms"])).days
+        ("cycle", None): (mean((date.fromisoformat(d["close_date"]) - _day(d["created_ms"])).days
                                for d in won), 60.0, None),
     }
-    closed_cases = [c for c in cases if current[0] <= _utc_date(c["closed_ms"]) <= current[1]]
+    closed_cases = [c for c in cases if current[0] <= _day(c["closed_ms"]) <= current[1]]
     fast = [c for c in closed_cases if c["closed_ms"] - c["created_ms"] <= 24 * 3600 * 1000]
-    values[("meetings", None)] = (float(sum(current[0] <= _utc_date(m["start_ms"]) <= current[1] for m in meetings)),
+    values[("meetings", None)] = (float(sum(current[0] <= _day(m["start_ms"]) <= current[1] for m in meetings)),
                                   0.0, None)
     values[("fast-support", None)] = (100.0 * len(fast) / len(closed_cases), 40.0, None)
     for email, amount in grouped(won, by_email).items():

@@ -101,13 +101,32 @@ def test_the_demo_store_is_reset_when_its_sandbox_org_is_generated_anew(tmp_path
 
     store = tmp_path / "store.db"
     store.write_text("old org")
-    _reset_store_for_a_new_org(tmp_path)  # no sandbox yet: it will be generated, the store goes
+    _reset_store_for_a_new_org(tmp_path, "UTC")  # no sandbox yet: it will be generated, the store goes
     assert not store.exists()
     state = open_sandbox(tmp_path / "sandbox", OrgSpec(deals=20, owners=3, accounts=5))
     store.write_text("this org")
-    _reset_store_for_a_new_org(tmp_path)  # the same, current org: kept
+    _reset_store_for_a_new_org(tmp_path, "UTC")  # the same, current org: kept
     assert store.read_text() == "this org"
+    _reset_store_for_a_new_org(tmp_path, "Europe/Berlin")  # the config moved: the org is made again there
+    assert not store.exists()
+    store.write_text("this org")
     state.set_meta(VERSION_META_KEY, "1")  # seeded by an older generator: it will be regenerated
     state.close()
-    _reset_store_for_a_new_org(tmp_path)
+    _reset_store_for_a_new_org(tmp_path, "UTC")
     assert not store.exists()
+
+
+def test_a_sandbox_opened_in_another_time_zone_is_generated_again_there(tmp_path: Path) -> None:
+    from connectors.sandbox.generator import OrgSpec
+    from connectors.sandbox.state import open_sandbox
+
+    state = open_sandbox(tmp_path, OrgSpec(deals=20, owners=3, accounts=5))
+    assert state.spec.time_zone == "UTC"
+    closes = state.query("SELECT close_date FROM deals ORDER BY id")
+    state.close()
+    state = open_sandbox(tmp_path, time_zone="Asia/Tokyo")
+    assert (state.spec.time_zone, state.spec.deals) == ("Asia/Tokyo", 20)
+    assert str(state.zone) == "Asia/Tokyo" and len(state.query("SELECT close_date FROM deals")) == len(closes)
+    assert state.query("SELECT local_date(0)")[0][0] == "1970-01-01"  # 09:00 in Tokyo
+    assert state.query("SELECT local_midnight_ms('1970-01-02')")[0][0] == 15 * 3600 * 1000
+    state.close()

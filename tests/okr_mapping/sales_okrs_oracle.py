@@ -32,8 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from connectors.sandbox.generator import REGION_OF_COUNTRY  # the data behind Region__c / region
 from connectors.sandbox.state import SandboxState
@@ -48,10 +49,6 @@ Expected = tuple[float, float | None, float | None]
 
 # -- the org, as canonical records --------------------------------------------------------------------
 
-def _utc_date(ms: int | None) -> date | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).date()
-
-
 @dataclass
 class Org:
     """One CRM's view of the sandbox org: the live records with the fields the rules read."""
@@ -65,7 +62,15 @@ class Org:
     campaigns: list[Row]
 
 
+def _config_day() -> Callable[[int | None], date | None]:
+    """The calendar day of a ms timestamp in the file's time zone (SETTINGS), whatever the org's."""
+    zone = ZoneInfo(SETTINGS["time_zone"] or "UTC")
+    return lambda ms: None if ms is None else datetime.fromtimestamp(ms / 1000, zone).date()
+
+
 def load_org(state: SandboxState, crm: str) -> Org:
+    _day = _config_day()
+
     def live(table: str) -> list[Row]:
         return [dict(row) for row in state.query(f"SELECT * FROM {table} WHERE deleted = 0")]
 
@@ -73,7 +78,7 @@ def load_org(state: SandboxState, crm: str) -> Org:
                 for a in live("accounts")}
     deals: dict[int, Row] = {}
     for d in live("deals"):
-        created, closed = _utc_date(d["created_ms"]), date.fromisoformat(d["close_date"])
+        created, closed = _day(d["created_ms"]), date.fromisoformat(d["close_date"])
         deals[d["id"]] = {
             "id": d["id"], "amount": d["amount"], "deal_type": d["deal_type"], "lead_source": d["lead_source"],
             "owner_id": d["owner_id"], "account_id": d["account_id"],
@@ -82,24 +87,24 @@ def load_org(state: SandboxState, crm: str) -> Org:
             "account": accounts.get(d["account_id"]),
         }
     activities = (
-        [{"kind": "call", "owner_id": c["owner_id"], "activity_date": _utc_date(c["ts_ms"]),
+        [{"kind": "call", "owner_id": c["owner_id"], "activity_date": _day(c["ts_ms"]),
           "deal": deals.get(c["deal_id"])} for c in live("calls")]
-        + [{"kind": "email", "owner_id": e["owner_id"], "activity_date": _utc_date(e["ts_ms"]),
+        + [{"kind": "email", "owner_id": e["owner_id"], "activity_date": _day(e["ts_ms"]),
             "deal": deals.get(e["deal_id"])} for e in live("emails")]
-        + [{"kind": "meeting", "owner_id": m["owner_id"], "activity_date": _utc_date(m["start_ms"]),
+        + [{"kind": "meeting", "owner_id": m["owner_id"], "activity_date": _day(m["start_ms"]),
             "deal": deals.get(m["deal_id"])} for m in live("meetings")]
     )
     products = {p["id"]: p for p in live("products")}
     line_items = [{"product_name": products[i["product_id"]]["name"] if i["product_id"] in products else None,
                    "quantity": i["quantity"], "total_price": i["quantity"] * i["unit_price"],
                    "deal": deals.get(i["deal_id"])} for i in live("line_items")]
-    leads = [{"created_date": _utc_date(lead["created_ms"]), "is_converted": lead["converted_ms"] is not None}
+    leads = [{"created_date": _day(lead["created_ms"]), "is_converted": lead["converted_ms"] is not None}
              for lead in live("leads")]
 
     def seconds(ms: int) -> float:  # Salesforce serves datetimes at whole seconds
         return ms // 1000 if crm == "salesforce" else ms / 1000
 
-    cases = [{"is_closed": c["status"] == "Closed", "closed_date": _utc_date(c["closed_ms"]),
+    cases = [{"is_closed": c["status"] == "Closed", "closed_date": _day(c["closed_ms"]),
               "resolution_hours": None if c["closed_ms"] is None
               else (seconds(c["closed_ms"]) - seconds(c["created_ms"])) / 3600}
              for c in live("cases")]
@@ -665,5 +670,5 @@ KR_RULES: dict[str, dict[str, Any]] = {
                                                 "baseline": 40, "target": 45},
 }
 # The file-wide settings the functions above assume.
-SETTINGS = {"fiscal_year_start_month": FISCAL_YEAR_START_MONTH, "time_zone": None, "reporting_lag_days": None,
-            "period": "current"}
+SETTINGS = {"fiscal_year_start_month": FISCAL_YEAR_START_MONTH, "time_zone": "America/New_York",
+            "reporting_lag_days": None, "period": "current"}

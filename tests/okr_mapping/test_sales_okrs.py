@@ -78,7 +78,8 @@ def store(sandbox: SandboxServer, config: OkrConfig, tmp_path_factory: pytest.Te
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('sales-okrs') / 'store.db'}")
     env = sandbox.connection_env()
     for source_class, crm in ((SalesforceSource, "salesforce"), (HubSpotSource, "hubspot")):
-        with source_class.from_env(env, custom_fields=config.crm_custom_fields(crm)) as source:
+        with source_class.from_env(env, custom_fields=config.crm_custom_fields(crm),
+                                   time_zone=config.time_zone) as source:
             for stream in source.STREAMS:
                 source.extract(engine, stream)
     return engine

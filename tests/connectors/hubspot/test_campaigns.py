@@ -9,6 +9,7 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -21,6 +22,7 @@ from connectors.incremental import load_cursor
 from connectors.store import Campaign, SyncState, make_engine
 
 OWNER = "70000002"
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def campaign(number: int, updated: str = "2026-03-05T10:00:00.000Z", status: str = "planned",
@@ -72,37 +74,37 @@ def test_a_looping_after_stops_the_list() -> None:
 
 def test_new_changed_unchanged_and_disappeared_campaigns(engine: Engine) -> None:
     first = [campaign(1), campaign(2, status="in_progress"), campaign(3, expected_revenue="100")]
-    assert store_campaigns(engine, first, {}) == 3
+    assert store_campaigns(engine, first, {}, UTC_ZONE) == 3
     rows = stored(engine)
     assert {row.name for row in rows.values()} == {"Campaign 1", "Campaign 2", "Campaign 3"}
     assert rows[first[1]["id"]].status == "In Progress" and rows[first[2]["id"]].expected_revenue == 100.0
-    assert store_campaigns(engine, first, {}) == 0  # same updatedAt: neither rewritten nor counted
+    assert store_campaigns(engine, first, {}, UTC_ZONE) == 0  # same updatedAt: neither rewritten nor counted
 
     changed = campaign(2, updated="2026-03-06T00:00:00.000Z", status="completed")
     second = [first[0], changed, campaign(4)]  # 3 disappeared (deleted), 4 is new, 2 changed
-    assert store_campaigns(engine, second, {}) == 3
+    assert store_campaigns(engine, second, {}, UTC_ZONE) == 3
     rows = stored(engine)
     assert rows[first[2]["id"]].is_deleted and rows[first[2]["id"]].name == "Campaign 3"  # kept, flagged
     assert (rows[changed["id"]].status, rows[changed["id"]].is_active) == ("Completed", False)
     assert not any(rows[record["id"]].is_deleted for record in second)
-    assert store_campaigns(engine, second, {}) == 0  # a deleted one is marked once
+    assert store_campaigns(engine, second, {}, UTC_ZONE) == 0  # a deleted one is marked once
     with Session(engine) as session:
         state = session.get(SyncState, ("hubspot", "campaigns"))
         assert state is not None and state.records_last_run == 0
         assert (helpers.naive_utc(state.watermark), state.last_id) == (datetime(2026, 3, 6), changed["id"])
 
-    assert store_campaigns(engine, [*second, first[2]], {}) == 1  # listed again: live again
+    assert store_campaigns(engine, [*second, first[2]], {}, UTC_ZONE) == 1  # listed again: live again
     assert not stored(engine)[first[2]["id"]].is_deleted
-    assert store_campaigns(engine, [], {}) == 4  # an empty list: every campaign was deleted
+    assert store_campaigns(engine, [], {}, UTC_ZONE) == 4  # an empty list: every campaign was deleted
     assert all(row.is_deleted for row in stored(engine).values())
 
 
 def test_custom_values_and_a_reread_rewrites_unchanged_campaigns(engine: Engine) -> None:
     records = [campaign(1, channel="Paid"), campaign(2)]
-    assert store_campaigns(engine, records, {}) == 2
+    assert store_campaigns(engine, records, {}, UTC_ZONE) == 2
     assert all(row.custom == {} for row in stored(engine).values())
-    assert store_campaigns(engine, records, {"channel": "channel"}) == 0  # not a re-read: skipped
-    assert store_campaigns(engine, records, {"channel": "channel"}, reread=True) == 2
+    assert store_campaigns(engine, records, {"channel": "channel"}, UTC_ZONE) == 0  # not a re-read: skipped
+    assert store_campaigns(engine, records, {"channel": "channel"}, UTC_ZONE, reread=True) == 2
     assert {row.source_id[-1]: row.custom for row in stored(engine).values()} == {
         "1": {"channel": "Paid"}, "2": {"channel": None}}
     assert load_cursor(engine, "hubspot", "campaigns", "other-field-set").reread
@@ -110,7 +112,7 @@ def test_custom_values_and_a_reread_rewrites_unchanged_campaigns(engine: Engine)
 
 def test_a_campaign_listed_twice_is_stored_once(engine: Engine) -> None:
     older, newer = campaign(1), campaign(1, updated="2026-03-07T00:00:00.000Z", status="paused")
-    assert store_campaigns(engine, [older, newer], {}) == 1
+    assert store_campaigns(engine, [older, newer], {}, UTC_ZONE) == 1
     row = stored(engine)[older["id"]]
     assert (row.status, helpers.naive_utc(row.modified_at)) == ("Paused", datetime(2026, 3, 7))
 

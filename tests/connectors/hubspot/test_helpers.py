@@ -65,7 +65,6 @@ def test_cursor_positions_order_numerically_with_no_id_before_any_id() -> None:
 def test_values_parse_to_utc() -> None:
     assert helpers.parse_time("2026-10-22T21:03:23.000Z") == datetime(2026, 10, 22, 21, 3, 23, tzinfo=UTC)
     assert helpers.parse_time("1792703003456") == datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC)
-    assert helpers.utc_date("2026-10-22T23:30:00-05:00") == date(2026, 10, 23)
     assert helpers.parse_time("") is None and helpers.to_float("") is None
     assert helpers.to_ms(datetime(2026, 10, 22, 21, 3, 23, 456000, tzinfo=UTC)) == 1792703003456
 

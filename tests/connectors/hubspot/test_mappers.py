@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from hubspot.crm.pipelines import PipelineStage
 from hubspot.crm.properties import ModelProperty, Option
@@ -12,6 +13,7 @@ from connectors.hubspot.mappers import Labels
 from connectors.store import RECORD_MODELS
 
 OWNER = "70000003"
+UTC_ZONE = ZoneInfo("UTC")
 
 
 def test_every_search_stream_has_a_mapper_into_a_canonical_table() -> None:
@@ -171,21 +173,23 @@ def test_campaign_from_the_marketing_api_json() -> None:
                   "hs_campaign_status": "in_progress", "hs_budget_items_sum_amount": "5000",
                   "hs_spend_items_sum_amount": "4200.5", "hs_owner": OWNER, "campaign_type": "Webinar",
                   "expected_revenue": "60000"}}
-    assert mappers.campaign_row(record) == {
+    assert mappers.campaign_row(record, UTC_ZONE) == {
         "source": "hubspot", "source_id": record["id"], "name": "Spring webinar", "campaign_type": "Webinar",
         "status": "In Progress", "is_active": True, "owner_id": OWNER, "start_date": date(2026, 3, 1),
         "end_date": date(2026, 3, 31), "budgeted_cost": 5000.0, "actual_cost": 4200.5, "expected_revenue": 60000.0,
         "created_date": date(2026, 2, 28), "modified_at": datetime(2026, 3, 5, 10, 0, 0, 123000, tzinfo=UTC),
         "is_deleted": False}
-    statuses = {value: mappers.campaign_row({"id": "x", "properties": {"hs_campaign_status": value}})
+    tokyo = mappers.campaign_row(record, ZoneInfo("Asia/Tokyo"))  # created 08:30 on 1 March there
+    assert (tokyo["created_date"], tokyo["start_date"]) == (date(2026, 3, 1), date(2026, 3, 1))
+    statuses = {value: mappers.campaign_row({"id": "x", "properties": {"hs_campaign_status": value}}, UTC_ZONE)
                 for value in ("planned", "in_progress", "completed", "paused", "", "archived_someday")}
     assert {value: (row["status"], row["is_active"]) for value, row in statuses.items()} == {
         "planned": ("Planned", True), "in_progress": ("In Progress", True), "completed": ("Completed", False),
         "paused": ("Paused", False), "": (None, False), "archived_someday": ("archived_someday", False)}
-    empty = mappers.campaign_row({"id": "y", "properties": {"hs_start_date": "", "expected_revenue": ""}})
+    empty = mappers.campaign_row({"id": "y", "properties": {"hs_start_date": "", "expected_revenue": ""}}, UTC_ZONE)
     assert (empty["start_date"], empty["expected_revenue"], empty["created_date"]) == (None, None, None)
     columns = set(RECORD_MODELS["campaign"].__table__.columns.keys())  # type: ignore[attr-defined]
-    assert set(mappers.campaign_row(record)) | {"custom"} == columns
+    assert set(mappers.campaign_row(record, UTC_ZONE)) | {"custom"} == columns
 
 
 def test_custom_values_are_the_property_strings() -> None:

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -17,11 +18,12 @@ from connectors.sandbox.ids import sf_id
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.state import SandboxState
 from connectors.store import Activity, Deal, Owner, SyncState
+from tests.conftest import TEST_TIME_ZONE
 
 
 @pytest.fixture
 def source(sandbox: SandboxServer) -> Iterator[SalesforceSource]:
-    with SalesforceSource.from_env(sandbox.connection_env()) as connected:
+    with SalesforceSource.from_env(sandbox.connection_env(), time_zone=TEST_TIME_ZONE) as connected:
         yield connected
     gc.collect()  # let go of any response still holding a connection to the shared sandbox
 
@@ -31,8 +33,9 @@ def utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms // 1000, UTC)
 
 
-def utc_date(ms: int) -> date:
-    return datetime.fromtimestamp(ms / 1000, UTC).date()
+def local_date(ms: int) -> date:
+    """The org's calendar day of a ms stamp (its users', and the configured, time zone)."""
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(TEST_TIME_ZONE)).date()
 
 
 def expected_owners(state: SandboxState) -> dict[str, dict[str, Any]]:
@@ -48,7 +51,7 @@ def expected_deals(state: SandboxState) -> dict[str, dict[str, Any]]:
         "account_id": sf_id("Account", row["account_id"]), "deal_type": row["deal_type"],
         "stage": STAGES[row["stage"]][0], "amount": row["amount"], "probability": float(row["probability"]),
         "is_closed": STAGES[row["stage"]][2], "is_won": STAGES[row["stage"]][3],
-        "created_date": utc_date(row["created_ms"]), "close_date": date.fromisoformat(row["close_date"]),
+        "created_date": local_date(row["created_ms"]), "close_date": date.fromisoformat(row["close_date"]),
         "lead_source": row["lead_source"], "modified_at": utc(row["modified_ms"]),
         "is_deleted": bool(row["deleted"]),
     } for row in state.query("SELECT * FROM deals")}
@@ -57,7 +60,7 @@ def expected_deals(state: SandboxState) -> dict[str, dict[str, Any]]:
 def expected_calls(state: SandboxState) -> dict[str, dict[str, Any]]:
     return {sf_id("Task", row["id"]): {
         "kind": "call", "subject": row["subject"], "owner_id": sf_id("User", row["owner_id"]),
-        "deal_id": sf_id("Opportunity", row["deal_id"]), "activity_date": utc_date(row["ts_ms"]),
+        "deal_id": sf_id("Opportunity", row["deal_id"]), "activity_date": local_date(row["ts_ms"]),
         "duration_seconds": row["duration_s"], "outcome": row["outcome"],
         "modified_at": utc(row["modified_ms"]), "is_deleted": bool(row["deleted"]),
     } for row in state.query("SELECT * FROM calls")}

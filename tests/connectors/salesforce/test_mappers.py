@@ -6,6 +6,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from connectors.store import RECORD_MODELS
 
 STAMP = "2026-10-22T21:03:23.000+0000"
 MODIFIED = datetime(2026, 10, 22, 21, 3, 23, tzinfo=UTC)
+UTC_ZONE, NEW_YORK = ZoneInfo("UTC"), ZoneInfo("America/New_York")
 CREATED = "2026-03-01T23:30:00.000+0000"
 
 
@@ -25,8 +27,8 @@ def rest(sobject: str, record_id: str, **fields: Any) -> dict[str, Any]:
             "Id": record_id, "CreatedDate": CREATED, "SystemModstamp": STAMP, "IsDeleted": False, **fields}
 
 
-def mapped(stream: str, record: dict[str, Any]) -> dict[str, Any]:
-    row = MAPPERS[stream][1](record)
+def mapped(stream: str, record: dict[str, Any], zone: ZoneInfo = UTC_ZONE) -> dict[str, Any]:
+    row = MAPPERS[stream][1](record, zone)
     assert row.pop("source") == "salesforce" and row.pop("source_id") == record["Id"]
     assert row.pop("modified_at") == MODIFIED and row.pop("custom") == {}
     return row
@@ -45,7 +47,7 @@ def test_every_mapped_row_fills_exactly_its_table() -> None:
     for stream, spec in STREAMS.items():
         model, mapper = MAPPERS[stream]
         record = dict.fromkeys(spec.fields) | {"Id": "x", "SystemModstamp": STAMP}
-        assert set(mapper(record)) == set(model.model_fields), stream
+        assert set(mapper(record, UTC_ZONE)) == set(model.model_fields), stream
 
 
 def test_users() -> None:
@@ -110,8 +112,8 @@ def test_a_bulk_csv_line_item_maps_as_its_rest_record() -> None:
                      Product2Id="01tSB000000001AAA", Product2=product, Quantity=3.0, UnitPrice=1500.0,
                      TotalPrice=4500.0)
     mapper = MAPPERS["line_items"][1]
-    assert mapper(first) == mapper(from_rest)
-    assert mapper(second)["product_name"] is None and mapper(second)["unit_price"] == 10.5
+    assert mapper(first, UTC_ZONE) == mapper(from_rest, UTC_ZONE)
+    assert mapper(second, UTC_ZONE)["product_name"] is None and mapper(second, UTC_ZONE)["unit_price"] == 10.5
 
 
 def test_csv_types_cover_every_non_text_field_read() -> None:
@@ -145,14 +147,27 @@ def test_emails() -> None:
         "outcome": None, "direction": None, "is_deleted": True}
 
 
-def test_meetings_are_dated_by_the_utc_day_of_their_start() -> None:
+def test_meetings_are_dated_by_the_local_day_of_their_start() -> None:
     record = rest("Event", "00USB000000001AAA", Subject="Demo", OwnerId="005SB000000001AAA",
-                  WhatId="006SB000000001AAA", StartDateTime="2026-10-21T23:30:00.000+0000",
-                  EndDateTime="2026-10-22T00:15:00.000+0000", DurationInMinutes=45, ActivityDate="2026-10-21")
-    assert mapped("meetings", record) == {
+                  WhatId="006SB000000001AAA", StartDateTime="2026-10-22T01:30:00.000+0000",
+                  EndDateTime="2026-10-22T02:15:00.000+0000", DurationInMinutes=45, ActivityDate="2026-10-21")
+    expected = {
         "kind": "meeting", "subject": "Demo", "owner_id": "005SB000000001AAA", "deal_id": "006SB000000001AAA",
         "activity_date": date(2026, 10, 21), "duration_seconds": 45 * 60, "outcome": None, "direction": None,
         "is_deleted": False}
+    assert mapped("meetings", record, NEW_YORK) == expected  # 21:30 in New York
+    assert mapped("meetings", record) == expected | {"activity_date": date(2026, 10, 22)}  # the UTC day
+
+
+def test_created_and_closed_dates_are_local_days_but_date_fields_stay_as_filed() -> None:
+    record = rest("Opportunity", "006SB000000001AAA", CreatedDate="2026-10-01T03:00:00.000+0000",
+                  CloseDate="2026-10-31")
+    row = mapped("opportunities", record, NEW_YORK)
+    assert row["created_date"] == date(2026, 9, 30) and row["close_date"] == date(2026, 10, 31)
+    case = rest("Case", "500SB000000001AAA", CreatedDate="2026-03-02T04:30:00.000+0000",
+                ClosedDate="2026-03-03T05:30:00.000+0000", IsClosed=True)
+    row = mapped("cases", case, NEW_YORK)
+    assert (row["created_date"], row["closed_date"]) == (date(2026, 3, 1), date(2026, 3, 3))
 
 
 def test_a_meeting_without_times_falls_back_to_its_date_and_minutes() -> None:

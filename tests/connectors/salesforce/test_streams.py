@@ -18,6 +18,7 @@ from connectors.salesforce import SalesforceSource
 from connectors.salesforce.settings import QUERY_BATCH_SIZE, STREAMS
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, LineItem
+from tests.conftest import TEST_TIME_ZONE
 from tests.connectors.stream_oracle import differences, expected_rows, stored_rows
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ TABLE = {"users": "owner", "accounts": "account", "opportunities": "deal", "line
 
 @pytest.fixture
 def source(sandbox: SandboxServer) -> Iterator[SalesforceSource]:
-    with SalesforceSource.from_env(sandbox.connection_env()) as connected:
+    with SalesforceSource.from_env(sandbox.connection_env(), time_zone=TEST_TIME_ZONE) as connected:
         yield connected
     gc.collect()
 

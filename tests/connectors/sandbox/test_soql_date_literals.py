@@ -136,13 +136,19 @@ def test_literals_compile_to_bound_parameters() -> None:
     assert params[:3] == ["2026-10-01", "2027-01-01", int(datetime(2026, 11, 8, tzinfo=UTC).timestamp())]
 
 
-def test_literals_are_evaluated_in_utc() -> None:
-    """23:30 on the 31st of March at UTC-2 is already the 1st of April (Q2) in UTC."""
-    from datetime import timezone
-    late = datetime(2026, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=-2)))
-    _sql, params = soql.compile_soql("SELECT Id FROM Opportunity WHERE CloseDate = THIS_QUARTER",
-                                     SCHEMAS, now=late).select()
-    assert params[:2] == ["2026-04-01", "2026-07-01"]
+def test_literals_are_evaluated_in_the_zone_of_the_orgs_clock() -> None:
+    """Salesforce evaluates date literals in the user's time zone: 23:30 on the 31st of March at UTC-2
+    is still March (Q1) there, though already April in UTC; datetime bounds are that zone's midnights."""
+    from zoneinfo import ZoneInfo
+    late = datetime(2026, 3, 31, 23, 30, tzinfo=ZoneInfo("America/Noronha"))  # UTC-2
+    _sql, params = soql.compile_soql("SELECT Id FROM Opportunity WHERE CloseDate = THIS_QUARTER"
+                                     " AND CreatedDate = TODAY", SCHEMAS, now=late).select()
+    assert params[:2] == ["2026-01-01", "2026-04-01"]
+    assert params[2:4] == [int(datetime(2026, 3, 31, 2, tzinfo=UTC).timestamp()),
+                           int(datetime(2026, 4, 1, 2, tzinfo=UTC).timestamp())]
+    _sql, params = soql.compile_soql("SELECT Id FROM Opportunity WHERE CloseDate = THIS_QUARTER", SCHEMAS,
+                                     now=late.astimezone(UTC)).select()
+    assert params[:2] == ["2026-04-01", "2026-07-01"]  # the same moment, in UTC
 
 
 @pytest.mark.parametrize(("text", "code"), [
