@@ -18,7 +18,8 @@ from typing import Any, Literal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from connectors.store import WritebackLedger
+from connectors.results import Rejection
+from connectors.store import WritebackLedger, WritebackRejection
 
 Action = Literal["created", "updated", "unchanged"]
 
@@ -83,14 +84,16 @@ class PlannedChange:
     changes: list[FieldChange] = field(default_factory=list)
     old_known: bool = True  # False: written before the ledger kept payloads, old values unknown
     record_id: str | None = None
+    object: str = "key_result"  # objective | key_result | checkin
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "action": self.action, "old_known": self.old_known,
+        return {"object": self.object, "key": self.key, "action": self.action, "old_known": self.old_known,
                 "record_id": self.record_id,
                 "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes]}
 
 
-def plan_rows(engine: Engine, target: str, rows: Sequence[Mapping[str, Any]]) -> list[PlannedChange]:
+def plan_rows(engine: Engine, target: str, rows: Sequence[Mapping[str, Any]],
+              kind: str = "key_result") -> list[PlannedChange]:
     """Per row (as the connector would send it, with its `key`): created, updated or unchanged.
 
     No API call: "created" means the ledger has no write of this key to `target` (the CRM may
@@ -106,15 +109,43 @@ def plan_rows(engine: Engine, target: str, rows: Sequence[Mapping[str, Any]]) ->
         fields = [name for name in new if name != "key"]
         entry = written.get(key)
         if entry is None:
-            plan.append(PlannedChange(key, "created", [FieldChange(name, None, new[name]) for name in fields]))
+            plan.append(PlannedChange(key, "created", [FieldChange(name, None, new[name]) for name in fields],
+                                      object=kind))
         elif entry.fingerprint == fingerprint(row):
-            plan.append(PlannedChange(key, "unchanged", record_id=entry.record_id))
+            plan.append(PlannedChange(key, "unchanged", record_id=entry.record_id, object=kind))
         elif entry.payload is None:
             plan.append(PlannedChange(key, "updated", [FieldChange(name, None, new[name]) for name in fields],
-                                      old_known=False, record_id=entry.record_id))
+                                      old_known=False, record_id=entry.record_id, object=kind))
         else:
             old = entry.payload
             changed = [FieldChange(name, old.get(name), new[name]) for name in fields
                        if _normalise(old.get(name)) != _normalise(new[name])]
-            plan.append(PlannedChange(key, "updated", changed, record_id=entry.record_id))
+            plan.append(PlannedChange(key, "updated", changed, record_id=entry.record_id, object=kind))
     return plan
+
+
+def record_rejections(engine: Engine, target: str, rejections: Iterable[Rejection],
+                      written: Iterable[tuple[str, str]] = ()) -> None:
+    """Keep each refused record (counting attempts) and forget those now `written` ((object, key))."""
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        for rejection in rejections:
+            entry = session.get(WritebackRejection, (target, rejection.object, rejection.key))
+            if entry is None:
+                entry = WritebackRejection(target=target, object=rejection.object, key=rejection.key,
+                                           message=rejection.message, first_seen=now, last_seen=now)
+            else:
+                entry.message, entry.last_seen, entry.attempts = rejection.message, now, entry.attempts + 1
+            session.add(entry)
+        for kind, key in written:
+            entry = session.get(WritebackRejection, (target, kind, key))
+            if entry is not None:
+                session.delete(entry)
+        session.commit()
+
+
+def open_rejections(engine: Engine, target: str) -> list[WritebackRejection]:
+    """The records `target` refused and okr-sync has not written since, oldest first."""
+    with Session(engine) as session:
+        query = select(WritebackRejection).where(WritebackRejection.target == target)
+        return sorted(session.exec(query), key=lambda entry: (entry.first_seen, entry.object, entry.key))

@@ -255,6 +255,20 @@ class WritebackLedger(SQLModel, table=True):
     payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
+class WritebackRejection(SQLModel, table=True):
+    """A record a CRM refused (validation rule, locked row, missing field), kept until it is written:
+    the next run sends it again (the ledger never confirmed it) and reports it while it fails."""
+
+    __tablename__ = "writeback_rejection"
+    target: str = Field(primary_key=True)  # "salesforce" | "hubspot"
+    object: str = Field(primary_key=True)  # objective | key_result | checkin
+    key: str = Field(primary_key=True)
+    message: str
+    first_seen: datetime
+    last_seen: datetime
+    attempts: int = 1
+
+
 def database_url(explicit: str | None = None) -> str:
     """The store's SQLAlchemy URL: explicit, then $OKR_SYNC_DATABASE_URL, then a local SQLite file."""
     if explicit:

@@ -13,10 +13,12 @@ lists them all through the client's generic request method and diffs the list wi
 minutes by default) before the saved watermark; re-read records the store holds unchanged are
 neither rewritten nor counted, so a quiet night costs one search and one archived page a stream.
 Custom fields from config (`custom_fields`) are read into each row's `custom` JSON
-(connectors.hubspot.custom_fields). Key results are upserted into a custom object by their
-unique `okr_key`, sending only rows that changed. Every request first waits for client-side
-rate limit slots (helpers.RateLimits: the tier's 10-second window from $OKR_SYNC_HUBSPOT_TIER,
-searches also a per-second one); a 429 for the daily quota stops the run with a ConnectorError.
+(connectors.hubspot.custom_fields). Objectives, key results and check-ins are upserted into three
+custom objects by their unique `okr_key`, sending only rows that changed
+(connectors.hubspot.writeback); `setup` creates the objects (connectors.hubspot.setup). Every
+request first waits for client-side rate limit slots (helpers.RateLimits: the tier's 10-second
+window from $OKR_SYNC_HUBSPOT_TIER, searches also a per-second one); a 429 for the daily quota
+stops the run with a ConnectorError.
 """
 
 from __future__ import annotations
@@ -25,17 +27,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import hubspot
-from hubspot.crm.objects import (
-    BatchInputSimplePublicObjectBatchInputUpsert,
-    SimplePublicObjectBatchInputUpsert,
-)
 from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorConfigError, ConnectorError
@@ -43,10 +41,13 @@ from connectors.hubspot import custom_fields as custom_fields_module
 from connectors.hubspot import helpers, settings
 from connectors.hubspot.campaigns import GenericRequests
 from connectors.hubspot.custom_fields import CustomFields
+from connectors.hubspot.setup import check_setup, run_setup
 from connectors.hubspot.streams import StreamReader
+from connectors.hubspot.writeback import Writeback
 from connectors.incremental import lookback_from_env, validate_lookback
-from connectors.ledger import PlannedChange, pending_rows, plan_rows, record_written
+from connectors.ledger import PlannedChange
 from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
+from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,6 @@ class HubSpotSource:
         self._ca_bundle = ca_bundle
         self._sleep = sleep
         self._calls = helpers.CallCounter()
-        self._key_result_type: str | None = None
         self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields,
                                      lambda: self._generic, time_zone)
 
@@ -144,7 +144,8 @@ class HubSpotSource:
         return SimpleNamespace(search=crm.objects.search_api, batch=crm.objects.batch_api,
                                objects=crm.objects.basic_api, associations=crm.associations.v4.batch_api,
                                owners=crm.owners.owners_api, pipelines=crm.pipelines.pipelines_api,
-                               properties=crm.properties.core_api, schemas=crm.schemas.core_api)
+                               properties=crm.properties.core_api, property_batch=crm.properties.batch_api,
+                               schemas=crm.schemas.core_api)
 
     @cached_property
     def _generic(self) -> GenericRequests:
@@ -180,94 +181,57 @@ class HubSpotSource:
             raise self._failure(exc, f"extract of {stream}") from exc
         return StreamResult(SOURCE, stream, records, self.api_calls - before)
 
-    # -- writeback ------------------------------------------------------------------------------
-    def check_writeback_target(self) -> None:
-        """Find the okr_key_result custom object and check it has the properties okr-sync writes."""
+    # -- writeback (connectors.hubspot.writeback, connectors.hubspot.setup) ----------------------
+    @cached_property
+    def _writeback(self) -> Writeback:
+        return Writeback(self._call, lambda: self._api, self._failure)
+
+    def write_okrs(self, engine: Engine, records: OkrRecords) -> WritebackResult:
+        """Upsert the changed objectives, key results and check-ins by okr_key; refused records are
+        reported (result.rejected), kept in the store and sent again next run."""
+        before = self.api_calls
+        result = WritebackResult(SOURCE)
         try:
-            schemas = self._call(self._api.schemas.get_all)
+            self._writeback.write(engine, records, result)
+        finally:
+            result.api_calls = self.api_calls - before
+        return result
+
+    def plan_okrs(self, engine: Engine, records: OkrRecords) -> list[PlannedChange]:
+        """What write_okrs would send, per object, judged from the ledger alone: no API call."""
+        return self._writeback.plan(engine, records)
+
+    def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
+        """write_okrs with key results only."""
+        return self.write_okrs(engine, OkrRecords(key_results=rows))
+
+    def plan_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> list[PlannedChange]:
+        return self.plan_okrs(engine, OkrRecords(key_results=rows))
+
+    def check_setup(self) -> list[str]:
+        """What an admin must fix before okr-sync can write (one schemas call); [] when ready."""
+        try:
+            return check_setup(self._call, self._api)
         except Exception as exc:
             if helpers.api_status(exc) is None and not helpers.is_transient(exc):
                 raise
             raise self._failure(exc, "reading custom object schemas") from exc
-        wanted = settings.KEY_RESULT_OBJECT
-        schema = next((item for item in schemas.results if item.name == wanted
-                       or (item.fully_qualified_name or "").endswith(f"_{wanted}")), None)
-        if schema is None:
-            raise ConnectorError(
-                f"HubSpot has no custom object {wanted!r} to write key results into. An admin creates"
-                " it once with POST /crm/v3/schemas and the body in"
-                " connectors.hubspot.settings.KEY_RESULT_SCHEMA (custom objects need an Enterprise portal).")
-        present = {prop.name: prop for prop in schema.properties or []}
-        needed = [*settings.KEY_RESULT_FIELDS.values(), settings.LAST_SYNCED_PROPERTY]
-        missing = [name for name in needed if name not in present]
-        if missing:
-            raise ConnectorError(f"HubSpot custom object {wanted!r} lacks properties {missing}; add them"
-                                 " as in connectors.hubspot.settings.KEY_RESULT_SCHEMA")
-        if not present[settings.KEY_RESULT_ID_PROPERTY].has_unique_value:
-            raise ConnectorError(f"Property {settings.KEY_RESULT_ID_PROPERTY!r} of {wanted!r} must have"
-                                 " unique values (hasUniqueValue), or upserts could duplicate key results")
-        self._key_result_type = schema.object_type_id
 
-    def plan_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> list[PlannedChange]:
-        """What write_key_results would do with `rows`, judged from the ledger alone: no API call."""
-        return plan_rows(engine, SOURCE, _ledger_rows(rows))
-
-    def write_key_results(self, engine: Engine, rows: list[dict[str, Any]]) -> WritebackResult:
-        """Upsert changed KR rows by okr_key; per-record rejections are reported and retried next run."""
-        before = self.api_calls
-        result = WritebackResult(SOURCE)
-        payloads = _ledger_rows(rows)
-        pending = pending_rows(engine, SOURCE, payloads)
-        result.unchanged = len(payloads) - len(pending)
-        if pending:
-            if self._key_result_type is None:
-                self.check_writeback_target()
-            synced = helpers.iso_ms(datetime.now(UTC))
-            for start in range(0, len(pending), settings.BATCH_SIZE):
-                self._upsert_batch(engine, pending[start:start + settings.BATCH_SIZE], synced, result)
-        result.api_calls = self.api_calls - before
-        return result
-
-    def _upsert_batch(self, engine: Engine, batch: list[tuple[Mapping[str, Any], str]], synced: str,
-                      result: WritebackResult) -> None:
-        digests = {payload["key"]: digest for payload, digest in batch}
-        sent = {payload["key"]: payload for payload, _ in batch}
-        inputs = [SimplePublicObjectBatchInputUpsert(
-            id=payload["key"], id_property=settings.KEY_RESULT_ID_PROPERTY,
-            properties={**{name: value for name, value in payload.items() if name != "key"},
-                        settings.LAST_SYNCED_PROPERTY: synced})
-            for payload, _ in batch]
+    def setup(self) -> list[str]:
+        """Create the missing OKR objects, properties and associations; returns what it did ([] when
+        nothing was missing: then only the schemas were read)."""
         try:
-            response = self._call(self._api.batch.upsert, self._key_result_type,
-                                  BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
+            done = run_setup(self._call, self._api)
         except Exception as exc:
-            status = helpers.api_status(exc)
-            if status is None and not helpers.is_transient(exc):
+            if helpers.api_status(exc) is None and not helpers.is_transient(exc):
                 raise
-            if status in (401, 403):
-                raise self._failure(exc, "key result upsert") from exc
-            result.failed += len(batch)
-            result.errors.extend(f"{key}: {helpers.api_message(exc)}" for key in digests)
-            return
-        written = []
-        for record in response.results or []:
-            key = (record.properties or {}).get(settings.KEY_RESULT_ID_PROPERTY)
-            if key in digests:
-                written.append((key, digests.pop(key), str(record.id), sent[key]))
-                if record.new:
-                    result.created += 1
-                else:
-                    result.updated += 1
-        record_written(engine, SOURCE, written)
-        messages = {}
-        for error in getattr(response, "errors", None) or []:
-            for key in (error.context or {}).get("id", []):
-                messages[key] = error.message
-        for key in digests:  # sent, not confirmed: failed, and pending again next run
-            result.failed += 1
-            result.errors.append(f"{key}: {messages.get(key, 'not confirmed by HubSpot')}")
+            raise self._failure(exc, "setting up the OKR custom objects") from exc
+        if "_writeback" in self.__dict__:
+            del self.__dict__["_writeback"]  # schemas changed: read them again before writing
+        return done
 
-
-def _ledger_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """KR rows as sent to HubSpot (custom-object properties, with `key`); one per key, the last wins."""
-    return list({row["key"]: {"key": row["key"], **helpers.key_result_properties(row)} for row in rows}.values())
+    def check_writeback_target(self) -> None:
+        """Raise a ConnectorError saying what is missing, unless every OKR object is ready."""
+        found = self.check_setup()
+        if found:
+            raise ConnectorError("HubSpot is not ready for okr-sync's writeback: " + "; ".join(found))

@@ -183,45 +183,104 @@ ASSOCIATION_BUFFER_PAGES = 5
 # company 5, contact -> company 1, ticket -> company 339; a lead has one company, 580), then the lowest id.
 PRIMARY_ASSOCIATION_TYPE_IDS = frozenset({1, 5, 339, 580})
 
-# Writeback target: a custom object an admin creates once (schema below).
+# Writeback targets: three custom objects (`okr-sync setup hubspot` creates them, see
+# connectors.hubspot.setup), each upserted on its unique `okr_key` so a retry never duplicates.
+# The properties mirror the Salesforce fields in snake_case; lookups become v4 associations
+# (key result -> objective, check-in -> key result, made when a record is first written) plus the
+# parent's key as a plain property, so the link is readable even where no association was made.
+OKR_KEY_PROPERTY = "okr_key"
+KEY_RESULT_ID_PROPERTY = OKR_KEY_PROPERTY  # the name older code and tests use
+LAST_SYNCED_PROPERTY = "last_synced"
+OWNER_PROPERTY = "hubspot_owner_id"  # HubSpot gives every custom object this owner property
+OBJECTIVE_OBJECT = "okr_objective"
 KEY_RESULT_OBJECT = "okr_key_result"
-KEY_RESULT_ID_PROPERTY = "okr_key"
-# KR row field -> custom object property (the payload okr-sync writes, minus last_synced).
+CHECKIN_OBJECT = "okr_checkin"
+OKR_OBJECT_NAMES: dict[str, str] = {"objective": OBJECTIVE_OBJECT, "key_result": KEY_RESULT_OBJECT,
+                                    "checkin": CHECKIN_OBJECT}
+# Row field -> property, per object (connectors.okr_records describes the rows).
+OBJECTIVE_FIELDS: dict[str, str] = {
+    "key": "okr_key", "title": "name", "objective_id": "objective_id", "period": "period",
+    "period_start": "period_start", "period_end": "period_end", "progress": "progress", "score": "score",
+    "status": "status", "weight": "weight", "parent_key": "parent_objective_key",
+}
 KEY_RESULT_FIELDS: dict[str, str] = {
     "key": "okr_key", "title": "name", "objective_title": "objective", "period": "period", "group": "group",
     "metric": "metric", "value": "current_value", "baseline": "baseline", "target": "target",
     "progress": "progress", "score": "score", "expected_progress": "expected_progress", "status": "status",
-    "unit": "unit",
+    "unit": "unit", "objective_key": "objective_key", "forecast": "forecast",
+    "forecast_confidence": "forecast_confidence", "pace": "pace",
 }
-LAST_SYNCED_PROPERTY = "last_synced"
+CHECKIN_FIELDS: dict[str, str] = {
+    "key": "okr_key", "kr_key": "key_result_key", "as_of": "as_of", "value": "value", "target": "target",
+    "progress": "progress", "score": "score", "status": "status", "expected_progress": "expected_progress",
+    "forecast": "forecast", "forecast_confidence": "forecast_confidence", "note": "note",
+}
+OKR_FIELDS: dict[str, dict[str, str]] = {"objective": OBJECTIVE_FIELDS, "key_result": KEY_RESULT_FIELDS,
+                                         "checkin": CHECKIN_FIELDS}
+# A check-in has no title of its own: its display name is its key ("{kr_key}@{as_of}").
+NAME_FROM_KEY = frozenset({"checkin"})
+# Associations made for newly written records: (from object, to object, the property holding the
+# key of the record to associate with).
+OKR_ASSOCIATIONS: tuple[tuple[str, str, str], ...] = (
+    ("key_result", "objective", "objective_key"), ("checkin", "key_result", "key_result_key"))
 
-_NUMBER_PROPERTIES = {"current_value", "baseline", "target", "progress", "score", "expected_progress"}
-_LABELS = {"okr_key": "OKR key", "name": "Key result", "current_value": "Current value",
-           "expected_progress": "Expected progress", "last_synced": "Last synced"}
+_NUMBER_PROPERTIES = {"current_value", "baseline", "target", "progress", "score", "expected_progress", "weight",
+                      "forecast", "forecast_confidence", "value"}
+_DATE_PROPERTIES = {"period_start", "period_end", "as_of"}
+_LABELS = {"okr_key": "OKR key", "current_value": "Current value", "expected_progress": "Expected progress",
+           "last_synced": "Last synced", "objective_id": "Objective id", "period_start": "Period start",
+           "period_end": "Period end", "parent_objective_key": "Parent objective key",
+           "objective_key": "Objective key", "forecast_confidence": "Forecast confidence",
+           "key_result_key": "Key result key", "as_of": "As of"}
+_NAME_LABELS = {"objective": "Objective", "key_result": "Key result", "checkin": "Check-in"}
 
 
-def _property(name: str) -> dict[str, Any]:
+def property_type(name: str) -> tuple[str, str]:
+    """(type, fieldType) of one okr-sync property."""
     if name in _NUMBER_PROPERTIES:
-        kind, field_type = "number", "number"
-    elif name == LAST_SYNCED_PROPERTY:
-        kind, field_type = "datetime", "date"
-    else:
-        kind, field_type = "string", "text"
-    spec: dict[str, Any] = {"name": name, "label": _LABELS.get(name, name.replace("_", " ").capitalize()),
-                            "type": kind, "fieldType": field_type}
-    if name == KEY_RESULT_ID_PROPERTY:
+        return "number", "number"
+    if name in _DATE_PROPERTIES:
+        return "date", "date"
+    if name == LAST_SYNCED_PROPERTY:
+        return "datetime", "date"
+    return "string", "text"
+
+
+def object_properties(kind: str) -> list[str]:
+    """Every property okr-sync writes on one object (the owner aside: HubSpot provides it)."""
+    names = list(OKR_FIELDS[kind].values())
+    if kind in NAME_FROM_KEY:
+        names.insert(1, "name")
+    return [*dict.fromkeys(names), LAST_SYNCED_PROPERTY]
+
+
+def property_spec(kind: str, name: str) -> dict[str, Any]:
+    """A property definition as the schemas and properties APIs take it."""
+    kind_type, field_type = property_type(name)
+    label = _NAME_LABELS[kind] if name == "name" else _LABELS.get(name, name.replace("_", " ").capitalize())
+    spec: dict[str, Any] = {"name": name, "label": label, "type": kind_type, "fieldType": field_type}
+    if name == OKR_KEY_PROPERTY:
         spec["hasUniqueValue"] = True
     return spec
 
 
-# What an admin posts to /crm/v3/schemas to create the writeback object (Enterprise portals).
-KEY_RESULT_SCHEMA: dict[str, Any] = {
-    "name": KEY_RESULT_OBJECT,
-    "labels": {"singular": "OKR key result", "plural": "OKR key results"},
-    "primaryDisplayProperty": "name",
-    "secondaryDisplayProperties": [KEY_RESULT_ID_PROPERTY],
-    "requiredProperties": [KEY_RESULT_ID_PROPERTY, "name"],
-    "searchableProperties": [KEY_RESULT_ID_PROPERTY, "name"],
-    "properties": [_property(name) for name in [*KEY_RESULT_FIELDS.values(), LAST_SYNCED_PROPERTY]],
-    "associatedObjects": [],
-}
+def object_schema(kind: str) -> dict[str, Any]:
+    """What POST /crm/v3/schemas takes to create one OKR object (custom objects need Enterprise);
+    associatedObjects is filled in by setup, once the other object's type id is known."""
+    name = OKR_OBJECT_NAMES[kind]
+    singular = {"objective": "OKR objective", "key_result": "OKR key result", "checkin": "OKR check-in"}[kind]
+    return {
+        "name": name,
+        "labels": {"singular": singular, "plural": f"{singular}s"},
+        "description": f"{singular}s written by okr-sync",
+        "primaryDisplayProperty": "name",
+        "secondaryDisplayProperties": [OKR_KEY_PROPERTY],
+        "requiredProperties": [OKR_KEY_PROPERTY, "name"],
+        "searchableProperties": [OKR_KEY_PROPERTY, "name"],
+        "properties": [property_spec(kind, prop) for prop in object_properties(kind)],
+        "associatedObjects": [],
+    }
+
+
+OKR_SCHEMAS: dict[str, dict[str, Any]] = {kind: object_schema(kind) for kind in OKR_OBJECT_NAMES}
+KEY_RESULT_SCHEMA: dict[str, Any] = OKR_SCHEMAS["key_result"]

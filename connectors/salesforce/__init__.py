@@ -14,7 +14,8 @@ credentials, a session that expires mid-run is renewed once per failed request a
 sent again (a Bulk job's creation, status polls and results calls included). Custom fields from
 config (custom_fields.py) are checked by one describe per sObject and land in each row's `custom`
 JSON. Module map: settings (streams and constants), mappers (one per stream), helpers (SOQL, CSV,
-retries, errors), auth (login, call and quota hooks), bulk (Bulk API 2.0 jobs), writeback.
+retries, errors, payloads), auth (login, call and quota hooks), bulk (Bulk API 2.0 jobs), writeback
+(write_okrs / plan_okrs: objectives, key results, check-ins), setup_check (check_setup: describes).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ from connectors.salesforce.settings import (
 from connectors.salesforce.settings import (
     STREAMS as STREAM_SPECS,
 )
-from connectors.salesforce.writeback import KeyResultWriter
+from connectors.salesforce.writeback import OkrWriter
 from connectors.store import session_scope, upsert_rows
 
 __all__ = ["QuotaReserveReached", "SalesforceSource"]
@@ -107,8 +108,8 @@ MAX_LOCATOR_RESTARTS = 3
 T = TypeVar("T")
 
 
-class SalesforceSource(BulkQueryReader, KeyResultWriter):
-    """Extract every sales stream of one org (settings.STREAMS); write KR rows into OKR_Key_Result__c."""
+class SalesforceSource(BulkQueryReader, OkrWriter):
+    """Extract every sales stream of one org (settings.STREAMS); write OKRs into the OKR custom objects."""
 
     name = SOURCE
     STREAMS = tuple(STREAM_SPECS)
@@ -141,7 +142,6 @@ class SalesforceSource(BulkQueryReader, KeyResultWriter):
         self.bulk_threshold = validate_bulk_threshold(bulk_threshold)
         self.bulk_max_records = BULK_MAX_RECORDS  # maxRecords of each Bulk results call
         self.bulk_poll_seconds = BULK_POLL_SECONDS
-        self._target_checked = False
         if calls is None:
             calls = CallCounter()
             client.session.hooks["response"].append(calls)

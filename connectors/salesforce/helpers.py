@@ -28,10 +28,10 @@ from connectors.incremental import Cursor
 from connectors.salesforce.settings import (
     CSV_FIELD_TYPES,
     KR_EXTERNAL_ID,
-    KR_NUMBER_FIELDS,
-    KR_TEXT_FIELDS,
+    OKR_OBJECT_SPECS,
     PRIMARY_KEY,
     REPLICATION_KEY,
+    OkrObjectSpec,
     StreamSpec,
 )
 
@@ -288,15 +288,48 @@ def _number(value: Any) -> float | None:
     return round(number, 4) if math.isfinite(number) else None
 
 
+def _date(value: Any) -> str | None:
+    """A Date field's wire value ("2026-11-15") from an ISO string, a date or a datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def okr_payload(spec: OkrObjectSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of one OKR row as written to `spec`'s object, without Last_Synced__c.
+
+    Keys the row lacks are left out (the org keeps its value), so rows of an older shape do not
+    clear newer fields. A Lookup goes through the parent's Key__c (`Objective_Record__r`), or is
+    cleared (`Objective_Record__c: None`) when the row says None; OwnerId is sent only when known.
+    """
+    payload: dict[str, Any] = {}
+    for field in spec.fields:
+        if field.source not in row:
+            continue
+        value = row[field.source]
+        if field.type == "Text":
+            text = _text(value)
+            text = None if text is None else field.template.format(text)
+            payload[field.name] = text if text is None or field.name == KR_EXTERNAL_ID else text[:field.length]
+        elif field.type == "Number":
+            payload[field.name] = _number(value)
+        elif field.type == "Date":
+            payload[field.name] = _date(value)
+        elif field.type == "Lookup":
+            if value is None:
+                payload[field.name] = None
+            else:
+                payload[field.relationship] = {KR_EXTERNAL_ID: str(value)}
+        elif field.type == "Owner" and value is not None:
+            payload[field.name] = str(value)
+    return payload
+
+
 def kr_payload(row: Mapping[str, Any]) -> dict[str, Any]:
     """The OKR_Key_Result__c fields of one KR row, without Last_Synced__c (the ledger's fingerprint)."""
-    payload: dict[str, Any] = {KR_EXTERNAL_ID: str(row["key"])}
-    for key, (field, length) in KR_TEXT_FIELDS.items():
-        text = _text(row.get(key))
-        payload[field] = None if text is None else text[:length]
-    for key, field in KR_NUMBER_FIELDS.items():
-        payload[field] = _number(row.get(key))
-    return payload
+    return okr_payload(OKR_OBJECT_SPECS["key_result"], {**row, "key": str(row["key"])})
 
 
 def describe_errors(outcome: Mapping[str, Any]) -> str:

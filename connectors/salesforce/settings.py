@@ -7,6 +7,7 @@ in an org can be reviewed in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 API_VERSION = "62.0"
 QUERY_BATCH_SIZE = 2000  # Sforce-Query-Options batchSize: Salesforce allows 200-2000
@@ -118,30 +119,122 @@ STREAMS: dict[str, StreamSpec] = {
         "ActualCost", "ExpectedRevenue", *_AUDIT)),
 }
 
-# -- writeback: the OKR_Key_Result__c custom object (metadata in connectors/salesforce/metadata/)
+# -- writeback: the OKR custom objects (metadata in connectors/salesforce/metadata/) ---------------
+# One table per object says which row key feeds which field, with what type: the payload helpers
+# (helpers.okr_payload), the setup check (setup_check.py) and the tests over the shipped metadata
+# and the sandbox's describe all read it, so the four cannot drift apart.
+FieldType = Literal["Text", "Number", "Date", "DateTime", "Lookup", "Owner"]
+EXTERNAL_ID = "Key__c"  # Text(255), External ID, Unique, case-sensitive, on every OKR object
+SYNCED_FIELD = "Last_Synced__c"  # left out of the ledger fingerprint: it changes on every write
+KEY_LENGTH = 255  # Key__c is never cut (two keys could collide): a longer key is rejected per record
+NAME_LENGTH = 80  # the standard Name field of a custom object: Text(80)
+NUMBER_DIGITS = (18, 4)  # every Number field: progress, score... are ratios (1 = 100 %), not percents
+OWNER_FIELD = "OwnerId"  # standard on every custom object; None in a row leaves the default owner
+
+
+@dataclass(frozen=True)
+class OkrField:
+    """One field okr-sync writes: the row key it comes from and the field's type in the org.
+
+    A row without `source` leaves the field out of the write (a None value clears it); Text is
+    cut to `length` (except Key__c); `template` formats the value first; a Lookup is set through
+    the parent's external id (`Field__r: {"Key__c": ...}`), so parents are never queried for Ids.
+    """
+
+    name: str
+    source: str
+    type: FieldType
+    length: int = 0
+    reference_to: str | None = None
+    template: str = "{}"
+
+    @property
+    def relationship(self) -> str:
+        """The relationship a Lookup is set through: Objective_Record__c -> Objective_Record__r."""
+        return self.name.removesuffix("__c") + "__r"
+
+    def describe_text(self) -> str:
+        """The type as Setup shows it (Text(255), Number(18, 4), Lookup(OKR_Objective__c)...)."""
+        if self.type == "Text":
+            return f"Text({self.length})"
+        if self.type == "Number":
+            return f"Number({NUMBER_DIGITS[0]}, {NUMBER_DIGITS[1]})"
+        if self.type in ("Lookup", "Owner"):
+            return f"Lookup({self.reference_to})"
+        return self.type
+
+
+@dataclass(frozen=True)
+class OkrObjectSpec:
+    """One OKR custom object: its API name and the fields written into it (Key__c first)."""
+
+    kind: str  # objective | key_result | checkin (connectors.okr_records.OKR_OBJECTS)
+    name: str
+    fields: tuple[OkrField, ...]
+
+    @property
+    def collection_path(self) -> str:
+        return f"composite/sobjects/{self.name}/{EXTERNAL_ID}"
+
+    @property
+    def custom_fields(self) -> tuple[str, ...]:
+        """The custom fields this object must have (Last_Synced__c included, Name and OwnerId not)."""
+        return (*(field.name for field in self.fields if field.name.endswith("__c")), SYNCED_FIELD)
+
+
+def _text(source: str, name: str, length: int, template: str = "{}") -> OkrField:
+    return OkrField(name, source, "Text", length, template=template)
+
+
+def _number(source: str, name: str) -> OkrField:
+    return OkrField(name, source, "Number")
+
+
+def _lookup(source: str, name: str, parent: str) -> OkrField:
+    return OkrField(name, source, "Lookup", reference_to=parent)
+
+
+OBJECTIVE_OBJECT = "OKR_Objective__c"
 KR_OBJECT = "OKR_Key_Result__c"
-KR_EXTERNAL_ID = "Key__c"
-KR_COLLECTION_PATH = f"composite/sobjects/{KR_OBJECT}/{KR_EXTERNAL_ID}"
-KR_SYNCED_FIELD = "Last_Synced__c"  # left out of the ledger fingerprint: it changes on every write
-KR_KEY_LENGTH = 255  # Key__c is never cut (two keys could collide): a longer key is rejected per record
-KR_TEXT_FIELDS = {  # KR row key -> (field, max length); every one is cut to fit before it is sent
-    "title": ("Name", 80),
-    "objective_title": ("Objective__c", 255),
-    "group": ("Group__c", 255),
-    "metric": ("Metric__c", 255),
-    "period": ("Period__c", 40),
-    "status": ("Status__c", 40),
-    "unit": ("Unit__c", 40),
-}
+CHECKIN_OBJECT = "OKR_Check_In__c"
+_KEY = OkrField(EXTERNAL_ID, "key", "Text", KEY_LENGTH)
+_OWNER = OkrField(OWNER_FIELD, "owner_id", "Owner", reference_to="User")
+
+OKR_OBJECT_SPECS: dict[str, OkrObjectSpec] = {spec.kind: spec for spec in (
+    OkrObjectSpec("objective", OBJECTIVE_OBJECT, (
+        _KEY, _text("title", "Name", NAME_LENGTH), _text("objective_id", "Objective_Id__c", 255),
+        _text("period", "Period__c", 40), OkrField("Period_Start__c", "period_start", "Date"),
+        OkrField("Period_End__c", "period_end", "Date"), _number("progress", "Progress__c"),
+        _number("score", "Score__c"), _text("status", "Status__c", 40), _number("weight", "Weight__c"),
+        _lookup("parent_key", "Parent_Objective__c", OBJECTIVE_OBJECT), _OWNER)),
+    OkrObjectSpec("key_result", KR_OBJECT, (
+        _KEY, _text("title", "Name", NAME_LENGTH), _text("objective_title", "Objective__c", 255),
+        _text("group", "Group__c", 255), _text("metric", "Metric__c", 255), _text("period", "Period__c", 40),
+        _text("status", "Status__c", 40), _text("unit", "Unit__c", 40), _text("pace", "Pace__c", 40),
+        _number("value", "Current_Value__c"), _number("baseline", "Baseline__c"), _number("target", "Target__c"),
+        _number("progress", "Progress__c"), _number("score", "Score__c"),
+        _number("expected_progress", "Expected_Progress__c"), _number("forecast", "Forecast__c"),
+        _number("forecast_confidence", "Forecast_Confidence__c"),
+        _lookup("objective_key", "Objective_Record__c", OBJECTIVE_OBJECT), _OWNER)),
+    OkrObjectSpec("checkin", CHECKIN_OBJECT, (
+        _KEY, _text("as_of", "Name", NAME_LENGTH, template="Check-in {}"),
+        _lookup("kr_key", "Key_Result__c", KR_OBJECT), OkrField("As_Of__c", "as_of", "Date"),
+        _number("value", "Value__c"), _number("target", "Target__c"), _number("progress", "Progress__c"),
+        _number("score", "Score__c"), _number("expected_progress", "Expected_Progress__c"),
+        _number("forecast", "Forecast__c"), _number("forecast_confidence", "Forecast_Confidence__c"),
+        _text("status", "Status__c", 40), _text("note", "Note__c", 255), _OWNER)),
+)}
+
+# The key result object under its former names (tests, check_writeback_target, the recorded cassettes)
+KR_SPEC = OKR_OBJECT_SPECS["key_result"]
+KR_EXTERNAL_ID = EXTERNAL_ID
+KR_COLLECTION_PATH = KR_SPEC.collection_path
+KR_SYNCED_FIELD = SYNCED_FIELD
+KR_KEY_LENGTH = KEY_LENGTH
+KR_TEXT_FIELDS = {field.source: (field.name, field.length) for field in KR_SPEC.fields  # cut before sending
+                  if field.type == "Text" and field.name != EXTERNAL_ID}
 # The one table of text lengths; metadata/ and the sandbox's describe must agree (tests/.../test_metadata.py)
 KR_TEXT_LENGTHS = {KR_EXTERNAL_ID: KR_KEY_LENGTH, **dict(KR_TEXT_FIELDS.values())}
-KR_NUMBER_FIELDS = {  # KR row key -> Number(18, 4) field
-    "value": "Current_Value__c",
-    "baseline": "Baseline__c",
-    "target": "Target__c",
-    "progress": "Progress__c",
-    "score": "Score__c",
-    "expected_progress": "Expected_Progress__c",
-}
+KR_NUMBER_FIELDS = {field.source: field.name for field in KR_SPEC.fields if field.type == "Number"}
 KR_FIELDS = (KR_EXTERNAL_ID, *(field for field, _ in KR_TEXT_FIELDS.values()), *KR_NUMBER_FIELDS.values(),
-             KR_SYNCED_FIELD)
+             *(field.name for field in KR_SPEC.fields if field.type == "Lookup"), KR_SYNCED_FIELD)

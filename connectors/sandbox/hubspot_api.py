@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse
 
 from connectors.sandbox.faults import request_faults
 from connectors.sandbox.generator import TEAMS
+from connectors.sandbox.hubspot_associations import create_default, read_custom
 from connectors.sandbox.hubspot_campaigns import add_campaign_routes
 from connectors.sandbox.hubspot_catalog import NAME_PATTERN, PROPERTY_TYPES, Catalog, schema_json
 from connectors.sandbox.hubspot_leads import portal_pipelines
@@ -123,10 +124,11 @@ def owner_json(row: Any) -> dict[str, Any]:
     }
 
 
-def create_app(state: SandboxState) -> FastAPI:
-    """The HubSpot face of one sandbox org."""
+def create_app(state: SandboxState, precreated: bool = True) -> FastAPI:
+    """The HubSpot face of one sandbox org; `precreated`: the OKR custom objects exist from the start
+    (False: a bare portal, where `okr-sync setup hubspot` creates them)."""
     app = FastAPI(title="okr-sync sandbox: HubSpot CRM v3", docs_url=None, redoc_url=None, openapi_url=None)
-    catalog = Catalog(state)
+    catalog = Catalog(state, precreated)
     token = state.token
     app.state.search_cap = SEARCH_CAP
     app.state.faults = collections.deque()
@@ -247,13 +249,26 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.post("/crm/v4/associations/{from_object_type}/{to_object_type}/batch/read")
     def batch_read_associations(from_object_type: str, to_object_type: str, body: JsonBody) -> JSONResponse:
         started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        results, errors = read_associations(state, resolve(from_object_type), resolve(to_object_type), body)
+        source, target = resolve(from_object_type), resolve(to_object_type)
+        read = read_custom if source.custom or target.custom else read_associations
+        results, errors = read(state, source, target, body)
         payload: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
                                    "completedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
         if errors:
             payload.update(numErrors=len(errors), errors=errors)
             return JSONResponse(payload, 207)
         return JSONResponse(payload, 200)
+
+    @app.post("/crm/v4/associations/{from_object_type}/{to_object_type}/batch/associate/default")
+    def batch_associate_default(from_object_type: str, to_object_type: str, body: JsonBody) -> JSONResponse:
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        source, target = resolve(from_object_type), resolve(to_object_type)
+        results, errors = create_default(state, source, target, catalog.association_type(source, target), body)
+        payload: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started,
+                                   "completedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+        if errors:
+            payload.update(numErrors=len(errors), errors=errors)
+        return JSONResponse(payload, 207 if errors else 200)
 
     # -- pipelines ---------------------------------------------------------------------------
     @app.get("/crm/v3/pipelines/{object_type}")
@@ -289,11 +304,24 @@ def create_app(state: SandboxState) -> FastAPI:
             raise ApiError(409, f"Property named '{spec['name']}' already exists.", "OBJECT_ALREADY_EXISTS")
         return catalog.add_property(kind, spec).to_json()
 
+    @app.post("/crm/v3/properties/{object_type}/batch/create", status_code=201)
+    def create_properties(object_type: str, body: JsonBody) -> dict[str, Any]:
+        kind = resolve(object_type)
+        specs = [validate_property(item) for item in body.get("inputs") or []]
+        taken = sorted({spec["name"] for spec in specs} & set(kind.properties))
+        if taken:
+            raise ApiError(409, f"Properties {taken} already exist.", "OBJECT_ALREADY_EXISTS")
+        started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        created = [catalog.add_property(kind, spec).to_json() for spec in specs]
+        return {"status": "COMPLETE", "results": created, "startedAt": started,
+                "completedAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+
     # -- schemas (custom objects) ------------------------------------------------------------
     @app.get("/crm/v3/schemas")
     @app.get("/crm-object-schemas/v3/schemas")  # the path hubspot-api-client uses
     def list_schemas() -> dict[str, Any]:
-        return {"results": [schema_json(kind) for kind in catalog.object_types() if kind.custom]}
+        definitions = catalog.association_definitions()
+        return {"results": [schema_json(kind, definitions) for kind in catalog.object_types() if kind.custom]}
 
     @app.get("/crm/v3/schemas/{object_type}")
     @app.get("/crm-object-schemas/v3/schemas/{object_type}")
@@ -301,7 +329,7 @@ def create_app(state: SandboxState) -> FastAPI:
         kind = catalog.resolve(object_type)
         if kind is None or not kind.custom:
             raise ApiError(404, f"Unable to find object type {object_type}", "OBJECT_NOT_FOUND")
-        return schema_json(kind)
+        return schema_json(kind, catalog.association_definitions())
 
     @app.post("/crm/v3/schemas", status_code=201)
     @app.post("/crm-object-schemas/v3/schemas", status_code=201)
@@ -309,10 +337,25 @@ def create_app(state: SandboxState) -> FastAPI:
         egg = validate_schema(body)
         if catalog.resolve(egg["name"]) is not None:
             raise ApiError(409, f"An object type named {egg['name']} already exists", "OBJECT_ALREADY_EXISTS")
+        targets = [resolve(str(name)) for name in body.get("associatedObjects") or []]
         schema = catalog.add_schema(egg)
         kind = catalog.resolve(schema["objectTypeId"])
         assert kind is not None
-        return schema_json(kind)
+        for target in targets:
+            catalog.add_association_definition(kind, target, f"{kind.name}_to_{target.name}")
+        return schema_json(kind, catalog.association_definitions())
+
+    @app.post("/crm/v3/schemas/{object_type}/associations", status_code=201)
+    @app.post("/crm-object-schemas/v3/schemas/{object_type}/associations", status_code=201)
+    def create_association_definition(object_type: str, body: JsonBody) -> dict[str, Any]:
+        source = resolve(str(body.get("fromObjectTypeId") or object_type))
+        target = resolve(str(body.get("toObjectTypeId") or ""))
+        if not source.custom:
+            raise ApiError(400, f"{source.name} is not a custom object")
+        if catalog.association_type(source, target) is not None:
+            raise ApiError(409, f"{source.name} and {target.name} are already associated", "OBJECT_ALREADY_EXISTS")
+        name = str(body.get("name") or f"{source.name}_to_{target.name}")
+        return catalog.add_association_definition(source, target, name)
 
     add_campaign_routes(app, state)  # GET /marketing/v3/campaigns (hubspot_campaigns)
     return app

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from connectors.hubspot.settings import OKR_SCHEMAS, OWNER_PROPERTY
 from connectors.sandbox.hubspot_leads import lead_type
 from connectors.sandbox.hubspot_objects import (
     ObjectType,
@@ -32,34 +33,13 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
 
 
-# The custom object an admin pre-created in the sandbox portal (okr-sync's writeback target).
-KEY_RESULT_SCHEMA: dict[str, Any] = {
-    "name": "okr_key_result",
-    "labels": {"singular": "OKR key result", "plural": "OKR key results"},
-    "primaryDisplayProperty": "name",
-    "secondaryDisplayProperties": ["okr_key"],
-    "requiredProperties": ["okr_key", "name"],
-    "searchableProperties": ["okr_key", "name"],
-    "description": "Key results computed by okr-sync",
-    "properties": [
-        {"name": "okr_key", "label": "OKR key", "type": "string", "fieldType": "text",
-         "hasUniqueValue": True},
-        {"name": "name", "label": "Key result", "type": "string", "fieldType": "text"},
-        {"name": "objective", "label": "Objective", "type": "string", "fieldType": "text"},
-        {"name": "period", "label": "Period", "type": "string", "fieldType": "text"},
-        {"name": "group", "label": "Group", "type": "string", "fieldType": "text"},
-        {"name": "metric", "label": "Metric", "type": "string", "fieldType": "text"},
-        {"name": "current_value", "label": "Current value", "type": "number", "fieldType": "number"},
-        {"name": "baseline", "label": "Baseline", "type": "number", "fieldType": "number"},
-        {"name": "target", "label": "Target", "type": "number", "fieldType": "number"},
-        {"name": "progress", "label": "Progress", "type": "number", "fieldType": "number"},
-        {"name": "score", "label": "Score", "type": "number", "fieldType": "number"},
-        {"name": "expected_progress", "label": "Expected progress", "type": "number", "fieldType": "number"},
-        {"name": "status", "label": "Status", "type": "string", "fieldType": "text"},
-        {"name": "unit", "label": "Unit", "type": "string", "fieldType": "text"},
-        {"name": "last_synced", "label": "Last synced", "type": "datetime", "fieldType": "date"},
-    ],
-}
+# The custom objects an admin pre-created in the sandbox portal (okr-sync's writeback targets):
+# exactly what `okr-sync setup hubspot` creates (connectors.hubspot.settings), so the two cannot
+# drift; the key result object keeps type id 2-1000001. A bare portal (Catalog(precreated=False),
+# SandboxServer(hubspot_objects=False)) starts without them, to test setup.
+PRECREATED = ("key_result", "objective", "checkin")
+PRECREATED_ASSOCIATIONS = (("key_result", "objective"), ("checkin", "key_result"))
+FIRST_ASSOCIATION_TYPE = 1_001  # USER_DEFINED association type ids of custom object associations
 FIRST_CUSTOM_TYPE = 1_000_001
 
 
@@ -84,6 +64,9 @@ def _custom_type(schema: dict[str, Any], extra: Iterable[dict[str, Any]]) -> Obj
     unique = next((prop for prop in props if prop.unique), None)
     if unique is not None:  # the first unique property is mirrored in the indexed unique_key column
         props = [replace(prop, filter_sql="unique_key") if prop is unique else prop for prop in props]
+    if OWNER_PROPERTY not in {prop.name for prop in props}:  # HubSpot gives every custom object an owner
+        props.append(PropertyDef(OWNER_PROPERTY, "Owner", "enumeration", "select",
+                                 f"json_extract(fields, '$.{OWNER_PROPERTY}')", group="custom"))
     props += system_properties(CUSTOM_ID_OFFSET, "created_ms", "modified_ms", created_name="hs_createdate")
     properties = {prop.name: prop for prop in props}
     defaults = ("hs_createdate", "hs_lastmodifieddate", "hs_object_id", schema["primaryDisplayProperty"])
@@ -98,9 +81,12 @@ class Catalog:
 
     SCHEMAS_KEY = "hubspot.schemas"
     PROPERTIES_KEY = "hubspot.properties."
+    ASSOCIATIONS_KEY = "hubspot.association_definitions"
 
-    def __init__(self, state: SandboxState) -> None:
+    def __init__(self, state: SandboxState, precreated: bool = True) -> None:
+        """`precreated`: the portal has the three OKR objects (and their associations) from the start."""
         self.state = state
+        self.precreated = precreated
         self._lock = threading.RLock()
         self._types: list[ObjectType] | None = None
 
@@ -108,14 +94,55 @@ class Catalog:
         raw = self.state.get_meta(key)
         return json.loads(raw) if raw else []
 
-    def schemas(self) -> list[dict[str, Any]]:
-        """Every custom object schema: the pre-created one first, then those created by API."""
+    def _builtin(self) -> list[dict[str, Any]]:
+        if not self.precreated:
+            return []
         stamp = iso_from_ms(int(self.state.spec.anchor.timestamp() * 1000) - 86_400_000 * 400)
-        builtin = {**KEY_RESULT_SCHEMA, "id": str(FIRST_CUSTOM_TYPE),
-                   "objectTypeId": f"2-{FIRST_CUSTOM_TYPE}",
-                   "fullyQualifiedName": f"p{PORTAL_ID}_{KEY_RESULT_SCHEMA['name']}",
-                   "createdAt": stamp, "updatedAt": stamp}
-        return [builtin, *self._load(self.SCHEMAS_KEY)]
+        stored = {schema["name"] for schema in self._load(self.SCHEMAS_KEY)}
+        builtin = []
+        for index, kind in enumerate(PRECREATED):
+            egg = {key: value for key, value in OKR_SCHEMAS[kind].items() if key != "associatedObjects"}
+            if egg["name"] in stored:
+                continue
+            number = FIRST_CUSTOM_TYPE + index
+            builtin.append({**egg, "id": str(number), "objectTypeId": f"2-{number}",
+                            "fullyQualifiedName": f"p{PORTAL_ID}_{egg['name']}",
+                            "createdAt": stamp, "updatedAt": stamp})
+        return builtin
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Every custom object schema: the pre-created ones first, then those created by API."""
+        return [*self._builtin(), *self._load(self.SCHEMAS_KEY)]
+
+    def association_definitions(self) -> list[dict[str, Any]]:
+        """Custom object association definitions: (id, fromObjectTypeId, toObjectTypeId, name)."""
+        builtin = []
+        if self.precreated:
+            ids = {schema["name"]: schema["objectTypeId"] for schema in self._builtin()}
+            for index, (source, target) in enumerate(PRECREATED_ASSOCIATIONS):
+                names = (OKR_SCHEMAS[source]["name"], OKR_SCHEMAS[target]["name"])
+                if all(name in ids for name in names):
+                    builtin.append({"id": str(FIRST_ASSOCIATION_TYPE + index), "fromObjectTypeId": ids[names[0]],
+                                    "toObjectTypeId": ids[names[1]], "name": f"{names[0]}_to_{names[1]}"})
+        return [*builtin, *self._load(self.ASSOCIATIONS_KEY)]
+
+    def association_type(self, source: ObjectType, target: ObjectType) -> int | None:
+        """The association type id linking two object types (either way round), or None."""
+        pair = {source.type_id, target.type_id}
+        for definition in self.association_definitions():
+            if {definition["fromObjectTypeId"], definition["toObjectTypeId"]} == pair:
+                return int(definition["id"])
+        return None
+
+    def add_association_definition(self, source: ObjectType, target: ObjectType, name: str) -> dict[str, Any]:
+        with self._lock:
+            stored = self._load(self.ASSOCIATIONS_KEY)
+            number = FIRST_ASSOCIATION_TYPE + len(PRECREATED_ASSOCIATIONS) + len(stored)
+            stamp = iso_from_ms(self.state.next_modstamp_ms())
+            definition = {"id": str(number), "fromObjectTypeId": source.type_id, "toObjectTypeId": target.type_id,
+                          "name": name, "createdAt": stamp, "updatedAt": stamp}
+            self.state.set_meta(self.ASSOCIATIONS_KEY, json.dumps([*stored, definition]))
+            return definition
 
     def object_types(self) -> list[ObjectType]:
         with self._lock:
@@ -140,7 +167,7 @@ class Catalog:
         """Store a new custom object schema (already validated by the API layer)."""
         with self._lock:
             stored = self._load(self.SCHEMAS_KEY)
-            number = FIRST_CUSTOM_TYPE + 1 + len(stored)
+            number = FIRST_CUSTOM_TYPE + (len(PRECREATED) if self.precreated else 0) + len(stored)
             stamp = iso_from_ms(self.state.next_modstamp_ms())
             schema = {
                 "id": str(number), "objectTypeId": f"2-{number}", "name": egg["name"],
@@ -167,8 +194,11 @@ class Catalog:
             return resolved.properties[spec["name"]]
 
 
-def schema_json(kind: ObjectType) -> dict[str, Any]:
-    """The schemas API record of a custom object type, with its current properties."""
+def schema_json(kind: ObjectType, associations: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The schemas API record of a custom object type, with its current properties and the
+    association definitions it takes part in."""
     schema = {key: value for key, value in kind.schema.items() if key != "properties"}
-    return {**schema, "archived": False, "associations": [],
+    linked = [definition for definition in associations
+              if kind.type_id in (definition["fromObjectTypeId"], definition["toObjectTypeId"])]
+    return {**schema, "archived": False, "associations": linked,
             "properties": [prop.to_json() for prop in kind.properties.values()]}

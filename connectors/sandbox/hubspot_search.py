@@ -350,12 +350,7 @@ def read_associations(state: SandboxState, source: ObjectType, target: ObjectTyp
     Only live records on both ends associate (archiving a record removes its associations);
     an id with no association gets a NO_ASSOCIATIONS_FOUND error, as in HubSpot (HTTP 207).
     """
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        raise ApiError(400, "Invalid input JSON: 'inputs' must be a list")
-    if len(inputs) > MAX_ASSOCIATION_INPUTS:
-        raise ApiError(400, f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}",
-                       context={"inputs": [str(len(inputs))]})
+    inputs = batch_inputs(body, MAX_ASSOCIATION_INPUTS)
     link = ASSOCIATION_LINKS.get((source.name, target.name))
     if link is None:
         raise ApiError(400, f"The sandbox has no associations from {source.name} to {target.name}")
@@ -387,3 +382,14 @@ def read_associations(state: SandboxState, source: ObjectType, target: ObjectTyp
                            "message": f"No {target.name} is associated with {source.name} {raw}.",
                            "context": {"fromObjectId": [raw]}, "errors": [], "links": {}})
     return results, errors
+
+
+def batch_inputs(body: dict[str, Any], limit: int) -> list[Any]:
+    """A batch request's `inputs`, refused as HubSpot does when missing or over the batch limit."""
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise ApiError(400, "Invalid input JSON: 'inputs' must be a list")
+    if len(inputs) > limit:
+        raise ApiError(400, f"The maximum number of inputs supported in a batch is {limit}",
+                       context={"inputs": [str(len(inputs))]})
+    return inputs

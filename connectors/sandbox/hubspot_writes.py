@@ -1,8 +1,16 @@
 """Batch read/create/update/upsert on the sandbox HubSpot portal.
 
-Each input succeeds or fails on its own, as in HubSpot: a bad property fails only its record,
-and the API answers 207 with the others' results. Values are validated against the property
-type and stored as their wire strings, so reads give back what HubSpot would.
+Each input succeeds or fails on its own: a bad property value or an unknown owner
+(hubspot_owner_id) fails only its record, and the API answers 207 with the others' results.
+Values are validated against the property type and stored as their wire strings, so reads give
+back what HubSpot would.
+
+Rejections a test injects (connectors.sandbox.rejections, matched on the record's unique key):
+HubSpot refuses a batch create/update/upsert as a whole when an input breaks a validation rule,
+so kinds "validation" and "malformed" answer 400 VALIDATION_ERROR for the whole batch (nothing
+written; the message is the rule's and does not say which input, so a client must split the batch
+to find it). HubSpot has no row locks: kind "row_lock" stands for a record refused alone (a record
+busy in another write), answered as one error of a 207 (category CONFLICT), the others written.
 """
 
 from __future__ import annotations
@@ -13,8 +21,11 @@ from typing import Any
 
 from connectors.sandbox.hubspot_objects import ObjectType, PropertyDef, iso_from_ms, ms_from_text
 from connectors.sandbox.hubspot_search import ApiError, find_record
+from connectors.sandbox.ids import HS_OFFSET
+from connectors.sandbox.rejections import RejectionRule
 from connectors.sandbox.state import SandboxState
 
+OWNER_PROPERTY = "hubspot_owner_id"
 SYSTEM_PROPERTIES = {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate"}
 CRM = "hubspot"
 
@@ -119,9 +130,56 @@ def _result(state: SandboxState, kind: ObjectType, number: int, names: list[str]
     return record
 
 
+def _check_owner(state: SandboxState, values: dict[str, str]) -> None:
+    """An owner must be an active owner of the portal, as HubSpot checks hubspot_owner_id."""
+    owner = values.get(OWNER_PROPERTY)
+    if not owner:
+        return
+    number = int(owner) - HS_OFFSET["owners"] if owner.isdigit() else -1
+    if not state.query("SELECT 1 FROM owners WHERE id = ? AND deleted = 0 AND is_active = 1", (number,)):
+        problem = {"isValid": False, "message": f"{owner} is not a valid owner id", "error": "INVALID_OWNER_ID",
+                   "name": OWNER_PROPERTY}
+        raise InputError(f"Property values were not valid: {json.dumps([problem], separators=(',', ':'))}",
+                         [problem])
+
+
+def _input_key(state: SandboxState, kind: ObjectType, action: str, item: dict[str, Any],
+               id_property: str | None) -> str | None:
+    """The unique key of the record an input writes (what rejection rules match), when known."""
+    unique = _unique_prop(kind)
+    if unique is None:
+        return None
+    if action == "create" or (action == "update" and id_property != unique):
+        properties = item.get("properties") if isinstance(item.get("properties"), dict) else {}
+        if action == "update" and item.get("id") is not None and not properties.get(unique):
+            found = find_record(state, kind, str(item["id"]), [unique])
+            return None if found is None else found["properties"].get(unique)
+        value = properties.get(unique)
+        return None if value is None else str(value)
+    return None if item.get("id") is None else str(item["id"])
+
+
+def _rejections(state: SandboxState, kind: ObjectType, action: str, inputs: list[dict[str, Any]],
+                body: dict[str, Any]) -> dict[int, RejectionRule]:
+    """Input index -> the injected rule refusing it; a whole-batch refusal raises ApiError 400."""
+    refused: dict[int, RejectionRule] = {}
+    if action == "read" or not kind.custom:
+        return refused
+    for index, item in enumerate(inputs):
+        key = _input_key(state, kind, action, item, item.get("idProperty") or body.get("idProperty"))
+        rule = state.rejections.match(CRM, kind.name, key)
+        if rule is not None:
+            refused[index] = rule
+    whole = next((rule for rule in refused.values() if rule.kind in ("validation", "malformed")), None)
+    if whole is not None:
+        raise ApiError(400, whole.message, "VALIDATION_ERROR")
+    return refused
+
+
 def _write_one(state: SandboxState, kind: ObjectType, action: str, item: dict[str, Any],
                id_property: str | None) -> dict[str, Any]:
     values = normalise(kind, item.get("properties"))
+    _check_owner(state, values)
     unique = _unique_prop(kind)
     names = [*values, *([unique] if unique else []), *sorted(SYSTEM_PROPERTIES & set(kind.properties))]
     if action == "create":
@@ -156,12 +214,15 @@ def batch_write(state: SandboxState, kind: ObjectType, action: str, inputs: list
     duplicates = sorted(key for key, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise ApiError(400, f"Duplicate IDs found in batch input: {duplicates}. IDs must be unique")
+    refused = _rejections(state, kind, action, inputs, body)
     results: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
-    for item in inputs:
+    for index, item in enumerate(inputs):
         id_property = item.get("idProperty") or body.get("idProperty")
         record = item.get("id")
         try:
+            if index in refused:
+                raise InputError(refused[index].message, category="CONFLICT")
             if action == "read":
                 found = find_record(state, kind, str(record), body.get("properties"), id_property)
                 if found is None:

@@ -1,12 +1,17 @@
 """The sandbox org's sales objects beyond the core four: products and line items, meetings (Event),
-leads and the contacts converted from them, cases and campaigns, plus the field helpers every
-sObject definition uses (connectors.sandbox.salesforce_schema assembles the org's objects).
+leads and the contacts converted from them, cases and campaigns, the OKR custom objects (read
+from the metadata okr-sync ships, so the sandbox's describe is what an admin deploys), plus the
+field helpers every sObject definition uses (connectors.sandbox.salesforce_schema assembles the
+org's objects).
 
 Each field is SQL over one sandbox table (see connectors/sandbox/state.py); picklist values come
 from the generator's value domains, so describe advertises exactly what the rows hold.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree
 
 from connectors.sandbox import soql
 from connectors.sandbox.generator import (
@@ -159,3 +164,61 @@ CAMPAIGN = soql.SObjectSchema("Campaign", "Campaign", "campaigns", (
     *audit()), live_where=_LIVE)
 
 SALES_OBJECTS = (PRODUCT2, OPPORTUNITY_LINE_ITEM, EVENT, LEAD, CONTACT, CASE, CAMPAIGN)
+
+
+# -- the OKR custom objects, from connectors/salesforce/metadata (Salesforce DX source format) ---------
+OKR_METADATA = Path(__file__).parents[1] / "salesforce" / "metadata" / "objects"
+OKR_OBJECT_NAMES = ("OKR_Objective__c", "OKR_Key_Result__c", "OKR_Check_In__c")  # parents first
+OKR_EXTERNAL_ID = "Key__c"
+_MD = {"md": "http://soap.sforce.com/2006/04/metadata"}
+DEFAULT_OWNER = 1  # the integration user: owner of records written without an OwnerId
+
+
+def _tag(element: ElementTree.Element, tag: str, default: str = "") -> str:
+    found = element.find(f"md:{tag}", _MD)
+    return default if found is None or found.text is None else found.text
+
+
+def _okr_field(path: Path) -> soql.FieldSpec:
+    """One field-meta.xml as the org's describe shows it; values live in custom_records.fields (JSON)."""
+    root = ElementTree.parse(path).getroot()
+    name, kind = _tag(root, "fullName"), _tag(root, "type")
+    json_value = f"json_extract(fields, '$.{name}')"
+    facts: dict[str, object] = {"label": _tag(root, "label"), "custom": True, "createable": True,
+                                "updateable": True}
+    if name == OKR_EXTERNAL_ID:
+        return Field(name, "unique_key", "string", length=int(_tag(root, "length")),
+                     external_id=_tag(root, "externalId") == "true", unique=_tag(root, "unique") == "true",
+                     **facts)  # type: ignore[arg-type]
+    if kind == "Text":
+        return Field(name, json_value, "string", length=int(_tag(root, "length")), **facts)  # type: ignore[arg-type]
+    if kind == "Number":
+        return Field(name, json_value, "double", precision=int(_tag(root, "precision")),
+                     scale=int(_tag(root, "scale")), **facts)  # type: ignore[arg-type]
+    if kind == "Lookup":
+        return Field(name, json_value, "reference", reference_to=_tag(root, "referenceTo"), length=18,
+                     **facts)  # type: ignore[arg-type]
+    if kind in ("Date", "DateTime"):
+        sql = json_value + (" / 1000" if kind == "DateTime" else "")  # datetimes are stored in ms
+        return Field(name, sql, kind.lower(), **facts)  # type: ignore[arg-type]
+    raise ValueError(f"{path}: field type {kind} is not served by the sandbox")
+
+
+def okr_object(name: str) -> soql.SObjectSchema:
+    """One OKR custom object: Id, Name, OwnerId, its shipped fields and the audit fields."""
+    folder = OKR_METADATA / name
+    root = ElementTree.parse(folder / f"{name}.object-meta.xml").getroot()
+    name_field = root.find("md:nameField", _MD)
+    name_label = _tag(name_field, "label", "Name") if name_field is not None else "Name"
+    shipped = tuple(_okr_field(path) for path in sorted((folder / "fields").glob("*.field-meta.xml")))
+    owner = Field("OwnerId", f"COALESCE(json_extract(fields, '$.OwnerId'), {DEFAULT_OWNER})", "reference",
+                  "Owner ID", reference_to="User", length=18, nillable=False, createable=True, updateable=True)
+    return soql.SObjectSchema(name, _tag(root, "label"), "custom_records", (
+        id_field(name),
+        Field("Name", "json_extract(fields, '$.Name')", "string", name_label, length=80, nillable=False,
+              createable=True, updateable=True),
+        owner, *shipped, *audit(deleted="0")),
+        base_where=f"crm = 'salesforce' AND object = {sql_text(name)}", custom=True, writable=True)
+
+
+OKR_OBJECTS = tuple(okr_object(name) for name in OKR_OBJECT_NAMES)

@@ -11,7 +11,14 @@ from typing import Any
 from connectors.sandbox import soql
 from connectors.sandbox.generator import DEAL_TYPES, INDUSTRIES, LEAD_SOURCES, STAGES
 from connectors.sandbox.ids import SF_PREFIX
-from connectors.sandbox.salesforce_objects import MODSTAMP_SQL, REGION_SQL, SALES_OBJECTS, org_date
+from connectors.sandbox.salesforce_objects import (
+    MODSTAMP_SQL,
+    OKR_EXTERNAL_ID,
+    OKR_OBJECTS,
+    REGION_SQL,
+    SALES_OBJECTS,
+    org_date,
+)
 from connectors.sandbox.salesforce_objects import audit as _audit
 from connectors.sandbox.salesforce_objects import id_field as _id
 from connectors.sandbox.salesforce_objects import ref as _ref
@@ -31,20 +38,13 @@ class ApiError(Exception):
 # -- the org's objects: field name -> SQL over the sandbox tables ---------------------------------
 Field = soql.FieldSpec
 KR_OBJECT = "OKR_Key_Result__c"
-KR_EXTERNAL_ID = "Key__c"
+KR_EXTERNAL_ID = OKR_EXTERNAL_ID
 
 
 _STAGE_LABEL = ("CASE stage " + " ".join(f"WHEN {_sql_text(key)} THEN {_sql_text(label)}"
                                          for key, (label, *_rest) in STAGES.items()) + " ELSE stage END")
 _STAGE_CLOSED = "stage IN (" + ", ".join(_sql_text(key) for key, spec in STAGES.items() if spec[2]) + ")"
 _STAGE_WON = "stage IN (" + ", ".join(_sql_text(key) for key, spec in STAGES.items() if spec[3]) + ")"
-
-
-def _kr_field(name: str, kind: str, label: str, length: int = 0) -> soql.FieldSpec:
-    sql = f"json_extract(fields, '$.{name}')" + (" / 1000" if kind == "datetime" else "")
-    digits = (18, 4) if kind == "double" else (0, 0)
-    return Field(name, sql, kind, label, length=length, custom=True, createable=True, updateable=True,
-                 precision=digits[0], scale=digits[1])
 
 
 SOBJECTS: tuple[soql.SObjectSchema, ...] = (
@@ -103,30 +103,15 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
         Field("Status", "'Completed'", "picklist", "Status", length=40, nillable=False,
               picklist=("Not Started", "In Progress", "Completed")),
         *_audit()), live_where="+deleted = 0"),  # "+": each arm of the view pages by its SystemModstamp index
-    soql.SObjectSchema(KR_OBJECT, "OKR Key Result", "custom_records", (
-        _id(KR_OBJECT),
-        Field("Name", "json_extract(fields, '$.Name')", "string", "Key Result Name", length=80,
-              nillable=False, createable=True, updateable=True),
-        Field(KR_EXTERNAL_ID, "unique_key", "string", "Key", length=255, custom=True, external_id=True,
-              unique=True, createable=True, updateable=True),
-        _kr_field("Objective__c", "string", "Objective", 255),
-        _kr_field("Period__c", "string", "Period", 40),
-        _kr_field("Group__c", "string", "Group", 255),
-        _kr_field("Metric__c", "string", "Metric", 255),
-        _kr_field("Current_Value__c", "double", "Current Value"),
-        _kr_field("Baseline__c", "double", "Baseline"),
-        _kr_field("Target__c", "double", "Target"),
-        _kr_field("Progress__c", "double", "Progress"),
-        _kr_field("Score__c", "double", "Score"),
-        _kr_field("Expected_Progress__c", "double", "Expected Progress"),
-        _kr_field("Status__c", "string", "Status", 40),
-        _kr_field("Unit__c", "string", "Unit", 40),
-        _kr_field("Last_Synced__c", "datetime", "Last Synced"),
-        *_audit(deleted="0")),
-        base_where=f"crm = 'salesforce' AND object = {_sql_text(KR_OBJECT)}", custom=True, writable=True),
+    *OKR_OBJECTS,
     *SALES_OBJECTS,
 )
 SCHEMAS: dict[str, soql.SObjectSchema] = {schema.name.lower(): schema for schema in SOBJECTS}
+
+
+def _relationship_name(name: str) -> str:
+    """OwnerId -> Owner; a custom lookup Objective_Record__c -> Objective_Record__r."""
+    return name.removesuffix("__c") + "__r" if name.endswith("__c") else name.removesuffix("Id")
 
 
 def describe_field(spec: soql.FieldSpec) -> dict[str, Any]:
@@ -139,7 +124,7 @@ def describe_field(spec: soql.FieldSpec) -> dict[str, Any]:
         "filterable": True, "sortable": True, "calculated": False, "length": spec.length,
         "precision": spec.precision, "scale": spec.scale,
         "referenceTo": [spec.reference_to] if reference else [],
-        "relationshipName": spec.name[:-2] if reference else None,
+        "relationshipName": _relationship_name(spec.name) if reference else None,
         "picklistValues": [{"active": True, "defaultValue": False, "label": value, "value": value}
                            for value in spec.picklist],
     }

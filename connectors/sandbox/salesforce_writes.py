@@ -1,7 +1,14 @@
 """sObject Collections writes into the sandbox org: create, update by Id, upsert by external id.
 
 Validation runs for every record before anything is written, so allOrNone can roll back as
-the real API does; only the OKR custom object is writable in this org.
+the real API does, and lookups resolve against the records saved before the call (a parent
+created in the same call is not found, as a client must not rely on it); only the OKR custom
+objects are writable in this org. Lookups are set by Id or through the parent's external id
+(`Objective_Record__r: {"Key__c": ...}`); an unknown parent or owner, or an inactive owner, fails
+that record alone with Salesforce's code. Rejection rules a test installs
+(connectors.sandbox.rejections) refuse matching records: validation and row_lock as a failed
+entry (FIELD_CUSTOM_VALIDATION_EXCEPTION / UNABLE_TO_LOCK_ROW with the rule's message), malformed
+as a 400 JSON_PARSER_ERROR for the whole call.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ from fastapi import Body
 
 from connectors.sandbox import soql
 from connectors.sandbox.ids import sf_id, sf_number
+from connectors.sandbox.rejections import RejectionRule
 from connectors.sandbox.salesforce_schema import KR_EXTERNAL_ID, SCHEMAS, ApiError
 from connectors.sandbox.state import SandboxState
 
 MAX_RECORDS = 200
+_RULE_CODES = {"validation": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "row_lock": "UNABLE_TO_LOCK_ROW"}
 Payload = Annotated[dict[str, Any], Body()]
 _ROLLED_BACK = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "fields": [],
                 "message": "Record rolled back because not all records were valid and the request was using"
@@ -102,8 +111,12 @@ class CollectionWriter:
                            "record limit reached. cannot submit more than 200 records into this call")
         target = self._upsert_target(name or "", external_id_field or "") if mode == "upsert" else None
         with self._lock:
+            rules = [self._rule(record, target) for record in records]
+            malformed = next((rule for rule in rules if rule is not None and rule.kind == "malformed"), None)
+            if malformed is not None:  # the whole call is refused: nothing is written
+                raise ApiError(400, "JSON_PARSER_ERROR", malformed.message)
             seen: set[str] = set()
-            plans = [self._plan(mode, record, target, seen) for record in records]
+            plans = [self._plan(mode, record, target, seen, rule) for record, rule in zip(records, rules, strict=True)]
             failed = any(isinstance(plan, list) for plan in plans)
             if failed and bool(payload.get("allOrNone", False)):
                 return [_failure(plan if isinstance(plan, list) else [_ROLLED_BACK]) for plan in plans]
@@ -125,11 +138,18 @@ class CollectionWriter:
                                                  f" indexed field for {name}")
         return schema
 
+    def _rule(self, record: dict[str, Any], target: soql.SObjectSchema | None) -> RejectionRule | None:
+        """The injected rejection rule refusing this record, if any (by object and external key)."""
+        schema = target or _record_schema(record)
+        if schema is None:
+            return None
+        key = next((value for name, value in record.items() if name.lower() == KR_EXTERNAL_ID.lower()), None)
+        return self.state.rejections.match("salesforce", schema.name, None if key is None else str(key))
+
     def _plan(self, mode: str, record: dict[str, Any], target: soql.SObjectSchema | None,
-              seen: set[str]) -> _Plan | list[dict[str, Any]]:
-        attributes = record.get("attributes")
-        type_name = attributes.get("type") if isinstance(attributes, dict) else None
-        schema = target or SCHEMAS.get(str(type_name).lower())
+              seen: set[str], rule: RejectionRule | None = None) -> _Plan | list[dict[str, Any]]:
+        type_name = _type_name(record)
+        schema = target or _record_schema(record)
         mismatched = target is not None and type_name and str(type_name).lower() != target.name.lower()
         if schema is None or mismatched:
             return [_error("INVALID_TYPE", "Each record needs attributes.type naming a valid sObject type")]
@@ -140,6 +160,13 @@ class CollectionWriter:
         for field_name, value in record.items():
             if field_name == "attributes" or (mode == "update" and field_name.lower() == "id"):
                 continue
+            if field_name.lower().endswith("__r"):  # a lookup set through the parent's external id
+                lookup = schema.field(field_name[:-3] + "__c")
+                if lookup is not None and lookup.type == "reference" and isinstance(value, dict):
+                    parent, problem = self._foreign_key(lookup, value)
+                    errors.extend([problem] if problem else [])
+                    values[lookup.name] = parent
+                    continue
             spec = schema.field(field_name)
             if spec is None:
                 errors.append(_error("INVALID_FIELD", f"No such column '{field_name}' on sobject of type "
@@ -150,11 +177,14 @@ class CollectionWriter:
                                      "verify that it is read/write for your profile or permission set.",
                                      [spec.name]))
             else:
-                stored, problem = _coerce(spec, value)
+                stored, problem = self._reference(schema, spec, value) if spec.type == "reference" \
+                    else _coerce(spec, value)
                 errors.extend([problem] if problem else [])
                 values[spec.name] = stored
         if errors:
             return errors
+        if rule is not None:
+            return [_error(_RULE_CODES[rule.kind], rule.message)]
         key = values.get(KR_EXTERNAL_ID)
         if key is not None and key in seen:
             return [_error("DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {key}",
@@ -176,6 +206,48 @@ class CollectionWriter:
         if holder is None and values.get("Name") is None:
             return [_missing("Name")]
         return _Plan(schema, holder, key, values, mode == "upsert")
+
+    def _foreign_key(self, lookup: soql.FieldSpec, value: dict[str, Any]) -> tuple[int | None, dict[str, Any] | None]:
+        """The parent's id of `{"Key__c": ...}` (attributes aside), or Salesforce's per-record error."""
+        parent = SCHEMAS.get(str(lookup.reference_to).lower())
+        items = [(name, key) for name, key in value.items() if name != "attributes"]
+        if parent is None or len(items) != 1:
+            return None, _error("INVALID_FIELD", f"{lookup.label}: a foreign key needs exactly one external id"
+                                " field", [lookup.name])
+        name, key = items[0]
+        field = parent.field(name)
+        if field is None or not field.external_id:
+            return None, _error("INVALID_FIELD", f"Field name provided, {name} is not an External ID or indexed"
+                                f" field for {parent.name}", [lookup.name])
+        found = self._id_for_key(parent, str(key))
+        if found is None:
+            return None, _error("INVALID_FIELD", f"Foreign key external ID: {key} not found for field "
+                                f"{field.name} in entity {parent.name}", [])
+        return found, None
+
+    def _reference(self, schema: soql.SObjectSchema, spec: soql.FieldSpec,
+                   raw: Any) -> tuple[int | None, dict[str, Any] | None]:
+        """A lookup set by Id: the record must exist (an owner must be an active user)."""
+        if raw is None:
+            return (None, None) if spec.nillable else (None, _missing(spec.name))
+        try:
+            sobject, number = sf_number(str(raw))
+        except ValueError:
+            return None, _error("MALFORMED_ID", f"{spec.label}: id value of incorrect type: {raw}", [spec.name])
+        if sobject != spec.reference_to:
+            return None, _error("FIELD_INTEGRITY_EXCEPTION", f"{spec.label}: id value of incorrect type: {raw}",
+                                [spec.name])
+        if sobject == "User":
+            rows = self.state.query("SELECT is_active FROM owners WHERE id = ? AND deleted = 0", (number,))
+            if rows and not rows[0]["is_active"]:
+                return None, _error("INACTIVE_OWNER_OR_USER", f"operation performed with inactive user [{raw}]"
+                                    f" as owner of {schema.name}", [spec.name])
+        else:
+            rows = self.state.query("SELECT id FROM custom_records WHERE crm = 'salesforce' AND object = ? AND"
+                                    " id = ?", (sobject, number))
+        if not rows:
+            return None, _error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {raw}", [spec.name])
+        return number, None
 
     def _id_for_key(self, schema: soql.SObjectSchema, key: str) -> int | None:
         rows = self.state.query("SELECT id FROM custom_records WHERE crm = 'salesforce' AND object = ? AND"
@@ -214,3 +286,12 @@ class CollectionWriter:
         return result
 
 
+
+
+def _type_name(record: dict[str, Any]) -> str | None:
+    attributes = record.get("attributes")
+    return attributes.get("type") if isinstance(attributes, dict) else None
+
+
+def _record_schema(record: dict[str, Any]) -> soql.SObjectSchema | None:
+    return SCHEMAS.get(str(_type_name(record)).lower())

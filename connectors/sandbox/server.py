@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connectors.sandbox.faults import FaultMiddleware, FaultPlan
 from connectors.sandbox.generator import OrgSpec
+from connectors.sandbox.rejections import RejectionKind, RejectionRule
 from connectors.sandbox.state import SandboxState, open_sandbox
 
 HOST = "127.0.0.1"
@@ -114,14 +115,18 @@ class SandboxServer:
     """Both CRM faces of one sandbox org. Use as a context manager or call start()/stop()."""
 
     def __init__(self, data_dir: Path, spec: OrgSpec | None = None,
-                 salesforce_port: int = 0, hubspot_port: int = 0, time_zone: str | None = None) -> None:
-        """`spec`: the org to generate on first use; `time_zone`: the org's (see open_sandbox)."""
+                 salesforce_port: int = 0, hubspot_port: int = 0, time_zone: str | None = None,
+                 *, hubspot_objects: bool = True) -> None:
+        """`spec`: the org to generate on first use; `time_zone`: the org's (see open_sandbox);
+        `hubspot_objects`: the HubSpot portal has okr-sync's custom objects from the start (False:
+        a bare portal, to test `okr-sync setup hubspot`)."""
         from connectors.sandbox import hubspot_api, salesforce_api
 
         self.data_dir = Path(data_dir)
         self.state: SandboxState = open_sandbox(self.data_dir, spec, time_zone)
         self.certs = ensure_certificates(self.data_dir)
-        apps = {"salesforce": salesforce_api.create_app(self.state), "hubspot": hubspot_api.create_app(self.state)}
+        apps = {"salesforce": salesforce_api.create_app(self.state),
+                "hubspot": hubspot_api.create_app(self.state, hubspot_objects)}
         self.faults = {crm: FaultMiddleware(app, crm) for crm, app in apps.items()}
         self.counters = {crm: CallCounter(app, self.faults[crm]) for crm, app in apps.items()}
         self._servers = {
@@ -148,6 +153,15 @@ class SandboxServer:
     def calls(self, crm: str) -> int:
         """API requests served by one CRM face since start (or the last reset)."""
         return self.counters[crm].total
+
+    def reject(self, crm: str, obj: str, key_pattern: str, kind: RejectionKind = "validation",
+               message: str = "Rejected by a validation rule") -> None:
+        """Refuse writes of the records of `obj` whose unique key matches `key_pattern` (fnmatch),
+        as that CRM refuses single records (connectors.sandbox.rejections); `clear_rejections` ends it."""
+        self.state.rejections.add(RejectionRule(crm, obj, key_pattern, kind, message))
+
+    def clear_rejections(self, crm: str | None = None) -> None:
+        self.state.rejections.clear(crm)
 
     def set_faults(self, crm: str, plan: FaultPlan | None) -> None:
         """Install a fault plan on one CRM face (see connectors.sandbox.faults); None: clean service."""

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.local_dates import local_date, local_midnight, zone_of
 from connectors.sandbox.generator import GENERATOR_VERSION, OrgSpec, generate_org
+from connectors.sandbox.rejections import RejectionRules
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class SandboxState:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.executescript(SCHEMA)
         self._zone: ZoneInfo | None = None
+        self.rejections = RejectionRules()  # per-record write refusals a test injects (rejections.py)
         # The org's calendar in SQL: Salesforce date fields and HubSpot dates picked in the portal's zone
         self._conn.create_function("local_date", 1, self._local_date, deterministic=True)
         self._conn.create_function("local_midnight_ms", 1, self._local_midnight_ms, deterministic=True)

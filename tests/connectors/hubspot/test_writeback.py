@@ -1,17 +1,28 @@
-"""HubSpotSource.write_key_results against the sandbox's okr_key_result custom object."""
+"""HubSpot writeback: write_key_results against the shared sandbox's okr_key_result object, then
+write_okrs / plan_okrs with the three OKR objects, rejections and crashes on a private sandbox."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hubspot.crm.associations.v4 import (
+    BatchInputPublicFetchAssociationsBatchRequest,
+    PublicFetchAssociationsBatchRequest,
+)
 from sqlalchemy.engine import Engine
 
-from connectors.errors import ConnectorError
 from connectors.hubspot import HubSpotSource, settings
+from connectors.hubspot.writeback import payloads
+from connectors.ledger import open_rejections
+from connectors.okr_records import OkrRecords
+from connectors.results import Rejection
+from connectors.sandbox.ids import hs_id
 from connectors.sandbox.server import SandboxServer
+from connectors.sandbox.tick import tick
+from tests.conftest import private_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -90,9 +101,223 @@ def test_rejected_rows_are_reported_by_key_and_retried_next_run(source: HubSpotS
     assert (fixed.created, fixed.failed) == (1, 0) and len(records(sandbox, prefix)) == 3
 
 
-def test_check_writeback_target_finds_the_object_or_says_what_is_missing(
-        source: HubSpotSource, monkeypatch: pytest.MonkeyPatch) -> None:
-    source.check_writeback_target()
-    monkeypatch.setattr(settings, "KEY_RESULT_OBJECT", "okr_objective_not_there")
-    with pytest.raises(ConnectorError, match="no custom object 'okr_objective_not_there'.*/crm/v3/schemas"):
-        source.check_writeback_target()
+def test_check_writeback_target_passes_on_the_precreated_portal(source: HubSpotSource) -> None:
+    source.check_writeback_target()  # the bare-portal cases: tests/connectors/hubspot/test_setup.py
+    assert source.check_setup() == []
+
+
+# -- write_okrs: three objects, owners, associations, rejections (a private sandbox) ---------------
+@pytest.fixture(scope="module")
+def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    with private_sandbox(tmp_path_factory, "hs-okrs", seed=31, deals=40, owners=4, accounts=10,
+                         calls_per_deal=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def hs(org: SandboxServer) -> Iterator[HubSpotSource]:
+    org.clear_rejections("hubspot")
+    with HubSpotSource.from_env(org.connection_env()) as hubspot_source:
+        yield hubspot_source
+    org.clear_rejections("hubspot")
+
+
+def okr_records(prefix: str, krs: int = 3, checkins_per_kr: int = 1, value: float = 100.0,
+                owner: str | None = None, as_of: str = "2026-11-15") -> OkrRecords:
+    objectives = [
+        {"key": f"{prefix}-grow:2026-Q4", "objective_id": f"{prefix}-grow", "title": "Grow revenue",
+         "period": "2026-Q4", "period_start": "2026-10-01", "period_end": "2026-12-31", "progress": 0.4,
+         "score": 0.4, "status": "at_risk", "weight": 1.0, "owner": "a@example.com", "owner_id": owner,
+         "parent_key": None},
+        {"key": f"{prefix}-emea:2026-Q4", "objective_id": f"{prefix}-emea", "title": "Grow EMEA",
+         "period": "2026-Q4", "period_start": "2026-10-01", "period_end": "2026-12-31", "progress": 0.5,
+         "score": 0.5, "status": "on_track", "weight": 2.0, "owner": None, "owner_id": None,
+         "parent_key": f"{prefix}-grow:2026-Q4"}]
+    results = []
+    for index, row in enumerate(kr_rows(prefix, krs, value)):
+        results.append({**row, "objective_key": objectives[index % 2]["key"], "forecast": value * 2,
+                        "forecast_confidence": 0.8 if index % 2 else None, "pace": "linear",
+                        "owner_id": owner if index == 0 else None})
+    checkins = [{"key": f"{kr['key']}@{as_of}", "kr_key": kr["key"], "as_of": as_of, "value": kr["value"],
+                 "target": kr["target"], "progress": kr["progress"], "score": kr["score"], "status": kr["status"],
+                 "expected_progress": 0.5, "forecast": kr["forecast"], "forecast_confidence": None,
+                 "note": "corrects the 11-14 value" if number else None}
+                for kr in results for number in range(checkins_per_kr)][:len(results)]
+    return OkrRecords(objectives, results, checkins)
+
+
+def stored(org: SandboxServer, kind: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Records of one OKR object whose key starts with `prefix`, from the sandbox's own state."""
+    return {row["unique_key"]: row for row in org.state.custom_records("hubspot", settings.OKR_OBJECT_NAMES[kind])
+            if (row["unique_key"] or "").startswith(prefix)}
+
+
+def holds(fields: dict[str, Any], name: str, value: Any) -> bool:
+    """HubSpot holds `value` (a wire string) in property `name` (numbers compared as numbers)."""
+    if settings.property_type(name)[0] == "number" and value not in ("", None):
+        return float(fields[name]) == pytest.approx(float(value))
+    return fields.get(name, "") == value
+
+
+def assert_crm_holds(org: SandboxServer, records: OkrRecords, prefix: str) -> None:
+    """Every record in HubSpot equals what okr-sync sends for its row, property by property."""
+    for kind in ("objective", "key_result", "checkin"):
+        held = stored(org, kind, prefix)
+        sent = payloads(kind, records.rows(kind))
+        assert sorted(held) == sorted(payload["key"] for payload in sent)
+        for payload in sent:
+            fields = held[payload["key"]]["fields"]
+            assert [name for name, value in payload.items() if name != "key" and not holds(fields, name, value)] == []
+            assert fields["last_synced"].endswith("Z")
+
+
+def associated(client_source: HubSpotSource, from_kind: str, to_kind: str, ids: list[str]) -> dict[str, list[str]]:
+    """Read associations back through the v4 batch read API (as another integration would)."""
+    types = client_source._writeback.object_types([from_kind, to_kind])
+    response = client_source._api.associations.get_page(
+        types[from_kind], types[to_kind],
+        BatchInputPublicFetchAssociationsBatchRequest(inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in ids]))
+    return {result._from.id: [str(to.to_object_id) for to in result.to] for result in response.results or []}
+
+
+def test_write_okrs_writes_three_objects_with_owner_and_associations_then_only_changes(
+        org: SandboxServer, hs: HubSpotSource, store: Engine) -> None:
+    prefix = f"okr-{uuid.uuid4().hex[:6]}"
+    owner = hs_id("owners", 2)
+    records = okr_records(prefix, krs=3, owner=owner)
+    planned = hs.plan_okrs(store, records)
+    assert [(change.object, change.action) for change in planned] == (
+        [("objective", "created")] * 2 + [("key_result", "created")] * 3 + [("checkin", "created")] * 3)
+
+    before = org.calls("hubspot")
+    first = hs.write_okrs(store, records)
+    # schemas once, one upsert per object, one association call for KRs and one for check-ins
+    assert (first.created, first.updated, first.failed, first.errors, first.api_calls) == (8, 0, 0, [], 6)
+    assert org.calls("hubspot") - before == 6
+    assert_crm_holds(org, records, prefix)
+    objectives, krs, checkins = (stored(org, kind, prefix) for kind in ("objective", "key_result", "checkin"))
+    assert objectives[f"{prefix}-grow:2026-Q4"]["fields"]["hubspot_owner_id"] == owner
+    assert "hubspot_owner_id" not in objectives[f"{prefix}-emea:2026-Q4"]["fields"]  # None: default owner
+    assert krs[f"{prefix}-0"]["fields"]["hubspot_owner_id"] == owner
+    assert objectives[f"{prefix}-emea:2026-Q4"]["fields"]["parent_objective_key"] == f"{prefix}-grow:2026-Q4"
+    assert checkins[f"{prefix}-1@2026-11-15"]["fields"]["name"] == f"{prefix}-1@2026-11-15"
+    for change in planned:  # plan_okrs said exactly what HubSpot now holds
+        fields = stored(org, change.object, prefix)[change.key]["fields"]
+        assert all(holds(fields, c.field, c.new) for c in change.changes) and len(change.changes) >= 11
+
+    offset = 30_000_000_000
+    kr_ids = {key: str(row["id"] + offset) for key, row in krs.items()}
+    objective_ids = {key: str(row["id"] + offset) for key, row in objectives.items()}
+    links = associated(hs, "key_result", "objective", list(kr_ids.values()))
+    assert links == {kr_ids[f"{prefix}-0"]: [objective_ids[f"{prefix}-grow:2026-Q4"]],
+                     kr_ids[f"{prefix}-1"]: [objective_ids[f"{prefix}-emea:2026-Q4"]],
+                     kr_ids[f"{prefix}-2"]: [objective_ids[f"{prefix}-grow:2026-Q4"]]}
+    back = associated(hs, "objective", "key_result", [objective_ids[f"{prefix}-grow:2026-Q4"]])
+    assert sorted(back[objective_ids[f"{prefix}-grow:2026-Q4"]]) == sorted(
+        [kr_ids[f"{prefix}-0"], kr_ids[f"{prefix}-2"]])
+    checkin_links = associated(hs, "checkin", "key_result", [str(row["id"] + offset) for row in checkins.values()])
+    assert sorted(target for targets in checkin_links.values() for target in targets) == sorted(kr_ids.values())
+
+    before = org.calls("hubspot")
+    again = hs.write_okrs(store, records)
+    assert (again.unchanged, again.created, again.updated, again.api_calls) == (8, 0, 0, 0)
+    assert org.calls("hubspot") == before and hs.plan_okrs(store, records) == [
+        change for change in hs.plan_okrs(store, records) if change.action == "unchanged"]
+
+    tick(org.state, 1)  # a day of sales activity; the next run has a new value and a new check-in
+    later = okr_records(prefix, krs=3, value=150.0, owner=owner, as_of="2026-11-16")
+    later.objectives = records.objectives
+    later.checkins = records.checkins + later.checkins[:1]
+    plan = {(change.object, change.key): change for change in hs.plan_okrs(store, later)
+            if change.action != "unchanged"}
+    assert set(plan) == {("key_result", f"{prefix}-{index}") for index in range(3)} | {
+        ("checkin", f"{prefix}-0@2026-11-16")}
+    assert {c.field: (c.old, c.new) for c in plan[("key_result", f"{prefix}-1")].changes} == {
+        "current_value": ("100", "150"), "progress": ("0.0002", "0.0003"), "score": ("0.0002", "0.0003"),
+        "forecast": ("200", "300")}
+    third = hs.write_okrs(store, later)
+    # KR upsert, check-in upsert, one association call for the new check-in (schemas known)
+    assert (third.created, third.updated, third.unchanged, third.errors, third.api_calls) == (1, 3, 5, [], 3)
+    assert_crm_holds(org, later, prefix)
+    assert stored(org, "key_result", prefix)[f"{prefix}-1"]["id"] == krs[f"{prefix}-1"]["id"]  # updated in place
+    new_checkin = stored(org, "checkin", prefix)[f"{prefix}-0@2026-11-16"]
+    assert associated(hs, "checkin", "key_result", [str(new_checkin["id"] + offset)]) == {
+        str(new_checkin["id"] + offset): [kr_ids[f"{prefix}-0"]]}
+    assert hs.write_okrs(store, later).api_calls == 0
+
+
+def test_rejected_records_are_reported_kept_and_sent_again_until_the_cause_is_gone(
+        org: SandboxServer, hs: HubSpotSource, store: Engine) -> None:
+    prefix = f"rej-{uuid.uuid4().hex[:6]}"
+    rows = kr_rows(prefix, 10)
+    org.reject("hubspot", "okr_key_result", f"{prefix}-3", "validation", "Target must be positive")
+    org.reject("hubspot", "okr_key_result", f"{prefix}-7", "row_lock", "Record is being updated")
+    first = hs.write_key_results(store, rows)
+    # schemas + the batch of 10 (400), split: [0-4] 400 -> [0,1] ok, [2-4] 400 -> [2] ok, [3,4] 400 ->
+    # [3] 400 (rejected), [4] ok; [5-9] 207 (7 refused alone): 9 upserts
+    assert (first.created, first.failed, first.api_calls) == (8, 2, 1 + 9)
+    assert sorted(first.rejected, key=lambda r: r.key) == [
+        Rejection("key_result", f"{prefix}-3", "HTTP 400 VALIDATION_ERROR: Target must be positive"),
+        Rejection("key_result", f"{prefix}-7", "Record is being updated")]
+    assert sorted(first.errors) == [f"{prefix}-3: HTTP 400 VALIDATION_ERROR: Target must be positive",
+                                    f"{prefix}-7: Record is being updated"]
+    assert sorted(stored(org, "key_result", prefix)) == sorted(
+        f"{prefix}-{index}" for index in range(10) if index not in (3, 7))
+    assert [(entry.object, entry.key, entry.attempts) for entry in open_rejections(store, "hubspot")] == [
+        ("key_result", f"{prefix}-3", 1), ("key_result", f"{prefix}-7", 1)]
+
+    again = hs.write_key_results(store, rows)  # only the two refused rows are pending: [3,7] 400 -> [3], [7]
+    assert (again.unchanged, again.created, again.failed, again.api_calls) == (8, 0, 2, 3)
+    assert [entry.attempts for entry in open_rejections(store, "hubspot")] == [2, 2]
+
+    org.clear_rejections("hubspot")
+    fixed = hs.write_key_results(store, rows)
+    assert (fixed.created, fixed.failed, fixed.rejected, fixed.api_calls) == (2, 0, [], 1)
+    assert open_rejections(store, "hubspot") == [] and len(stored(org, "key_result", prefix)) == 10
+
+
+def test_a_malformed_checkin_is_isolated_and_objectives_and_krs_still_written(
+        org: SandboxServer, hs: HubSpotSource, store: Engine) -> None:
+    prefix = f"mal-{uuid.uuid4().hex[:6]}"
+    records = okr_records(prefix, krs=4)
+    org.reject("hubspot", "okr_checkin", f"{prefix}-2@*", "malformed", "Invalid input JSON on line 1")
+    result = hs.write_okrs(store, records)
+    # schemas, objectives, KRs + association, check-ins: 4 (400) -> [0,1] ok, [2,3] 400 -> [2] 400, [3] ok;
+    # one association call per successful check-in upsert group: once for the batch
+    assert (result.created, result.failed) == (2 + 4 + 3, 1)
+    assert result.rejected == [Rejection("checkin", f"{prefix}-2@2026-11-15",
+                                         "HTTP 400 VALIDATION_ERROR: Invalid input JSON on line 1")]
+    assert result.api_calls == 1 + 1 + 2 + 5 + 1
+    assert f"{prefix}-2@2026-11-15" not in stored(org, "checkin", prefix)
+    org.clear_rejections("hubspot")
+    retry = hs.write_okrs(store, records)
+    assert (retry.created, retry.unchanged, retry.api_calls) == (1, 9, 2)  # upsert + its association
+    assert_crm_holds(org, records, prefix)
+
+
+def test_a_crash_between_batches_then_a_rerun_leaves_no_duplicate(
+        org: SandboxServer, hs: HubSpotSource, store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"crash-{uuid.uuid4().hex[:6]}"
+    rows = kr_rows(prefix, 250)
+    real = hs._api.batch.upsert
+    sent: list[int] = []
+
+    def upsert_then_crash(*args: Any, **kwargs: Any) -> Any:
+        response = real(*args, **kwargs)
+        sent.append(len(args[1].inputs))
+        if len(sent) == 2:  # batch 2 reached HubSpot, then the worker died before the ledger knew
+            raise RuntimeError("worker killed")
+        return response
+
+    wrapped: Callable[..., Any] = upsert_then_crash
+    monkeypatch.setattr(hs._api.batch, "upsert", wrapped)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        hs.write_key_results(store, rows)
+    monkeypatch.undo()
+    assert sent == [100, 100] and len(stored(org, "key_result", prefix)) == 200
+
+    rerun = hs.write_key_results(store, rows)  # batch 1 is in the ledger; batch 2 is upserted again
+    assert (rerun.unchanged, rerun.updated, rerun.created, rerun.api_calls) == (100, 100, 50, 2)
+    held = stored(org, "key_result", prefix)
+    assert len(held) == 250 and len({row["id"] for row in held.values()}) == 250
+    assert hs.write_key_results(store, rows).api_calls == 0

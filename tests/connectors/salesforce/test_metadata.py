@@ -1,25 +1,39 @@
-"""The shipped DX metadata, the sandbox's describe and the connector's field list agree."""
+"""The shipped DX metadata, the sandbox's describe and the connector's field tables agree."""
 
 from __future__ import annotations
 
 import gc
 import json
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
+import pytest
+
 from connectors.salesforce import SalesforceSource
-from connectors.salesforce.settings import KR_EXTERNAL_ID, KR_FIELDS, KR_OBJECT, KR_TEXT_LENGTHS
+from connectors.salesforce.settings import (
+    EXTERNAL_ID,
+    KR_FIELDS,
+    KR_OBJECT,
+    KR_TEXT_LENGTHS,
+    NAME_LENGTH,
+    NUMBER_DIGITS,
+    OKR_OBJECT_SPECS,
+    SYNCED_FIELD,
+)
+from connectors.salesforce.setup_check import expected_fields, object_problems
 from connectors.sandbox.server import SandboxServer
 
 METADATA = Path(__file__).parents[3] / "connectors" / "salesforce" / "metadata"
-OBJECT_DIR = METADATA / "objects" / KR_OBJECT
 NS = {"md": "http://soap.sforce.com/2006/04/metadata"}
-DESCRIBE_TYPE = {"Text": "string", "Number": "double", "DateTime": "datetime"}
+DESCRIBE_TYPE = {"Text": "string", "Number": "double", "DateTime": "datetime", "Date": "date",
+                 "Lookup": "reference"}
+SPECS = list(OKR_OBJECT_SPECS.values())
 
 
-def field_files() -> dict[str, ElementTree.Element]:
+def field_files(sobject: str) -> dict[str, ElementTree.Element]:
     return {path.name.removesuffix(".field-meta.xml"): ElementTree.parse(path).getroot()
-            for path in (OBJECT_DIR / "fields").glob("*.field-meta.xml")}
+            for path in (METADATA / "objects" / sobject / "fields").glob("*.field-meta.xml")}
 
 
 def text(element: ElementTree.Element, tag: str) -> str | None:
@@ -27,36 +41,81 @@ def text(element: ElementTree.Element, tag: str) -> str | None:
     return None if found is None else found.text
 
 
-def test_metadata_matches_the_sandbox_describe_and_the_settings(sandbox: SandboxServer) -> None:
+@pytest.fixture(scope="module")
+def describes(sandbox: SandboxServer) -> dict[str, dict[str, Any]]:
     with SalesforceSource.from_env(sandbox.connection_env()) as source:
-        describe = source.client.restful(f"sobjects/{KR_OBJECT}/describe")
+        found = {spec.name: source.client.restful(f"sobjects/{spec.name}/describe") for spec in SPECS}
     gc.collect()
+    return found
+
+
+def test_the_three_objects_are_shipped_and_nothing_else() -> None:
+    assert sorted(path.name for path in (METADATA / "objects").iterdir()) == sorted(spec.name for spec in SPECS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_metadata_files_are_the_settings_fields_with_their_types(spec: Any) -> None:
+    files = field_files(spec.name)
+    assert set(files) == set(spec.custom_fields)  # Name and OwnerId are standard: no file
+    wanted = expected_fields(spec)
+    for name, element in files.items():
+        want = wanted[name]
+        assert text(element, "fullName") == name
+        assert text(element, "type") == {"Owner": "Lookup"}.get(want.type, want.type), name
+        if want.type == "Text":
+            assert int(text(element, "length") or 0) == want.length, name
+        if want.type == "Number":
+            assert (int(text(element, "precision") or 0), int(text(element, "scale") or 0)) == NUMBER_DIGITS, name
+        if want.type == "Lookup":
+            assert text(element, "referenceTo") == want.reference_to, name
+            assert text(element, "deleteConstraint") == "SetNull", name  # deleting a parent keeps the children
+        assert (text(element, "externalId") == "true") == (name == EXTERNAL_ID), name
+        assert (text(element, "unique") == "true") == (name == EXTERNAL_ID), name
+    key = files[EXTERNAL_ID]
+    assert (text(key, "externalId"), text(key, "unique"), text(key, "caseSensitive")) == ("true", "true", "true")
+    assert SYNCED_FIELD in files and text(files[SYNCED_FIELD], "type") == "DateTime"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_the_sandbox_describe_is_the_metadata(spec: Any, describes: dict[str, dict[str, Any]]) -> None:
+    describe = describes[spec.name]
     custom = {field["name"]: field for field in describe["fields"] if field["custom"]}
-    text_lengths = {name: int(text(element, "length") or 0) for name, element in field_files().items()
-                    if text(element, "type") == "Text"}
-    name_field = [field for field in describe["fields"] if field["name"] == "Name"]
-    text_lengths["Name"] = name_field[0]["length"]  # the standard name field: Text(80) in every org
-    assert text_lengths == KR_TEXT_LENGTHS  # the lengths the connector cuts text to
-    files = field_files()
+    files = field_files(spec.name)
     assert set(files) == set(custom)
     for name, element in files.items():
-        assert text(element, "fullName") == name
-        assert DESCRIBE_TYPE[text(element, "type") or ""] == custom[name]["type"], name
-        assert (text(element, "externalId") == "true") == custom[name]["externalId"], name
-        assert (text(element, "unique") == "true") == custom[name]["unique"], name
+        field = custom[name]
+        assert DESCRIBE_TYPE[text(element, "type") or ""] == field["type"], name
+        assert (text(element, "externalId") == "true") == field["externalId"], name
+        assert (text(element, "unique") == "true") == field["unique"], name
         if text(element, "type") == "Text":
-            assert int(text(element, "length") or 0) == custom[name]["length"], name
-    assert {"Name", *files} == set(KR_FIELDS) | {"Name"}
+            assert int(text(element, "length") or 0) == field["length"], name
+        if text(element, "type") == "Lookup":
+            assert field["referenceTo"] == [text(element, "referenceTo")]
+            assert field["relationshipName"] == name.removesuffix("__c") + "__r"
+    standard = {field["name"]: field for field in describe["fields"] if not field["custom"]}
+    assert standard["Name"]["length"] == NAME_LENGTH and standard["Name"]["updateable"]
+    assert standard["OwnerId"]["referenceTo"] == ["User"] and standard["OwnerId"]["updateable"]
+    assert object_problems(spec, describe) == []  # what check_setup says of a correct deployment
 
 
-def test_object_file_and_project_are_deployable_shapes() -> None:
-    root = ElementTree.parse(OBJECT_DIR / f"{KR_OBJECT}.object-meta.xml").getroot()
+def test_key_result_text_lengths_are_the_connectors() -> None:
+    """The lengths the connector cuts KR text to are those of the shipped fields."""
+    text_lengths = {name: int(text(element, "length") or 0) for name, element in field_files(KR_OBJECT).items()
+                    if text(element, "type") == "Text"}
+    text_lengths["Name"] = NAME_LENGTH
+    assert text_lengths == KR_TEXT_LENGTHS
+    assert set(KR_FIELDS) == {"Name", *field_files(KR_OBJECT)}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
+def test_object_files_and_project_are_deployable_shapes(spec: Any) -> None:
+    root = ElementTree.parse(METADATA / "objects" / spec.name / f"{spec.name}.object-meta.xml").getroot()
     assert root.tag == "{http://soap.sforce.com/2006/04/metadata}CustomObject"
-    assert text(root, "deploymentStatus") == "Deployed" and text(root, "sharingModel")
+    assert text(root, "deploymentStatus") == "Deployed" and text(root, "sharingModel") == "ReadWrite"
+    assert text(root, "label") and text(root, "pluralLabel")
     name_field = root.find("md:nameField", NS)
     assert name_field is not None and text(name_field, "type") == "Text"
-    key = field_files()[KR_EXTERNAL_ID]
-    assert (text(key, "externalId"), text(key, "unique"), text(key, "length")) == ("true", "true", "255")
     project = json.loads((METADATA / "sfdx-project.json").read_text())
     assert [entry["path"] for entry in project["packageDirectories"]] == ["objects"]
-    assert "sf project deploy start --source-dir objects" in (METADATA / "README.md").read_text()
+    readme = (METADATA / "README.md").read_text()
+    assert "sf project deploy start --source-dir objects" in readme and spec.name in readme

@@ -1,19 +1,31 @@
-"""Writing KR rows into OKR_Key_Result__c in the shared sandbox (keys unique to each test)."""
+"""Writing OKRs into the OKR custom objects: KR rows in the shared sandbox (keys unique to each test),
+objectives, key results and check-ins in a private org (owners, ticks, injected rejections)."""
 
 from __future__ import annotations
 
 import gc
+import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from simple_salesforce import format_soql
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
+from connectors.ledger import open_rejections
+from connectors.okr_records import OkrRecords
+from connectors.results import Rejection
 from connectors.salesforce import SalesforceSource
-from connectors.salesforce.settings import KR_TEXT_FIELDS
+from connectors.salesforce.settings import KR_TEXT_FIELDS, OKR_OBJECT_SPECS, OWNER_FIELD
+from connectors.salesforce.writeback import ledger_rows
 from connectors.sandbox.ids import sf_id
 from connectors.sandbox.server import SandboxServer
+from connectors.sandbox.tick import tick
+from connectors.store import WritebackLedger
+from tests.conftest import private_sandbox
 
 KR = "OKR_Key_Result__c"
 
@@ -147,3 +159,243 @@ def test_the_target_object_is_described_before_the_first_write_only(store: Engin
     source.write_key_results(store, kr_rows(prefix, 2))
     source.write_key_results(store, kr_rows(prefix, 3))
     assert describes() == before + 1
+
+
+# -- write_okrs: objectives, key results and check-ins (a private org: owners, ticks, rejections) ----
+OBJECTIVE, CHECKIN = "OKR_Objective__c", "OKR_Check_In__c"
+INACTIVE_USER = 17  # the generator makes every 17th user inactive
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    with private_sandbox(tmp_path_factory, "sf-okr-writes", seed=5, deals=40, owners=INACTIVE_USER,
+                         accounts=10, calls_per_deal=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def okr_source(org: SandboxServer) -> Iterator[SalesforceSource]:
+    org.clear_rejections("salesforce")
+    with SalesforceSource.from_env(org.connection_env()) as connected:
+        yield connected
+    org.clear_rejections("salesforce")
+    gc.collect()
+
+
+def okr_records(prefix: str, krs: int = 2, as_of: str = "2026-11-15", owner: str | None = None) -> OkrRecords:
+    """Two objectives (the second a child of the first), `krs` KRs under each, one check-in per KR."""
+    objectives = [{
+        "key": f"{prefix}-obj{index}:2026-Q4", "objective_id": f"{prefix}-obj{index}", "title": f"Objective {index}",
+        "period": "2026-Q4", "period_start": "2026-10-01", "period_end": "2026-12-31", "progress": 0.25 * index,
+        "score": 0.25 * index, "status": "at_risk", "weight": 1.0, "owner": None, "owner_id": None,
+        "parent_key": None if index == 0 else f"{prefix}-obj0:2026-Q4",
+    } for index in range(2)]
+    key_results = []
+    for objective in objectives:
+        for row in kr_rows(f"{objective['objective_id']}-kr", krs):
+            key_results.append({**row, "objective_key": objective["key"], "forecast": row["value"] * 1.5,
+                                "forecast_confidence": 0.6, "pace": "linear",
+                                "owner_id": owner if row["key"].endswith("-0") else None})
+    checkins = [{
+        "key": f"{kr['key']}@{as_of}", "kr_key": kr["key"], "as_of": as_of, "value": kr["value"],
+        "target": kr["target"], "progress": kr["progress"], "score": kr["score"], "status": kr["status"],
+        "expected_progress": kr["expected_progress"], "forecast": kr["forecast"], "forecast_confidence": 0.6,
+        "note": None,
+    } for kr in key_results]
+    return OkrRecords(objectives, key_results, checkins)
+
+
+def read_back(source: SalesforceSource, sobject: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The org's records of `sobject` whose key starts with `prefix`, read through the API."""
+    spec = OKR_OBJECT_SPECS[{OBJECTIVE: "objective", KR: "key_result", CHECKIN: "checkin"}[sobject]]
+    fields = ", ".join(["Id", *(field.name for field in spec.fields)])
+    soql = format_soql(f"SELECT {fields} FROM {sobject} WHERE Key__c LIKE {{pattern}}", pattern=f"{prefix}%")
+    return {record["Key__c"]: record for record in source.client.query_all(soql)["records"]}
+
+
+def assert_org_holds(source: SalesforceSource, records: OkrRecords, prefix: str) -> None:
+    """Every record of the org equals the payload of its row; lookups point at the parents' Ids."""
+    objectives = read_back(source, OBJECTIVE, prefix)
+    key_results = read_back(source, KR, prefix)
+    checkins = read_back(source, CHECKIN, prefix)
+    ids = {**{key: record["Id"] for key, record in objectives.items()},
+           **{key: record["Id"] for key, record in key_results.items()}}
+    for kind, found in (("objective", objectives), ("key_result", key_results), ("checkin", checkins)):
+        rows = records.rows(kind)
+        assert sorted(found) == sorted(row["key"] for row in rows), kind  # one record per key: no duplicate
+        for row in ledger_rows(OKR_OBJECT_SPECS[kind], rows):
+            record = found[row["key"]]
+            for name, value in row.items():
+                if name.endswith("__r"):  # a lookup: the parent's Id, found by its key
+                    assert record[name[:-3] + "__c"] == ids[value["Key__c"]], (kind, name)
+                elif name != "key":
+                    assert record[name] == value, (kind, row["key"], name)
+
+
+def sent_records(org_source: SalesforceSource) -> list[tuple[str, dict[str, Any]]]:
+    """Spy on the HTTP traffic (a response hook): every upserted record, with its object."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(response: Any, *_args: Any, **_kwargs: Any) -> None:
+        request = response.request
+        if request.method == "PATCH" and "/composite/sobjects/" in request.url and response.status_code == 200:
+            sobject = request.url.rsplit("/", 2)[-2]
+            sent.extend((sobject, record) for record in json.loads(request.body)["records"])
+
+    org_source.client.session.hooks["response"].append(hook)
+    return sent
+
+
+def test_objectives_key_results_and_check_ins_with_lookups_owner_and_ledger(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    owner = sf_id("User", 3)
+    records = okr_records(prefix, owner=owner)
+    first = okr_source.write_okrs(store, records)
+    # three describes (once per object and source), then objectives in two calls (the parent is saved
+    # before its child), one for the key results, one for the check-ins
+    assert (first.created, first.updated, first.unchanged, first.failed, first.api_calls) == (10, 0, 0, 0, 3 + 4)
+    assert_org_holds(okr_source, records, prefix)
+    owned = read_back(okr_source, KR, prefix)[f"{prefix}-obj0-kr-0"]
+    assert owned[OWNER_FIELD] == owner
+    with Session(store) as session:
+        ledger = Counter(entry.target for entry in session.exec(select(WritebackLedger))
+                         if entry.key.startswith(prefix))
+    assert ledger == {"salesforce:objective": 2, "salesforce": 4, "salesforce:checkin": 4}
+
+    calls = org.calls("salesforce")
+    again = okr_source.write_okrs(store, records)
+    assert (again.unchanged, again.api_calls, org.calls("salesforce") - calls) == (10, 0, 0)
+
+    for day, as_of in enumerate(("2026-11-16", "2026-11-17"), start=1):  # two more nightly runs
+        tick(org.state, 1)
+        records = okr_records(prefix, owner=owner, as_of=as_of)
+        records.objectives[1]["progress"] = 0.5 + day / 10
+        records.key_results[2]["value"] = 2500.0 + day
+        records.key_results[0]["owner_id"] = None  # None leaves the owner as it is
+        result = okr_source.write_okrs(store, records)
+        # objective 1 and key result 2 updated, and on day 1 KR 0 (its payload lost OwnerId); new check-ins
+        assert (result.created, result.updated, result.unchanged, result.failed) == (4, 4 - day, 2 + day, 0)
+        assert result.api_calls == 3  # no describe again: one call per object
+    checkins = read_back(okr_source, CHECKIN, prefix)
+    assert len(checkins) == 12 and checkins[f"{prefix}-obj0-kr-1@2026-11-17"]["Name"] == "Check-in 2026-11-17"
+    assert_org_holds(okr_source, OkrRecords(records.objectives, records.key_results,
+                                            okr_records(prefix, as_of="2026-11-15").checkins
+                                            + okr_records(prefix, as_of="2026-11-16").checkins
+                                            + records.checkins), prefix)
+    owners = {key: record[OWNER_FIELD] for key, record in read_back(okr_source, KR, prefix).items()}
+    assert owners[f"{prefix}-obj0-kr-0"] == owner  # kept: None never clears an owner
+    assert owners[f"{prefix}-obj0-kr-1"] == sf_id("User", 1)  # never owned: the integration user
+
+
+def test_plan_okrs_is_what_write_okrs_sends(org: SandboxServer, store: Engine, okr_source: SalesforceSource,
+                                            prefix: str) -> None:
+    okr_source.write_okrs(store, okr_records(prefix))
+    records = okr_records(prefix, as_of="2026-11-16")
+    records.key_results[1]["status"] = "achieved"
+    records.objectives[0]["parent_key"] = None
+    calls = okr_source.api_calls
+    plan = okr_source.plan_okrs(store, records)
+    assert okr_source.api_calls == calls  # the ledger alone
+    sent = sent_records(okr_source)
+    result = okr_source.write_okrs(store, records)
+    planned = {(change.object, change.key): {c.field: c.new for c in change.changes}
+               for change in plan if change.action != "unchanged"}
+    kinds = {OBJECTIVE: "objective", KR: "key_result", CHECKIN: "checkin"}
+    written = {(kinds[sobject], record["Key__c"]): record for sobject, record in sent}
+    assert set(planned) == set(written) and len(sent) == len(written) == result.created + result.updated
+    for (kind, key), changes in planned.items():
+        record = written[(kind, key)]
+        assert all(record[name] == value for name, value in changes.items()), key  # old -> new, as sent
+        if next(c.action for c in plan if (c.object, c.key) == (kind, key)) == "created":
+            assert set(changes) == set(record) - {"attributes", "Last_Synced__c"}  # every field sent
+    assert {change.action for change in plan if change.object == "checkin"} == {"created"}
+    assert sum(change.action == "unchanged" for change in plan) == result.unchanged == 5
+
+
+def test_a_crash_between_two_batches_leaves_no_duplicate(org: SandboxServer, store: Engine,
+                                                         okr_source: SalesforceSource, prefix: str) -> None:
+    records = okr_records(prefix, krs=225)  # 450 key results: three calls of at most 200
+    restful = okr_source.client.restful
+    upserts = []
+
+    def dies_after_the_second_kr_call(path: str, *args: Any, **kwargs: Any) -> Any:
+        answer = restful(path, *args, **kwargs)
+        if path.startswith(f"composite/sobjects/{KR}/"):
+            upserts.append(path)
+            if len(upserts) == 2:  # the org saved batch 2, the process dies before the ledger knows
+                raise KeyboardInterrupt("killed")
+        return answer
+
+    okr_source.client.restful = dies_after_the_second_kr_call  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        okr_source.write_okrs(store, records)
+    okr_source.client.restful = restful  # type: ignore[method-assign]
+    assert len(read_back(okr_source, KR, prefix)) == 400 and not read_back(okr_source, CHECKIN, prefix)
+    rerun = okr_source.write_okrs(store, records)
+    # batch 1 was confirmed; batch 2 goes again (the upsert by key updates it), then batch 3 and the check-ins
+    assert (rerun.created, rerun.updated, rerun.unchanged, rerun.failed) == (50 + 450, 200, 2 + 200, 0)
+    assert rerun.api_calls == 2 + 1 + 3  # KRs: two calls; check-ins: their describe (not reached before), three
+    assert_org_holds(okr_source, records, prefix)
+
+
+def test_rejected_records_are_reported_the_rest_written_and_retried(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    records = okr_records(prefix, krs=3)
+    org.reject("salesforce", KR, f"{prefix}-obj1-kr-2", "validation", "Target must be above the baseline")
+    org.reject("salesforce", CHECKIN, f"{prefix}-obj0-kr-0@*", "row_lock",
+               "unable to obtain exclusive access to this record")
+    first = okr_source.write_okrs(store, records)
+    refused_kr, locked = f"{prefix}-obj1-kr-2", f"{prefix}-obj0-kr-0@2026-11-15"
+    orphan = f"{refused_kr}@2026-11-15"  # its key result is not in the org: the lookup fails
+    assert (first.created, first.failed) == (2 + 5 + 4, 3)
+    assert first.rejected == [
+        Rejection("key_result", refused_kr, "FIELD_CUSTOM_VALIDATION_EXCEPTION: Target must be above the baseline"),
+        Rejection("checkin", locked, "UNABLE_TO_LOCK_ROW: unable to obtain exclusive access to this record"),
+        Rejection("checkin", orphan, f"INVALID_FIELD: Foreign key external ID: {refused_kr} not found for field "
+                                     f"Key__c in entity {KR}")]
+    assert first.errors[0] == f"key {refused_kr}: FIELD_CUSTOM_VALIDATION_EXCEPTION: Target must be above the baseline"
+    assert first.errors[1].startswith(f"check-in key {locked}: UNABLE_TO_LOCK_ROW")
+    assert sorted(read_back(okr_source, KR, prefix)) == sorted(row["key"] for row in records.key_results
+                                                              if row["key"] != refused_kr)
+    assert [(entry.object, entry.key, entry.attempts) for entry in open_rejections(store, "salesforce")] == [
+        ("key_result", refused_kr, 1), ("checkin", locked, 1), ("checkin", orphan, 1)]  # oldest first
+
+    second = okr_source.write_okrs(store, records)  # the cause is still there: only the three go again
+    assert (second.failed, second.unchanged, second.api_calls) == (3, 11, 2)
+    assert [entry.attempts for entry in open_rejections(store, "salesforce")] == [2, 2, 2]
+
+    org.clear_rejections("salesforce")
+    third = okr_source.write_okrs(store, records)
+    assert (third.created, third.failed, third.unchanged, third.api_calls) == (3, 0, 11, 2)
+    assert open_rejections(store, "salesforce") == [] and okr_source.write_okrs(store, records).api_calls == 0
+    assert_org_holds(okr_source, records, prefix)
+
+
+def test_a_call_refused_as_a_whole_is_split_to_isolate_the_record(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    records = OkrRecords(key_results=kr_rows(prefix, 8))
+    bad = f"{prefix}-5"
+    org.reject("salesforce", KR, bad, "malformed", "Cannot deserialize instance of double from VALUE_STRING")
+    result = okr_source.write_okrs(store, records)
+    # describe; 8 refused; 4 + 4 (one refused); 2 + 2 (one refused); 1 + 1 (one refused)
+    assert (result.created, result.failed, result.api_calls) == (7, 1, 1 + 1 + 2 + 2 + 2)
+    assert result.rejected == [Rejection("key_result", bad, "JSON_PARSER_ERROR: Cannot deserialize instance of "
+                                                            "double from VALUE_STRING")]
+    assert sorted(read_back(okr_source, KR, prefix)) == sorted(row["key"] for row in kr_rows(prefix, 8)
+                                                              if row["key"] != bad)
+    org.clear_rejections("salesforce")
+    fixed = okr_source.write_okrs(store, records)
+    assert (fixed.created, fixed.failed, fixed.unchanged, fixed.api_calls) == (1, 0, 7, 1)
+
+
+def test_an_unknown_or_inactive_owner_fails_that_record_alone(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    rows = kr_rows(prefix, 3)
+    rows[0]["owner_id"] = sf_id("User", INACTIVE_USER)
+    rows[1]["owner_id"] = sf_id("User", 999)
+    rows[2]["owner_id"] = sf_id("User", 2)
+    result = okr_source.write_key_results(store, rows)
+    assert (result.created, result.failed) == (1, 2)
+    assert [rejection.message.split(":")[0] for rejection in result.rejected] == [
+        "INACTIVE_OWNER_OR_USER", "INVALID_CROSS_REFERENCE_KEY"]
+    assert read_back(okr_source, KR, prefix)[f"{prefix}-2"][OWNER_FIELD] == sf_id("User", 2)
