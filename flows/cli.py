@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from flows.setup_commands import setup_app
+from flows.terminal import console, errors
+from flows.terminal import fail as _fail
 
 # Prefect reads these at import: no telemetry (no network here) and a quiet local API server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -27,20 +30,13 @@ app = typer.Typer(help="Compute sales OKRs from Salesforce and HubSpot and write
                   no_args_is_help=True, add_completion=False)
 sandbox_app = typer.Typer(help="The bundled local Salesforce + HubSpot sandbox.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(setup_app, name="setup")
 
-# Wide enough for the KR table even when the output is a pipe or a CI log.
-console = Console(width=None if Console().is_terminal else 110)
-errors = Console(stderr=True)
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "examples" / "demo.yaml"
 DEMO_DIR = Path(".okr-sync/demo")
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The OKR rules file (YAML).")]
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
 
 
 class _KnownErrorTracebacks(logging.Filter):
@@ -61,7 +57,7 @@ def _quiet_known_tracebacks() -> None:
 
 
 def _run_sync(config: Path, sources: list[str] | None, database_url: str | None, as_of: date | None,
-              write: bool, plan: bool = False):
+              write: bool, plan: bool = False, force: bool = False):
     """Check the config and credentials, then run the nightly flow; known failures become exit codes.
 
     The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
@@ -80,7 +76,7 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
             make_source(name).close()
         _quiet_known_tracebacks()
         return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write,
-                            plan=plan)
+                            plan=plan, force=force)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
     except ConnectorConfigError as error:
@@ -139,10 +135,12 @@ def run(
     as_of: AsOfOption = None,
     database_url: DatabaseUrlOption = None,
     no_writeback: Annotated[bool, typer.Option("--no-writeback", help="Compute but write nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Write even when a safety gate trips (values that "
+                                                        "jump or fall to zero since the last check-in).")] = False,
 ) -> None:
     """Sync a real org: credentials come from environment variables (see README)."""
     day = _checked_options(output, as_of)
-    report = _run_sync(config, source, database_url, day, not no_writeback)
+    report = _run_sync(config, source, database_url, day, not no_writeback, force=force)
     if output == "json":
         print(json.dumps(_json_report(report), indent=2))
     else:
@@ -177,7 +175,8 @@ def _json_plan(report) -> dict:
 
     runs = [{"source": run.source, "error": run.error, "records_extracted": run.records_extracted,
              "api_calls": run.api_calls, "totals": None if run.plan is None else plan_totals(run.plan),
-             "changes": None if run.plan is None else [change.as_dict() for change in run.plan]}
+             "changes": None if run.plan is None else [change.as_dict() for change in run.plan],
+             "guards": run.blocked}
             for run in report.runs]
     return {"as_of": report.as_of.isoformat(), "runs": runs}
 
@@ -193,6 +192,9 @@ def _print_plan(report) -> None:
         if run.plan is not None:
             console.print(plan_table(run.plan, f"Plan for {run.source}, as of {report.as_of}"))
             console.print(f"  {run.source} totals: {plan_totals_text(run.plan)}", highlight=False)
+        for reason in run.blocked:
+            errors.print(f"  [yellow]a run would stop here:[/] {escape(reason)} (`run --force` writes anyway)",
+                         highlight=False)
 
 
 def _json_report(report) -> dict:

@@ -13,6 +13,10 @@ In plan mode (`okr-sync plan`) the CRMs are extracted and the KRs computed as us
 writes only to the local store), then, instead of a writeback, each CRM gets the list of
 what a run would create / update / leave unchanged, judged from the writeback ledger
 without any API call.
+
+A writing run records each KR's check-in (okr_mapping.history) and writes objectives, key results
+and check-ins (flows.okr_writeback) unless a safety gate trips (okr_mapping.guards): then nothing
+is written or recorded for that CRM and the run fails with the reason, unless `force` is set.
 """
 
 from __future__ import annotations
@@ -31,11 +35,24 @@ from sqlalchemy.engine import Engine
 
 from connectors.errors import ConnectorError
 from connectors.ledger import PlannedChange
+from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
+from flows.okr_writeback import config_revision, okr_records
 from flows.render import markdown_report
 from flows.sources import Source, make_source
-from okr_mapping import KrResult, ObjectiveResult, OkrConfig, compute_key_results, load_config, rollup_objectives
+from okr_mapping import (
+    KrResult,
+    ObjectiveResult,
+    OkrConfig,
+    compute_key_results,
+    guards,
+    history,
+    load_config,
+    rollup_objectives,
+)
+from okr_mapping.compute import crm_users, measured_day
+from okr_mapping.history import HistoryChanges
 
 
 @dataclass
@@ -50,6 +67,8 @@ class SourceRun:
     plan: list[PlannedChange] | None = None  # plan mode: what a writeback would do, per KR
     api_calls: int = 0
     error: str | None = None
+    blocked: list[str] = field(default_factory=list)  # safety gates that stopped (or, in plan mode, would stop) it
+    history: HistoryChanges | None = None  # the check-ins recorded, corrections and target changes found
 
     @property
     def records_extracted(self) -> int:
@@ -60,7 +79,10 @@ class SourceRun:
         """Why this CRM's sync is not a full success (a failure, or records it rejected)."""
         found = [f"{self.source}: {self.error}"] if self.error else []
         if self.writeback is not None and self.writeback.failed:
-            found.append(f"{self.source}: {self.writeback.failed} KR record(s) rejected (retried next run)")
+            found.append(f"{self.source}: {self.writeback.failed} record(s) rejected (retried next run)")
+        if self.plan is None and self.writeback is None:  # stopped by a gate (forced runs wrote anyway)
+            found += [f"{self.source}: writeback stopped: {reason} (check the data; `--force` writes anyway)"
+                      for reason in self.blocked]
         return found
 
 
@@ -108,22 +130,25 @@ def compute_results(config: OkrConfig, database_url: str | None, source_name: st
 
 
 @task(cache_policy=NONE)
-def write_back(source: Source, database_url: str | None, results: list[KrResult]) -> WritebackResult:
-    """Upsert the KR rows into the CRM's OKR object; unchanged rows are not sent.
+def write_back(source: Source, database_url: str | None, records: OkrRecords) -> WritebackResult:
+    """Upsert objectives, key results and check-ins into the CRM's OKR objects; unchanged rows are not sent.
 
-    The connector checks its target object before the first row it sends, so a run with
+    The connector checks its target objects before the first row it sends, so a run with
     nothing to write makes no call at all.
     """
-    outcome = source.write_key_results(store_engine(database_url), [result.as_row() for result in results])
+    outcome = source.write_okrs(store_engine(database_url), records)
     get_run_logger().info("%s writeback: %d created, %d updated, %d unchanged, %d failed",
                           source.name, outcome.created, outcome.updated, outcome.unchanged, outcome.failed)
+    for rejection in outcome.rejected:
+        get_run_logger().warning("%s rejected %s %s: %s", source.name, rejection.object, rejection.key,
+                                 rejection.message)
     return outcome
 
 
 @task(cache_policy=NONE)
-def plan_writeback(source: Source, database_url: str | None, results: list[KrResult]) -> list[PlannedChange]:
-    """What a writeback of `results` would do, from the ledger alone: no API call."""
-    plan = source.plan_key_results(store_engine(database_url), [result.as_row() for result in results])
+def plan_writeback(source: Source, database_url: str | None, records: OkrRecords) -> list[PlannedChange]:
+    """What a writeback of `records` would do, from the ledger alone: no API call."""
+    plan = source.plan_okrs(store_engine(database_url), records)
     counts = Counter(change.action for change in plan)
     get_run_logger().info("%s plan: %d created, %d updated, %d unchanged", source.name, counts["created"],
                           counts["updated"], counts["unchanged"])
@@ -132,11 +157,12 @@ def plan_writeback(source: Source, database_url: str | None, results: list[KrRes
 
 @flow(name="nightly_sync", log_prints=True)
 def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: SecretStr | None = None,
-                 as_of: date | None = None, write: bool = True, plan: bool = False) -> SyncReport:
+                 as_of: date | None = None, write: bool = True, plan: bool = False, force: bool = False) -> SyncReport:
     """Sync every source CRM named in `sources` (default: the config's `source`).
 
     `write=False` computes without writing; `plan=True` also computes, then plans the writeback
-    from the ledger instead of doing it (no write request to any CRM).
+    from the ledger instead of doing it (no write request to any CRM). `force`: write even when a
+    safety gate trips.
 
     `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI.
     """
@@ -147,7 +173,8 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     day = as_of or config.today()  # in the config's time zone
     report = SyncReport(config_path=config_path, as_of=day)
     for name in sources or [config.source]:
-        report.runs.append(_sync_source(name, config, url, day, write and not plan, plan))
+        report.runs.append(_sync_source(name, config, url, day, write and not plan, plan, force,
+                                        config_revision(Path(config_path))))
     create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
                              description=f"Key results as of {day.isoformat()}")
     if report.problems:
@@ -156,7 +183,7 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
 
 
 def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool,
-                 plan: bool = False) -> SourceRun:
+                 plan: bool = False, force: bool = False, revision: str | None = None) -> SourceRun:
     """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
     run = SourceRun(source=name)
     try:
@@ -169,10 +196,8 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
             run.streams.append(extract_stream(source, database_url, stream))
         run.results = compute_results(config, database_url, name, day)
         run.objectives = rollup_objectives(run.results, config)
-        if write:
-            run.writeback = write_back(source, database_url, run.results)
-        elif plan:
-            run.plan = plan_writeback(source, database_url, run.results)
+        if write or plan:
+            _write_or_plan(run, source, config, database_url, day, plan, force, revision)
     except ConnectorError as error:
         get_run_logger().error("%s sync failed: %s", name, error)
         run.error = str(error)
@@ -183,3 +208,25 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
         source.close()
         run.api_calls = source.api_calls
     return run
+
+
+def _write_or_plan(run: SourceRun, source: Source, config: OkrConfig, database_url: str | None, day: date,
+                   plan: bool, force: bool, revision: str | None) -> None:
+    """Check-ins, safety gates, then the writeback (or its plan) of one CRM's results."""
+    engine = store_engine(database_url)
+    measured = measured_day(config, day)
+    changes = history.compare(engine, run.source, run.results, measured, measured_day(config), revision)
+    run.blocked = guards.tripped(history.previous_values(engine, run.source, measured), run.results)
+    with engine.connect() as conn:
+        users = crm_users(conn, run.source)
+    records = okr_records(config, run.results, run.objectives, changes, users)
+    if plan:
+        run.plan = plan_writeback(source, database_url, records)
+        return
+    if run.blocked and not force:
+        for reason in run.blocked:
+            get_run_logger().error("%s writeback stopped: %s", run.source, reason)
+        return
+    history.record(engine, changes)
+    run.history = changes
+    run.writeback = write_back(source, database_url, records)

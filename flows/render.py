@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 PLAN_ACTIONS = ("created", "updated", "unchanged")
 
 STATUS_LABELS = {"achieved": "achieved", "on_track": "on track", "at_risk": "at risk", "off_track": "off track"}
-COLUMNS = ("Objective", "Key result", "Group", "Value", "Target", "Progress", "Score", "Status")
+COLUMNS = ("Objective", "Key result", "Group", "Value", "Target", "Progress", "Score", "Status", "Forecast")
 
 
 def format_value(value: float, unit: str | None) -> str:
@@ -40,7 +40,16 @@ def result_cells(result: KrResult) -> tuple[str, ...]:
         f"{result.progress:.0%}",
         f"{result.score:.2f}",
         STATUS_LABELS.get(result.status, result.status),
+        forecast_text(result),
     )
+
+
+def forecast_text(result: KrResult) -> str:
+    """The projected end value, with the chance of reaching the target when there is one."""
+    if result.forecast is None or result.forecast_method == "final":
+        return ""
+    text = format_value(result.forecast, result.unit)
+    return text if result.forecast_confidence is None else f"{text} ({result.forecast_confidence:.0%})"
 
 
 def markdown_table(results: Iterable[KrResult]) -> str:
@@ -111,6 +120,7 @@ def rich_table(results: Iterable[KrResult], title: str,
     for column in ("Value", "Target", "Progress", "Score"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("Status", no_wrap=True)
+    table.add_column("Forecast", justify="right", no_wrap=True)
     styles = {"achieved": "bold green", "on_track": "green", "at_risk": "yellow", "off_track": "red"}
     objective, heading = None, None
     for result in results:
@@ -132,8 +142,8 @@ def rich_table(results: Iterable[KrResult], title: str,
             label = f"    {escape(result.group)}"
         heading = (result.objective_id, result.kr_id)
         cells = result_cells(result)
-        status = f"[{styles.get(result.status, '')}]{cells[-1]}[/]"
-        table.add_row(f"  {label}" if result.group is None else label, *cells[3:7], status)
+        status = f"[{styles.get(result.status, '')}]{cells[7]}[/]"
+        table.add_row(f"  {label}" if result.group is None else label, *cells[3:7], status, cells[8])
     return table
 
 
@@ -162,7 +172,7 @@ def describe_changes(change: PlannedChange, separator: str = "; ") -> str:
 def plan_table(plan: Sequence[PlannedChange], title: str) -> Table:
     """One row per KR key: what a run would do in the CRM, with old → new for changed fields."""
     table = Table(title=title, title_justify="left")
-    table.add_column("KR key", overflow="fold", max_width=48)
+    table.add_column("Record", overflow="fold", max_width=48)
     table.add_column("Action", no_wrap=True)
     table.add_column("Changes (field: old → new)", overflow="fold")
     styles = {"created": "green", "updated": "yellow", "unchanged": "dim"}
@@ -173,5 +183,6 @@ def plan_table(plan: Sequence[PlannedChange], title: str) -> Table:
             detail = f"new record ({len(change.changes)} fields)"
         else:
             detail = ""
-        table.add_row(escape(change.key), f"[{styles[change.action]}]{change.action}[/]", detail)
+        kind = change.object.replace("_", " ")
+        table.add_row(f"{kind}: {escape(change.key)}", f"[{styles[change.action]}]{change.action}[/]", detail)
     return table

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.store import SOURCES
-from okr_mapping import scoring, windows
+from okr_mapping import forecast, history, pace, scoring, windows
 from okr_mapping.config import (
     ChangeTarget,
     CheckIn,
@@ -32,10 +32,9 @@ from okr_mapping.config import (
 )
 from okr_mapping.entities import OWNER_TABLE
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
-from okr_mapping.metrics import GroupKey, MetricEvaluator, MetricValue, restarts_each_period
+from okr_mapping.metrics import UNASSIGNED, GroupKey, MetricEvaluator, MetricValue, restarts_each_period
 from okr_mapping.periods import FiscalCalendar, Period
 
-UNASSIGNED = "(unassigned)"  # not a value a CRM team or email takes, so it never merges with one
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _MAX_SLUG = 80
 _LOG = logging.getLogger(__name__)
@@ -76,6 +75,10 @@ class KrResult:
     sample_size: int = 0
     source: str = ""
     owner_id: str | None = None  # the CRM user whose email is `owner`, when the store knows one
+    pace: str = "linear"  # the expected-progress curve used (okr_mapping.pace)
+    forecast: float | None = None  # the projected end-of-period value (okr_mapping.forecast)
+    forecast_confidence: float | None = None  # 0-1: chance of reaching the target (pipeline forecasts)
+    forecast_method: str | None = None  # trend | pipeline | final
 
     def as_row(self) -> dict[str, Any]:
         """JSON-friendly dict (dates as ISO strings) for writeback and reports."""
@@ -131,7 +134,7 @@ def compute_key_results(
     chosen = source or config.source
     if chosen not in SOURCES:
         raise ValueError(f"unknown source '{chosen}'; use one of {', '.join(SOURCES)}")
-    day = (as_of or config.today()) - timedelta(days=config.reporting_lag_days)
+    day = measured_day(config, as_of)
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     results: list[KrResult] = []
     found: list[Issue] = []
@@ -151,6 +154,8 @@ def compute_key_results(
                 path: KeyPath = ("objectives", index, "key_results", kr_index, "target", "overrides")
                 found.extend(_unseen_overrides(config, kr, rows, path))
         users = crm_users(conn, chosen)
+        points = history.trend_points(engine, chosen, results, day)
+        results = forecast.attach(conn, config, chosen, results, day, points)
     results = [replace(result, owner_id=users.get(result.owner.lower())) if result.owner else result
                for result in results]
     found.extend(_unknown_owners(config, users, chosen))
@@ -159,6 +164,11 @@ def compute_key_results(
     if warnings is not None:
         warnings.extend(found)
     return results
+
+
+def measured_day(config: OkrConfig, as_of: date | None = None) -> date:
+    """The day a run measures as of: `as_of` (default today in the config's zone) less the reporting lag."""
+    return (as_of or config.today()) - timedelta(days=config.reporting_lag_days)
 
 
 def crm_users(conn: Connection, source: str) -> dict[str, str]:
@@ -234,6 +244,7 @@ def _key_result(
         earlier = evaluator.values(kr.metric, windows.earlier(window, period, before_period, as_of, kr.target.vs),
                                    kr.breakdown)
 
+    curve = pace.curve(evaluator, calendar, kr.metric, kr.pace or config.scoring.pace, period, as_of, kr.breakdown)
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}
     if kr.breakdown is None:
         labels = {None: ""}
@@ -260,13 +271,17 @@ def _key_result(
         raw = scoring.progress(kind, measured.value, baseline, target) if defined else 0.0
         group = label if kr.breakdown is not None else None
         if isinstance(kr.target, PhasedTarget):
-            expected = windows.phased_share(period, kr.target.phased, as_of)
+            expected, used = windows.phased_share(period, kr.target.phased, as_of), "phased"
         else:
             expected = windows.expected_share(window, period, as_of, isinstance(kr.target, ChangeTarget))
-        results.append(_build(config, objective, kr, period, as_of, kind=kind, value=measured.value,
-                              baseline=baseline, target=target, raw=raw, rows=measured.rows,
-                              source=evaluator.source, unit=metric.unit, group=group,
-                              slug=None if group is None else slugs[label], expected=expected))
+            used = "linear" if expected is None else "complete window"
+            if expected is None:
+                expected, used = curve(key)
+        result = _build(config, objective, kr, period, as_of, kind=kind, value=measured.value,
+                        baseline=baseline, target=target, raw=raw, rows=measured.rows,
+                        source=evaluator.source, unit=metric.unit, group=group,
+                        slug=None if group is None else slugs[label], expected=expected)
+        results.append(replace(result, pace=used))
     return results
 
 

@@ -49,11 +49,17 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Pace = Literal["linear", "step", "seasonal"]
+
+
 class ScoringSettings(StrictModel):
     """Pace thresholds: on track at ≥ on_track × expected progress, at risk at ≥ at_risk × expected."""
 
     on_track: float = Field(0.95, ge=0, le=1)
     at_risk: float = Field(0.75, ge=0, le=1)
+    pace: Pace = Field("linear", description=(
+        "The expected-progress curve of every key result without its own: linear (share of days gone by),"
+        " step (month by month) or seasonal (last year's shape of the same period)"))
 
     @model_validator(mode="after")
     def _ordered(self) -> ScoringSettings:
@@ -280,6 +286,7 @@ class KeyResult(StrictModel):
         "period", description="Which days count: period (all of it), to_date (up to the run) or {trailing_days: N}")
     weight: float = Field(1.0, ge=0)
     owner: str | None = None
+    pace: Pace | None = Field(None, description="linear, step or seasonal; default: scoring.pace")
 
 
 class TrailingWindow(StrictModel):

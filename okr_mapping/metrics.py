@@ -42,6 +42,7 @@ from okr_mapping.rules import (
 )
 
 GroupKey = str | None  # None: the whole population, or (with a breakdown) records with no owner/team
+UNASSIGNED = "(unassigned)"  # the label of GroupKey None in a breakdown: no CRM team or email is spelled so
 PERCENT = "%"
 
 

@@ -50,7 +50,8 @@ def test_first_run_extracts_every_stream_and_writes_every_kr(runs) -> None:
         assert {stream.stream: stream.records > 0 for stream in run.streams} == dict.fromkeys(
             (stream.stream for stream in run.streams), True)
         assert run.writeback is not None
-        assert run.writeback.created == len(run.results) and run.writeback.failed == 0
+        # every objective, key result and today's check-in of each
+        assert run.writeback.created == len(run.objectives) + 2 * len(run.results) and run.writeback.failed == 0
     assert _writes(counts["salesforce"]) >= 1 and _writes(counts["hubspot"]) >= 1
 
 
@@ -83,7 +84,7 @@ def test_second_run_extracts_nothing_and_writes_nothing(runs) -> None:
         assert run.records_extracted == 0
         assert run.writeback is not None
         assert (run.writeback.created, run.writeback.updated, run.writeback.failed) == (0, 0, 0)
-        assert run.writeback.unchanged == len(run.results)
+        assert run.writeback.unchanged == len(run.objectives) + 2 * len(run.results)
         assert run.writeback.api_calls == 0  # no describe, no schema lookup, no write
         assert run.api_calls == sum(stream.api_calls for stream in run.streams)
         assert all(stream.api_calls <= 2 for stream in run.streams)  # one query (HubSpot owners: two lists)

@@ -32,8 +32,9 @@ def _cli(env: dict[str, str], sandbox: SandboxServer, *args: str) -> tuple[dict 
     return (json.loads(result.stdout) if "json" in args else result.stdout), writes
 
 
-def _plans(document: dict) -> dict[str, dict[str, dict]]:
-    return {run["source"]: {change["key"]: change for change in run["changes"]} for run in document["runs"]}
+def _plans(document: dict, kind: str = "key_result") -> dict[str, dict[str, dict]]:
+    return {run["source"]: {change["key"]: change for change in run["changes"] if change["object"] == kind}
+            for run in document["runs"]}
 
 
 @pytest.fixture
@@ -77,9 +78,16 @@ def test_plan_shows_created_then_exactly_the_changed_targets_and_never_writes(
     table, writes = _cli(env, sandbox, "plan", "--config", str(config), *args)
     assert writes == {"salesforce": 0, "hubspot": 0}
     assert "Target__c: 28000000 → 30000000" in table
-    assert "totals: 0 created, 2 updated" in table
+    assert "totals: 0 created," in table
+    for crm, checkins in _plans(planned, "checkin").items():  # today's check-ins carry the new targets
+        assert {change["key"].split("@")[0] for change in checkins.values() if change["action"] == "updated"} \
+            == changed.keys(), crm
 
     # The plan is what the next run writes.
     ran, _ = _cli(env, sandbox, "run", "--config", str(config), *args, "--output", "json")
+    totals = {run["source"]: run["totals"] for run in planned["runs"]}
     for run in ran["runs"]:
-        assert (run["writeback"]["created"], run["writeback"]["updated"]) == (0, 2), run["source"]
+        planned_totals = totals[run["source"]]
+        assert (run["writeback"]["created"], run["writeback"]["updated"], run["writeback"]["unchanged"]) == (
+            planned_totals["created"], planned_totals["updated"], planned_totals["unchanged"]), run["source"]
+        assert planned_totals["created"] == 0 and planned_totals["updated"] >= 4  # 2 KRs and their check-ins

@@ -1,0 +1,215 @@
+"""Check-in history: one snapshot per key result (per breakdown group), source and day.
+
+Every writing run records what it computed as of its day, so the trend of a KR is known (the
+forecast reads it) and a past day can be compared with a recomputation. Two things are never lost:
+
+- Corrections. A snapshot is what okr-sync reported that day. When a run recomputes a day it has
+  a snapshot for, on a later day (`--as-of` a past date), or when a period has ended and late data
+  changes its final value, the old and new value are kept as a correction before the snapshot
+  takes the new value; the check-in written back says so in its note. A rerun on the same day
+  just refreshes that day's check-in (the day is not over).
+- Target changes. When a KR's target differs from its previous snapshot's (someone edited the
+  config mid-cycle, or a relative target's baseline moved), the old and new target, the day and
+  both config revisions are kept.
+
+`compare` works out all of it without writing (so `okr-sync plan` can show it); `record` stores
+what `compare` found, in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Index
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, select
+
+if TYPE_CHECKING:  # compute reads the history (trend points): no import cycle at run time
+    from okr_mapping.compute import KrResult
+
+_EPSILON = 1e-9
+
+
+class KrSnapshot(SQLModel, table=True):
+    """A key result as one run reported it for one day."""
+
+    __tablename__ = "kr_snapshot"
+    __table_args__ = (Index("ix_kr_snapshot_period", "source", "key", "period_end", "as_of"),)
+    source: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    as_of: date = Field(primary_key=True)
+    objective_id: str
+    kr_id: str
+    group: str | None = None
+    period: str
+    period_start: date
+    period_end: date
+    value: float
+    baseline: float
+    target: float
+    progress: float
+    score: float
+    expected_progress: float
+    status: str
+    forecast: float | None = None
+    forecast_confidence: float | None = None
+    sample_size: int = 0
+    config_revision: str | None = None
+    recorded_at: datetime
+
+
+class KrCorrection(SQLModel, table=True):
+    """A reported value that later data changed: the day it was for, old and new, when it was seen."""
+
+    __tablename__ = "kr_correction"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    key: str
+    as_of: date
+    period: str
+    old_value: float
+    new_value: float
+    reason: str
+    detected_at: datetime
+
+
+class KrTargetChange(SQLModel, table=True):
+    """A key result's target that changed between two snapshots, with both config revisions."""
+
+    __tablename__ = "kr_target_change"
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(index=True)
+    key: str
+    as_of: date
+    old_target: float
+    new_target: float
+    old_revision: str | None = None
+    new_revision: str | None = None
+    recorded_at: datetime
+
+
+HISTORY_TABLES = [KrSnapshot.__table__, KrCorrection.__table__, KrTargetChange.__table__]  # type: ignore[attr-defined]
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the history tables in a store made before they existed (idempotent)."""
+    SQLModel.metadata.create_all(engine, tables=HISTORY_TABLES)
+
+
+@dataclass
+class HistoryChanges:
+    """What recording a run would change: snapshots to write, corrections and target changes to keep."""
+
+    snapshots: list[KrSnapshot] = field(default_factory=list)
+    corrections: list[KrCorrection] = field(default_factory=list)
+    target_changes: list[KrTargetChange] = field(default_factory=list)
+
+    def note(self, key: str) -> str | None:
+        """The check-in note of `key`: the corrections this run makes to it, if any."""
+        notes = [f"corrects {c.as_of.isoformat()}: {c.old_value:g} -> {c.new_value:g} ({c.reason})"
+                 for c in self.corrections if c.key == key]
+        return "; ".join(notes) or None
+
+
+def trend_points(engine: Engine, source: str, results: Sequence[KrResult], day: date
+                 ) -> dict[str, list[tuple[date, float]]]:
+    """Per KR key: the (day, value) of its snapshots in its current period before `day`."""
+    ensure_tables(engine)
+    keys = {result.key: result for result in results}
+    points: dict[str, list[tuple[date, float]]] = {key: [] for key in keys}
+    if not keys:
+        return points
+    with Session(engine) as session:
+        query = select(KrSnapshot.key, KrSnapshot.as_of, KrSnapshot.value, KrSnapshot.period_start).where(
+            KrSnapshot.source == source, KrSnapshot.key.in_(list(keys)), KrSnapshot.as_of < day)  # type: ignore[attr-defined]
+        for key, as_of, value, start in session.exec(query):
+            if start == keys[key].period_start:
+                points[key].append((as_of, value))
+    return points
+
+
+def compare(engine: Engine, source: str, results: Iterable[KrResult], day: date, run_day: date,
+            revision: str | None) -> HistoryChanges:
+    """The snapshots of `results` as of `day`, and the corrections and target changes they imply.
+
+    `run_day`: the day the run happens (today); a `day` before it is a recomputation of the past.
+    """
+    ensure_tables(engine)
+    now = datetime.now(UTC)
+    changes = HistoryChanges()
+    results = list(results)
+    with Session(engine) as session:
+        for result in results:
+            snapshot = _snapshot(result, source, day, revision, now)
+            changes.snapshots.append(snapshot)
+            same_day = session.get(KrSnapshot, (source, result.key, day))
+            before = session.exec(select(KrSnapshot).where(
+                KrSnapshot.source == source, KrSnapshot.key == result.key, KrSnapshot.as_of < day)
+                .order_by(KrSnapshot.as_of.desc()).limit(1)).first()  # type: ignore[attr-defined]
+            if same_day is not None and _differs(same_day.value, result.value) and day < run_day:
+                changes.corrections.append(_correction(source, result, day, same_day.value, "recomputed later", now))
+            elif before is not None and before.as_of >= result.period_end and _differs(before.value, result.value):
+                changes.corrections.append(_correction(source, result, before.as_of, before.value,
+                                                       "late data after the period ended", now))
+            previous = same_day if same_day is not None else before
+            if previous is not None and _differs(previous.target, result.target):
+                changes.target_changes.append(KrTargetChange(
+                    source=source, key=result.key, as_of=day, old_target=previous.target, new_target=result.target,
+                    old_revision=previous.config_revision, new_revision=revision, recorded_at=now))
+    return changes
+
+
+def record(engine: Engine, changes: HistoryChanges) -> None:
+    """Store what `compare` found: snapshots upserted by (source, key, day), the rest appended (the
+    objects stay readable after: the caller reports them)."""
+    with Session(engine, expire_on_commit=False) as session:
+        for snapshot in changes.snapshots:
+            session.merge(snapshot)
+        for row in [*changes.corrections, *changes.target_changes]:
+            session.add(row)
+        session.commit()
+
+
+def snapshots(engine: Engine, source: str, key: str | None = None) -> list[KrSnapshot]:
+    """The stored snapshots of `source` (of one KR key when given), by key and day."""
+    ensure_tables(engine)
+    with Session(engine) as session:
+        query = select(KrSnapshot).where(KrSnapshot.source == source)
+        if key is not None:
+            query = query.where(KrSnapshot.key == key)
+        return list(session.exec(query.order_by(KrSnapshot.key, KrSnapshot.as_of)))  # type: ignore[arg-type]
+
+
+def previous_values(engine: Engine, source: str, day: date) -> dict[str, float]:
+    """Per KR key, the value of its latest snapshot before `day` (what the CRM shows now)."""
+    ensure_tables(engine)
+    latest: dict[str, tuple[date, float]] = {}
+    with Session(engine) as session:
+        query = select(KrSnapshot.key, KrSnapshot.as_of, KrSnapshot.value).where(
+            KrSnapshot.source == source, KrSnapshot.as_of < day)
+        for key, as_of, value in session.exec(query):
+            if key not in latest or as_of > latest[key][0]:
+                latest[key] = (as_of, value)
+    return {key: value for key, (_, value) in latest.items()}
+
+
+def _snapshot(result: KrResult, source: str, day: date, revision: str | None, now: datetime) -> KrSnapshot:
+    return KrSnapshot(
+        source=source, key=result.key, as_of=day, objective_id=result.objective_id, kr_id=result.kr_id,
+        group=result.group, period=result.period, period_start=result.period_start, period_end=result.period_end,
+        value=result.value, baseline=result.baseline, target=result.target, progress=result.progress,
+        score=result.score, expected_progress=result.expected_progress, status=result.status,
+        forecast=result.forecast, forecast_confidence=result.forecast_confidence, sample_size=result.sample_size,
+        config_revision=revision, recorded_at=now)
+
+
+def _correction(source: str, result: KrResult, as_of: date, old: float, reason: str, now: datetime) -> KrCorrection:
+    return KrCorrection(source=source, key=result.key, as_of=as_of, period=result.period, old_value=old,
+                        new_value=result.value, reason=reason, detected_at=now)
+
+
+def _differs(old: float, new: float) -> bool:
+    return abs(old - new) > _EPSILON * max(1.0, abs(old), abs(new))
