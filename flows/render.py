@@ -48,7 +48,8 @@ def forecast_text(result: KrResult) -> str:
     """The projected end value, with the chance of reaching the target when there is one."""
     if result.forecast is None or result.forecast_method == "final":
         return ""
-    text = format_value(result.forecast, result.unit)
+    whole = float(result.value).is_integer() and result.unit != "%"  # a count forecasts whole records
+    text = format_value(float(round(result.forecast)) if whole else result.forecast, result.unit)
     return text if result.forecast_confidence is None else f"{text} ({result.forecast_confidence:.0%})"
 
 

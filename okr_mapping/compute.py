@@ -138,6 +138,7 @@ def compute_key_results(
     calendar = FiscalCalendar(config.fiscal_year_start_month)
     results: list[KrResult] = []
     found: list[Issue] = []
+    reported = history.reported_groups(engine, chosen)
     with engine.connect() as conn:
         evaluator = MetricEvaluator(conn, config, chosen)
         for index, objective in enumerate(config.objectives):
@@ -149,7 +150,8 @@ def compute_key_results(
                 if kr.type == "milestone":
                     results.append(_milestone_result(evaluator, config, objective, kr, period, day))
                     continue
-                rows = _key_result(evaluator, calendar, config, objective, kr, period, day)
+                rows = _key_result(evaluator, calendar, config, objective, kr, period, day,
+                                   reported.get((objective.id, kr.id, period.label), set()))
                 results.extend(rows)
                 path: KeyPath = ("objectives", index, "key_results", kr_index, "target", "overrides")
                 found.extend(_unseen_overrides(config, kr, rows, path))
@@ -229,7 +231,10 @@ def _key_result(
     kr: KeyResult,
     period: Period,
     as_of: date,
+    reported: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[KrResult]:
+    """The KR's results, one per group of a breakdown: the groups with records now, and the groups
+    `reported` before in this period (whose records have gone since: they read empty, not stale)."""
     assert kr.metric is not None and kr.target is not None  # guaranteed by validation
     metric = config.metrics[kr.metric]
     window = window_of(kr)
@@ -246,12 +251,14 @@ def _key_result(
 
     curve = pace.curve(evaluator, calendar, kr.metric, kr.pace or config.scoring.pace, period, as_of, kr.breakdown)
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}
+    labels |= {(None if label == UNASSIGNED else label): label for label in reported if label not in labels.values()}
     if kr.breakdown is None:
         labels = {None: ""}
+    empty = MetricValue(0.0, 0, defined=restarts_each_period(metric, config.metrics))  # a count of nothing is 0
     slugs = _group_slugs(list(labels.values())) if kr.breakdown is not None else {}
     results = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
-        measured = current.get(key, MetricValue(0.0, 0))
+        measured = current.get(key, empty)
         defined = measured.defined
         if isinstance(kr.target, ChangeTarget):
             before = earlier.get(key, MetricValue(0.0, 0))

@@ -183,6 +183,19 @@ def snapshots(engine: Engine, source: str, key: str | None = None) -> list[KrSna
         return list(session.exec(query.order_by(KrSnapshot.key, KrSnapshot.as_of)))  # type: ignore[arg-type]
 
 
+def reported_groups(engine: Engine, source: str) -> dict[tuple[str, str, str], set[str]]:
+    """(objective id, KR id, period label) -> the breakdown groups reported for it so far: a group whose
+    records have all gone keeps a result (empty) instead of leaving its last value in the CRM."""
+    ensure_tables(engine)
+    groups: dict[tuple[str, str, str], set[str]] = {}
+    with Session(engine) as session:
+        query = select(KrSnapshot.objective_id, KrSnapshot.kr_id, KrSnapshot.period, KrSnapshot.group).where(
+            KrSnapshot.source == source, KrSnapshot.group.is_not(None)).distinct()  # type: ignore[union-attr]
+        for objective_id, kr_id, period, group in session.exec(query):
+            groups.setdefault((objective_id, kr_id, period), set()).add(group)
+    return groups
+
+
 def previous_values(engine: Engine, source: str, day: date) -> dict[str, float]:
     """Per KR key, the value of its latest snapshot before `day` (what the CRM shows now)."""
     ensure_tables(engine)

@@ -83,3 +83,22 @@ def test_a_target_changed_mid_cycle_is_audited_with_both_revisions(engine: Engin
     [change] = _rows(engine, KrTargetChange)
     assert (change.as_of, change.old_target, change.new_target, change.old_revision, change.new_revision) == (
         date(2026, 10, 17), 1000.0, 1200.0, "abc123", "def456")
+
+
+def test_a_group_whose_records_are_gone_reads_empty_instead_of_staying_stale(engine: Engine, add_deal: Adder,
+                                                                              add_owner: Adder) -> None:
+    add_owner("u1", "ann@acme.test", "East")
+    add_owner("u2", "bob@acme.test", "West")
+    add_deal(owner_id="u1", amount=300, close_date=date(2026, 10, 5))
+    add_deal(owner_id="u2", amount=200, close_date=date(2026, 10, 6), source_id="BOB-1")
+    text = CONFIG.replace("{id: revenue, metric: revenue, target: TARGET}",
+                          "{id: rep, metric: revenue, breakdown: owner, target: {each: 500}}")
+    first = compute_key_results(engine, parse_config(text), as_of=date(2026, 10, 10))
+    history.record(engine, history.compare(engine, "salesforce", first, date(2026, 10, 10), date(2026, 10, 10), None))
+    with engine.begin() as conn:  # Bob's only deal is deleted in the CRM
+        conn.exec_driver_sql("UPDATE deal SET is_deleted = 1 WHERE source_id = 'BOB-1'")
+    later = {r.group: r.value for r in compute_key_results(engine, parse_config(text), as_of=date(2026, 10, 11))}
+    assert later == {"ann@acme.test": 300.0, "bob@acme.test": 0.0}
+    next_quarter = compute_key_results(engine, parse_config(text.replace("2026-Q4", "2027-Q1")),
+                                       as_of=date(2027, 1, 11))
+    assert next_quarter == []  # groups carry over within their period only
