@@ -215,11 +215,16 @@ def _write_or_plan(run: SourceRun, source: Source, config: OkrConfig, database_u
     """Check-ins, safety gates, then the writeback (or its plan) of one CRM's results."""
     engine = store_engine(database_url)
     measured = measured_day(config, day)
-    changes = history.compare(engine, run.source, run.results, measured, measured_day(config), revision)
-    run.blocked = guards.tripped(history.previous_values(engine, run.source, measured), run.results)
+    changes = history.compare(engine, run.source, run.results, measured, revision)
+    run.blocked = guards.tripped(history.previous_snapshots(engine, run.source, measured), run.results,
+                                 guards.growing_keys(config, run.results))
     with engine.connect() as conn:
         users = crm_users(conn, run.source)
-    records = okr_records(config, run.results, run.objectives, changes, users)
+    latest = history.latest_day(engine, run.source)
+    checkins = history.open_checkins(engine, run.source, measured, changes)
+    # A day before the latest check-in is the past recomputed: only its check-ins go to the CRM
+    records = okr_records(config, run.results, run.objectives, checkins, users,
+                          current=latest is None or measured >= latest)
     if plan:
         run.plan = plan_writeback(source, database_url, records)
         return

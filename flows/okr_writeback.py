@@ -15,13 +15,15 @@ from pathlib import Path
 
 from connectors.okr_records import OkrRecords
 from okr_mapping import KrResult, ObjectiveResult, OkrConfig
-from okr_mapping.history import HistoryChanges
+from okr_mapping.history import KrSnapshot
 
 
 def okr_records(config: OkrConfig, results: Sequence[KrResult], objectives: Sequence[ObjectiveResult],
-                changes: HistoryChanges, users: Mapping[str, str]) -> OkrRecords:
+                checkins: Sequence[KrSnapshot], users: Mapping[str, str], current: bool = True) -> OkrRecords:
     """The rows of one run for one CRM (shapes: connectors.okr_records); `users`: lower-cased email ->
-    CRM user id, for objective owners; `changes`: the run's history (check-in notes)."""
+    CRM user id, for objective owners; `checkins`: the snapshots to send as check-ins
+    (history.open_checkins); `current` False (a past day recomputed): check-ins only, so the CRM's
+    objectives and key results keep today's values."""
     declared = {objective.id: objective for objective in config.objectives}
     key_of = {result.objective_id: result.key for result in objectives}
     objective_rows = []
@@ -36,14 +38,16 @@ def okr_records(config: OkrConfig, results: Sequence[KrResult], objectives: Sequ
             "owner_id": users.get(owner.lower()) if owner else None,
             "parent_key": key_of.get(result.parent) if result.parent else None})
     kr_rows = [{**result.as_row(), "objective_key": key_of.get(result.objective_id)} for result in results]
-    day = changes.snapshots[0].as_of.isoformat() if changes.snapshots else None
-    checkins = [{
-        "key": f"{result.key}@{day}", "kr_key": result.key, "as_of": day, "value": result.value,
-        "target": result.target, "progress": result.progress, "score": result.score, "status": result.status,
-        "expected_progress": result.expected_progress, "forecast": result.forecast,
-        "forecast_confidence": result.forecast_confidence, "note": changes.note(result.key),
-    } for result in results] if day else []
-    return OkrRecords(objectives=objective_rows, key_results=kr_rows, checkins=checkins)
+    checkin_rows = [{
+        "key": f"{snapshot.key}@{snapshot.as_of.isoformat()}", "kr_key": snapshot.key,
+        "as_of": snapshot.as_of.isoformat(), "value": snapshot.value, "target": snapshot.target,
+        "progress": snapshot.progress, "score": snapshot.score, "status": snapshot.status,
+        "expected_progress": snapshot.expected_progress, "forecast": snapshot.forecast,
+        "forecast_confidence": snapshot.forecast_confidence, "note": snapshot.note,
+    } for snapshot in checkins]
+    if not current:
+        return OkrRecords(checkins=checkin_rows)
+    return OkrRecords(objectives=objective_rows, key_results=kr_rows, checkins=checkin_rows)
 
 
 def config_revision(path: Path) -> str:

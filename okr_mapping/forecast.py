@@ -6,9 +6,10 @@ Two methods, both plain arithmetic over the store:
   and today's value, read at the period's last day. A count or sum starts the period at 0, so its
   line also passes through (period start, 0): with one check-in that is the run rate.
 - pipeline (revenue KRs: a sum of amount over won deals dated by close date): what is won so far
-  plus the open deals expected to close in the rest of the period, each weighted by its stage
-  probability. Each open deal is won or not independently, so the amount still to come has mean
-  sum(amount x p) and variance sum(amount^2 x p x (1 - p)); the confidence is the chance that it
+  plus the open deals closing in the period, each weighted by its stage probability (an open deal
+  whose close date has passed has slipped, usually into the days left, so it counts too). Each
+  open deal is won or not independently, so the amount still to come has mean sum(amount x p) and
+  variance sum(amount^2 x p x (1 - p)); the confidence is the chance that it
   covers what the target still needs, by the normal approximation of that sum.
 
 A complete period's forecast is its value.
@@ -109,11 +110,10 @@ def _pipeline_entities(entities: Mapping[str, EntitySpec]) -> dict[str, EntitySp
 
 def pipeline(conn: Connection, config: OkrConfig, metric: SimpleMetric, source: str, period: Period, day: date,
              breakdown: str | None) -> dict[GroupKey, tuple[float, float]]:
-    """Per group: (mean, variance) of the amount the open deals closing from `day` to the period's end
-    will add."""
+    """Per group: (mean, variance) of the amount the period's open deals will add."""
     if day > period.end:
         return {}
-    rest = Period(max(day, period.start), period.end, "custom")
+    rest = Period(period.start, period.end, "custom")
     entities = _pipeline_entities(config.entities)
     means = evaluate_metric(conn, _open_side(metric, "sum(pipeline_expected)"), source, rest, breakdown,
                             config.segments, entities)

@@ -3,14 +3,15 @@
 Every writing run records what it computed as of its day, so the trend of a KR is known (the
 forecast reads it) and a past day can be compared with a recomputation. Two things are never lost:
 
-- Corrections. A snapshot is what okr-sync reported that day. When a run recomputes a day it has
-  a snapshot for, on a later day (`--as-of` a past date), or when a period has ended and late data
-  changes its final value, the old and new value are kept as a correction before the snapshot
-  takes the new value; the check-in written back says so in its note. A rerun on the same day
-  just refreshes that day's check-in (the day is not over).
-- Target changes. When a KR's target differs from its previous snapshot's (someone edited the
-  config mid-cycle, or a relative target's baseline moved), the old and new target, the day and
-  both config revisions are kept.
+- Corrections. A snapshot is what okr-sync reported that day. When a run recomputes a day whose
+  snapshot was recorded on an earlier date (`--as-of` a past date), or when a period has ended
+  (after its last day) and late data changes its final value, the old and new value are kept as a
+  correction before the snapshot takes the new value; the check-in written back says so in its
+  note. A rerun on the day a snapshot was recorded just refreshes it (the day is not over).
+- Target changes. When a KR's target differs from its previous snapshot's and the config's
+  revision changed in between (someone edited it mid-cycle), the old and new target, the day and
+  both revisions are kept. A relative target whose baseline moves with the data (a change over the
+  previous period to date) is not a config change and is not logged.
 
 `compare` works out all of it without writing (so `okr-sync plan` can show it); `record` stores
 what `compare` found, in one transaction.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Index
+from sqlalchemy import Index, func
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
@@ -58,6 +59,7 @@ class KrSnapshot(SQLModel, table=True):
     forecast_confidence: float | None = None
     sample_size: int = 0
     config_revision: str | None = None
+    note: str | None = None  # the corrections this snapshot made, as its check-in says
     recorded_at: datetime
 
 
@@ -131,12 +133,9 @@ def trend_points(engine: Engine, source: str, results: Sequence[KrResult], day: 
     return points
 
 
-def compare(engine: Engine, source: str, results: Iterable[KrResult], day: date, run_day: date,
+def compare(engine: Engine, source: str, results: Iterable[KrResult], day: date,
             revision: str | None) -> HistoryChanges:
-    """The snapshots of `results` as of `day`, and the corrections and target changes they imply.
-
-    `run_day`: the day the run happens (today); a `day` before it is a recomputation of the past.
-    """
+    """The snapshots of `results` as of `day`, and the corrections and target changes they imply."""
     ensure_tables(engine)
     now = datetime.now(UTC)
     changes = HistoryChanges()
@@ -149,17 +148,34 @@ def compare(engine: Engine, source: str, results: Iterable[KrResult], day: date,
             before = session.exec(select(KrSnapshot).where(
                 KrSnapshot.source == source, KrSnapshot.key == result.key, KrSnapshot.as_of < day)
                 .order_by(KrSnapshot.as_of.desc()).limit(1)).first()  # type: ignore[attr-defined]
-            if same_day is not None and _differs(same_day.value, result.value) and day < run_day:
+            if same_day is not None and _differs(same_day.value, result.value) \
+                    and same_day.recorded_at.date() < now.date():
                 changes.corrections.append(_correction(source, result, day, same_day.value, "recomputed later", now))
-            elif before is not None and before.as_of >= result.period_end and _differs(before.value, result.value):
+            elif before is not None and before.as_of > result.period_end and _differs(before.value, result.value):
                 changes.corrections.append(_correction(source, result, before.as_of, before.value,
                                                        "late data after the period ended", now))
             previous = same_day if same_day is not None else before
-            if previous is not None and _differs(previous.target, result.target):
+            if previous is not None and _differs(previous.target, result.target) \
+                    and previous.config_revision != revision:
                 changes.target_changes.append(KrTargetChange(
                     source=source, key=result.key, as_of=day, old_target=previous.target, new_target=result.target,
                     old_revision=previous.config_revision, new_revision=revision, recorded_at=now))
+    for snapshot in changes.snapshots:
+        snapshot.note = changes.note(snapshot.key)
     return changes
+
+
+def open_checkins(engine: Engine, source: str, day: date, changes: HistoryChanges) -> list[KrSnapshot]:
+    """Every check-in of the periods still open on `day` (up to it), this run's own in place of any
+    stored for the same key and day: the writeback sends them all and its ledger skips what the CRM
+    holds already, so a check-in refused or lost on an earlier night is sent again."""
+    ensure_tables(engine)
+    with Session(engine) as session:
+        stored = session.exec(select(KrSnapshot).where(
+            KrSnapshot.source == source, KrSnapshot.period_end >= day, KrSnapshot.as_of <= day))
+        merged = {(snapshot.key, snapshot.as_of): snapshot for snapshot in stored}
+    merged |= {(snapshot.key, snapshot.as_of): snapshot for snapshot in changes.snapshots}
+    return sorted(merged.values(), key=lambda snapshot: (snapshot.as_of, snapshot.key))
 
 
 def record(engine: Engine, changes: HistoryChanges) -> None:
@@ -196,17 +212,22 @@ def reported_groups(engine: Engine, source: str) -> dict[tuple[str, str, str], s
     return groups
 
 
-def previous_values(engine: Engine, source: str, day: date) -> dict[str, float]:
-    """Per KR key, the value of its latest snapshot before `day` (what the CRM shows now)."""
+def latest_day(engine: Engine, source: str) -> date | None:
+    """The latest day `source` has a check-in for (what its CRM records show), None before the first."""
     ensure_tables(engine)
-    latest: dict[str, tuple[date, float]] = {}
     with Session(engine) as session:
-        query = select(KrSnapshot.key, KrSnapshot.as_of, KrSnapshot.value).where(
-            KrSnapshot.source == source, KrSnapshot.as_of < day)
-        for key, as_of, value in session.exec(query):
-            if key not in latest or as_of > latest[key][0]:
-                latest[key] = (as_of, value)
-    return {key: value for key, (_, value) in latest.items()}
+        return session.exec(select(func.max(KrSnapshot.as_of)).where(KrSnapshot.source == source)).first()
+
+
+def previous_snapshots(engine: Engine, source: str, day: date) -> dict[str, KrSnapshot]:
+    """Per KR key, its latest snapshot before `day` (what the CRM shows now)."""
+    ensure_tables(engine)
+    latest: dict[str, KrSnapshot] = {}
+    with Session(engine) as session:
+        for snapshot in session.exec(select(KrSnapshot).where(KrSnapshot.source == source, KrSnapshot.as_of < day)):
+            if snapshot.key not in latest or snapshot.as_of > latest[snapshot.key].as_of:
+                latest[snapshot.key] = snapshot
+    return latest
 
 
 def _snapshot(result: KrResult, source: str, day: date, revision: str | None, now: datetime) -> KrSnapshot:

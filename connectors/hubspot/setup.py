@@ -11,6 +11,7 @@ run makes no write call. Custom objects need an Enterprise portal and the schema
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,9 +31,14 @@ SETUP_HINT = "run `okr-sync setup hubspot`"
 
 
 def find_schema(schemas: Iterable[Any], name: str) -> Any | None:
-    """The schema of custom object `name` (its short name, or the portal-qualified p123_name)."""
-    return next((schema for schema in schemas if schema.name == name
-                 or (schema.fully_qualified_name or "").endswith(f"_{name}")), None)
+    """The schema of custom object `name`: its short name exactly, else the portal-qualified
+    p<portal id>_<name> (never another object whose name merely ends the same way)."""
+    schemas = list(schemas)
+    exact = next((schema for schema in schemas if schema.name == name), None)
+    if exact is not None:
+        return exact
+    qualified = re.compile(rf"p\d+_{re.escape(name)}")
+    return next((schema for schema in schemas if qualified.fullmatch(schema.fully_qualified_name or "")), None)
 
 
 def type_ids(schemas: Iterable[Any]) -> dict[str, str]:

@@ -114,8 +114,8 @@ class SandboxState:
         self._zone: ZoneInfo | None = None
         self.rejections = RejectionRules()  # per-record write refusals a test injects (rejections.py)
         # The org's calendar in SQL: Salesforce date fields and HubSpot dates picked in the portal's zone
-        self._conn.create_function("local_date", 1, self._local_date, deterministic=True)
-        self._conn.create_function("local_midnight_ms", 1, self._local_midnight_ms, deterministic=True)
+        self._conn.create_function("local_date", 1, self._local_date)  # not deterministic: the zone can change
+        self._conn.create_function("local_midnight_ms", 1, self._local_midnight_ms)
 
     def close(self) -> None:
         with self._lock:

@@ -87,3 +87,61 @@ def test_numbers_that_collapse_stop_the_writeback_until_forced(prefect_harness: 
         assert _records(org, "salesforce", KEY_RESULT) == pytest.approx(values)  # reps without deals now read 0
         assert any(result.group and result.value == 0 for result in forced.runs[0].results)
         assert {s.as_of for s in history.snapshots(engine, "salesforce")} == {day, day + timedelta(days=1)}
+
+
+@pytest.mark.parametrize(("crm", "obj"), [("salesforce", "OKR_Key_Result__c"), ("hubspot", "okr_key_result")])
+def test_a_refused_record_is_reported_and_written_once_the_cause_is_gone(
+        prefect_harness: None, org: SandboxServer, tmp_path, crm: str, obj: str) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    day = org.state.local_clock.date()
+    org.reject(crm, obj, "grow-revenue.revenue.*", "validation", "Target must be approved by finance")
+    try:
+        refused = _sync(org, url, day, (crm,))
+    finally:
+        org.clear_rejections(crm)
+    [run] = refused.runs
+    key = next(r.key for r in run.results if r.kr_id == "revenue")
+    refused_krs = [r for r in run.writeback.rejected if r.object == "key_result"]
+    assert [r.key for r in refused_krs] == [key] and "Target must be approved by finance" in refused_krs[0].message
+    assert run.writeback.failed == len(run.writeback.rejected)  # at most its check-in besides (its lookup)
+    assert run.writeback.created + run.writeback.updated >= len(run.objectives) + len(run.results) - 1
+    assert any("rejected (retried next run)" in problem for problem in refused.problems)
+    written = _records(org, crm, KEY_RESULT)
+    assert {r.key: written[r.key] for r in run.results if r.key != key} == pytest.approx(
+        {r.key: r.value for r in run.results if r.key != key})
+    again = _sync(org, url, day, (crm,))
+    assert not again.problems and again.runs[0].writeback.created + again.runs[0].writeback.updated >= 1
+    assert _records(org, crm, KEY_RESULT)[key] == pytest.approx(next(r.value for r in again.runs[0].results
+                                                                    if r.key == key))
+
+
+def test_a_check_in_refused_one_night_is_sent_the_next_and_a_past_day_only_adds_check_ins(
+        prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    with private_sandbox(tmp_path_factory, "resend", seed=33, deals=200, owners=5, accounts=30,
+                         time_zone=TEST_TIME_ZONE) as org:
+        url = f"sqlite:///{tmp_path_factory.mktemp('resend') / 'store.db'}"
+        day = org.state.local_clock.date()
+        org.reject("salesforce", "OKR_Check_In__c", f"*@{day.isoformat()}", "row_lock",
+                   "unable to obtain exclusive access to this record")
+        try:
+            first = _sync(org, url, day, ("salesforce",))
+        finally:
+            org.clear_rejections("salesforce")
+        assert {r.object for r in first.runs[0].writeback.rejected} == {"checkin"}
+        assert len(first.runs[0].writeback.rejected) == len(first.runs[0].results)
+        assert not _records(org, "salesforce", CHECKIN)
+        tick(org.state, days=1, seed=5)
+        second = _sync(org, url, day + timedelta(days=1), ("salesforce",))
+        assert not second.problems, second.problems
+        engine = make_engine(url)
+        expected = {f"{s.key}@{s.as_of.isoformat()}": s.value for s in history.snapshots(engine, "salesforce")}
+        assert {s.as_of for s in history.snapshots(engine, "salesforce")} == {day, day + timedelta(days=1)}
+        assert _records(org, "salesforce", CHECKIN) == pytest.approx(expected)  # both nights' check-ins
+
+        objectives = {"salesforce": ("OKR_Objective__c", "Score__c")}
+        shown = (_records(org, "salesforce", KEY_RESULT), _records(org, "salesforce", objectives))
+        past = _sync(org, url, day, ("salesforce",))  # the first day recomputed, after the second
+        assert not past.problems and past.runs[0].writeback is not None
+        assert (_records(org, "salesforce", KEY_RESULT), _records(org, "salesforce", objectives)) == shown
+        recomputed = {f"{s.key}@{s.as_of.isoformat()}": s.value for s in history.snapshots(engine, "salesforce")}
+        assert _records(org, "salesforce", CHECKIN) == pytest.approx(recomputed)  # its check-ins follow

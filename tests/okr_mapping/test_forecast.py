@@ -75,6 +75,7 @@ def test_revenue_forecasts_from_the_weighted_open_pipeline(engine: Engine, add_d
     open_deal = {"is_won": False, "is_closed": False, "stage": "Negotiation"}
     add_deal(amount=2000, probability=50, close_date=date(2026, 12, 1), **open_deal)
     add_deal(amount=1000, probability=80, close_date=date(2026, 11, 20), **open_deal)
+    add_deal(amount=500, probability=20, close_date=date(2026, 11, 2), **open_deal)  # slipped: still counts
     add_deal(amount=9000, probability=90, close_date=date(2027, 1, 10), **open_deal)  # next quarter
     add_deal(amount=9000, probability=90, close_date=date(2026, 12, 1), deal_type="Renewal", **open_deal)
     add_deal(amount=500, is_won=False, close_date=date(2026, 11, 3))  # lost: not pipeline
@@ -82,13 +83,13 @@ def test_revenue_forecasts_from_the_weighted_open_pipeline(engine: Engine, add_d
         add_call(activity_date=date(2026, 10, day))
     results = {r.kr_id: r for r in compute_key_results(engine, parse_config(CONFIG), as_of=MID)}
     revenue = results["revenue"]
-    assert (revenue.value, revenue.forecast_method, revenue.forecast) == (1000.0, "pipeline", 1000 + 1000 + 800)
-    mean, variance = 1800.0, 2000 ** 2 * 0.25 + 1000 ** 2 * 0.16
+    assert (revenue.value, revenue.forecast_method, revenue.forecast) == (1000.0, "pipeline", 1000 + 1000 + 800 + 100)
+    mean, variance = 1900.0, 2000 ** 2 * 0.25 + 1000 ** 2 * 0.16 + 500 ** 2 * 0.16
     assert revenue.forecast_confidence == pytest.approx(confidence(2000.0, mean, variance), abs=1e-4)
     assert 0.3 < revenue.forecast_confidence < 0.5
     rep = results["rep"]
     assert (rep.group, rep.forecast, rep.forecast_confidence) == (
-        "ann@acme.test", 2800.0, pytest.approx(confidence(500.0, mean, variance), abs=1e-4))
+        "ann@acme.test", 2900.0, pytest.approx(confidence(500.0, mean, variance), abs=1e-4))
     calls = results["calls"]  # 3 calls by day 46: the run rate gives 6 by the end
     assert (calls.forecast_method, calls.forecast, calls.forecast_confidence) == ("trend", 6.0, None)
 
