@@ -23,11 +23,12 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func
 from sqlalchemy.engine import Connection
 
 from okr_mapping.config import KeyResult, OkrConfig, SimpleMetric
 from okr_mapping.entities import EntitySpec, FieldSpec
-from okr_mapping.metrics import UNASSIGNED, GroupKey, evaluate_metric, restarts_each_period
+from okr_mapping.metrics import UNASSIGNED, GroupKey, build_query, restarts_each_period
 from okr_mapping.periods import Period
 from okr_mapping.rules import RuleError, parse_measure
 
@@ -113,13 +114,14 @@ def pipeline(conn: Connection, config: OkrConfig, metric: SimpleMetric, source: 
     """Per group: (mean, variance) of the amount the period's open deals will add."""
     if day > period.end:
         return {}
-    rest = Period(period.start, period.end, "custom")
     entities = _pipeline_entities(config.entities)
-    means = evaluate_metric(conn, _open_side(metric, "sum(pipeline_expected)"), source, rest, breakdown,
-                            config.segments, entities)
-    variances = evaluate_metric(conn, _open_side(metric, "sum(pipeline_variance)"), source, rest, breakdown,
-                                config.segments, entities)
-    return {key: (value.value, variances[key].value if key in variances else 0.0) for key, value in means.items()}
+    deal = entities["deal"]
+    query = build_query(_open_side(metric, "sum(pipeline_expected)"), metric.time, source, period, breakdown,
+                        config.segments, entities)  # one scan: the variance rides along as a second sum
+    query = query.add_columns(func.sum(deal.fields["pipeline_variance"].expr(deal.table)).label("variance"))
+    return {(row["group_key"] if breakdown is not None else None): (float(row["metric_value"] or 0.0),
+                                                                    float(row["variance"] or 0.0))
+            for row in conn.execute(query).mappings()}
 
 
 def forecast_for(conn: Connection, config: OkrConfig, kr: KeyResult, source: str, period: Period, day: date,

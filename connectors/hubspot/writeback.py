@@ -150,7 +150,11 @@ class Writeback:
             if link is not None:
                 fresh = [(key, record_id, payload) for key, _, record_id, payload in outcome.written
                          if key in outcome.new or key not in known]
-                self._associate(kind, link, types, fresh, parents, result)
+                unlinked = self._associate(kind, link, types, fresh, parents)
+                # Not ledgered: the next run sends them again and, not knowing them, associates them again.
+                outcome.written = [entry for entry in outcome.written if entry[0] not in unlinked]
+                outcome.new -= unlinked.keys()
+                outcome.failed += list(unlinked.items())
             record_written(engine, target, outcome.written)
             record_rejections(engine, SOURCE, outcome.rejected, written=[(kind, entry[0]) for entry in outcome.written])
             outcome.add_to(result)
@@ -197,8 +201,9 @@ class Writeback:
 
     def _associate(self, kind: str, link: tuple[str, str], types: dict[str, str],
                    fresh: list[tuple[str, str | None, Mapping[str, Any]]], parents: Mapping[str, str | None],
-                   result: WritebackResult) -> None:
-        """Associate newly written records with their parent record: one v4 call for the batch."""
+                   ) -> dict[str, str]:
+        """Associate newly written records with their parent record (one v4 call for the batch);
+        returns the keys left unassociated, with why."""
         parent_kind, prop = link
         pairs, orphans = [], []
         for key, record_id, payload in fresh:
@@ -212,10 +217,11 @@ class Writeback:
             else:
                 orphans.append(key)
         parent_name = settings.OKR_OBJECT_NAMES[parent_kind]
-        result.errors += [f"{key}: not associated with its {parent_name}, which HubSpot has not confirmed"
-                          for key in orphans]
+        unlinked = {key: f"not associated with its {parent_name}, which HubSpot has not confirmed (tried again"
+                         " next run)" for key in orphans}
         if not pairs:
-            return
+            return unlinked
+        paired = [key for key, record_id, payload in fresh if key not in unlinked and payload.get(prop)]
         try:
             response = self._call(self._api().associations.create_default, types[kind], types[parent_kind],
                                   BatchInputPublicDefaultAssociationMultiPost(inputs=pairs))
@@ -225,10 +231,10 @@ class Writeback:
                 raise
             if status in (401, 403):
                 raise self._failure(exc, f"associating {settings.OKR_OBJECT_NAMES[kind]} records") from exc
-            result.errors.append(f"associating {len(pairs)} {settings.OKR_OBJECT_NAMES[kind]} records with"
-                                 f" {parent_name}: {helpers.api_message(exc)}")
-            return
+            why = f"not associated with its {parent_name}: {helpers.api_message(exc)} (tried again next run)"
+            return unlinked | dict.fromkeys(paired, why)
         made = len(getattr(response, "results", None) or [])
-        if made < len(pairs):  # a 207 (the client gives no body for it) or a short answer
-            result.errors.append(f"associating {settings.OKR_OBJECT_NAMES[kind]} records with {parent_name}:"
-                                 f" {len(pairs) - made} of {len(pairs)} not confirmed by HubSpot")
+        if made < len(pairs):  # a 207 (the client gives no body for it) or a short answer: which is unknown
+            why = f"association with its {parent_name} not confirmed by HubSpot (tried again next run)"
+            return unlinked | dict.fromkeys(paired, why)
+        return unlinked

@@ -321,3 +321,23 @@ def test_a_crash_between_batches_then_a_rerun_leaves_no_duplicate(
     held = stored(org, "key_result", prefix)
     assert len(held) == 250 and len({row["id"] for row in held.values()}) == 250
     assert hs.write_key_results(store, rows).api_calls == 0
+
+
+def test_a_checkin_whose_key_result_was_refused_is_associated_once_the_key_result_is_written(
+        org: SandboxServer, hs: HubSpotSource, store: Engine) -> None:
+    prefix = f"link-{uuid.uuid4().hex[:6]}"
+    records = okr_records(prefix, krs=2)
+    refused_kr = records.key_results[1]["key"]
+    org.reject("hubspot", "okr_key_result", refused_kr, "row_lock", "Record is being updated")
+    first = hs.write_okrs(store, records)
+    checkin = next(row["key"] for row in records.checkins if row["kr_key"] == refused_kr)
+    assert any(error.startswith(f"{checkin}: not associated with its") for error in first.errors), first.errors
+    assert first.failed == 2  # the key result (refused) and its check-in (written, but unlinked)
+    org.clear_rejections("hubspot")
+    second = hs.write_okrs(store, records)  # the key result now, then its check-in again, associated
+    assert (second.failed, second.created, second.updated) == (0, 1, 1), second.errors
+    offset = 30_000_000_000
+    checkin_id = str(stored(org, "checkin", prefix)[checkin]["id"] + offset)
+    kr_id = str(stored(org, "key_result", prefix)[refused_kr]["id"] + offset)
+    assert associated(hs, "checkin", "key_result", [checkin_id]) == {checkin_id: [kr_id]}
+    assert hs.write_okrs(store, records).api_calls == 0  # all confirmed now
