@@ -103,7 +103,8 @@ def test_a_refused_record_is_reported_and_written_once_the_cause_is_gone(
     key = next(r.key for r in run.results if r.kr_id == "revenue")
     refused_krs = [r for r in run.writeback.rejected if r.object == "key_result"]
     assert [r.key for r in refused_krs] == [key] and "Target must be approved by finance" in refused_krs[0].message
-    assert run.writeback.failed == len(run.writeback.rejected)  # at most its check-in besides (its lookup)
+    # besides it, at most its check-in: its lookup (Salesforce) or association (HubSpot) has no key result yet
+    assert run.writeback.failed - len(refused_krs) <= 1 and len(run.writeback.rejected) <= 2
     assert run.writeback.created + run.writeback.updated >= len(run.objectives) + len(run.results) - 1
     assert any("rejected (retried next run)" in problem for problem in refused.problems)
     written = _records(org, crm, KEY_RESULT)
