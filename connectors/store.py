@@ -50,8 +50,9 @@ class Deal(SQLModel, table=True):
     # Metrics read one source's live deals over a date range (see _add_missing_indexes). The close-date
     # index covers the fields rules filter, group and aggregate on, so a quarter is one range scan.
     __table_args__ = (
-        Index("ix_deal_live_close", "source", "is_deleted", "close_date", "is_won", "is_closed", "amount",
-              "owner_id", "deal_type", "stage", "lead_source", "created_date", "account_id"),
+        # covering: the deal fields rules filter, group and sum on, and probability (the pipeline forecast)
+        Index("ix_deal_live_close_v2", "source", "is_deleted", "close_date", "is_won", "is_closed", "amount",
+              "owner_id", "deal_type", "stage", "lead_source", "created_date", "account_id", "probability"),
         Index("ix_deal_live_created", "source", "is_deleted", "created_date"),
     )
     source: str = Field(primary_key=True)
@@ -300,7 +301,7 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 # Indexes later ones replaced: dropped from stores an older okr-sync created.
-_RETIRED_INDEXES = ("ix_deal_source_close", "ix_activity_source_date")
+_RETIRED_INDEXES = ("ix_deal_source_close", "ix_activity_source_date", "ix_deal_live_close")
 
 
 def _add_missing_indexes(engine: Engine) -> None:
