@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.sandbox.hubspot_objects import ObjectType
-from connectors.sandbox.hubspot_search import MAX_ASSOCIATION_INPUTS, ApiError, batch_inputs
+from connectors.sandbox.hubspot_search import MAX_ASSOCIATION_INPUTS, ApiError, batch_inputs, no_associations
 from connectors.sandbox.state import SandboxState
 
 CRM = "hubspot"
@@ -97,8 +97,5 @@ def read_custom(state: SandboxState, source: ObjectType, target: ObjectType,
                  "associationTypes": [{"category": "USER_DEFINED", "typeId": row["type_id"], "label": None}]}
                 for row in rows]})
         else:
-            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
-                           "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                           "message": f"No {target.name} is associated with {source.name} {raw}.",
-                           "context": {"fromObjectId": [raw]}, "errors": [], "links": {}})
+            errors.append(no_associations(source.name, target.name, raw))
     return results, errors

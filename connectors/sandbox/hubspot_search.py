@@ -377,11 +377,15 @@ def read_associations(state: SandboxState, source: ObjectType, target: ObjectTyp
             results.append({"from": {"id": raw},
                             "to": [{"toObjectId": int(target.record_id(found[number])), "associationTypes": types}]})
         else:
-            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
-                           "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                           "message": f"No {target.name} is associated with {source.name} {raw}.",
-                           "context": {"fromObjectId": [raw]}, "errors": [], "links": {}})
+            errors.append(no_associations(source.name, target.name, raw))
     return results, errors
+
+
+def no_associations(source: str, target: str, raw: str) -> dict[str, Any]:
+    """The v4 batch read's error entry for an id with no association of the asked type (HTTP 207)."""
+    return {"status": "error", "category": "OBJECT_NOT_FOUND", "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+            "message": f"No {target} is associated with {source} {raw}.", "context": {"fromObjectId": [raw]},
+            "errors": [], "links": {}}
 
 
 def batch_inputs(body: dict[str, Any], limit: int) -> list[Any]:
