@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from flows.report_cli import report_command
 from flows.setup_commands import setup_app
 from flows.terminal import console, errors
 from flows.terminal import fail as _fail
@@ -31,6 +32,7 @@ app = typer.Typer(help="Compute sales OKRs from Salesforce and HubSpot and write
 sandbox_app = typer.Typer(help="The bundled local Salesforce + HubSpot sandbox.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(setup_app, name="setup")
+app.command("report")(report_command)
 
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "examples" / "demo.yaml"
@@ -269,6 +271,9 @@ def demo(
     console.print(f"API requests served by the sandbox: Salesforce {calls['salesforce']}, "
                   f"HubSpot {calls['hubspot']}. Run `make demo` again: nothing changed, so nothing is "
                   f"extracted or written.")
+    from flows.report_cli import demo_report
+
+    demo_report(config, data_dir, report.as_of)
     _finish(report)
 
 

@@ -78,6 +78,9 @@ def test_demo_twice_shows_agreeing_krs_then_extracts_and_writes_nothing(tmp_path
     assert "Key results from salesforce" in first.stdout and "Close $28M in won revenue" in first.stdout
     assert "Salesforce and HubSpot give identical values for all" in first.stdout
     assert re.search(r"salesforce: extracted [1-9]\d* new or changed", first.stdout)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # the demo ends with its report
+    assert f"Report: {(tmp_path / 'report.html').resolve()}" in first.stdout.replace("\n", "")
+    assert "Close $28M in won revenue" in page and page.count("<svg") >= 5 and "http" not in page
     second = okr_sync(cli_env, "demo", "--data-dir", str(tmp_path))
     assert second.returncode == 0, second.stderr
     assert "salesforce: extracted 0 new or changed" in second.stdout
