@@ -177,13 +177,17 @@ def _kr_html(result: KrResult, snapshots: Sequence[KrSnapshot], today: date) -> 
 
 def burnup(result: KrResult, snapshots: Sequence[KrSnapshot], today: date) -> BurnUp:
     """The chart's series: each check-in of the KR's period before today, then today's own value; the
-    pace at each is baseline + (target - baseline) x expected progress (a decrease runs downwards)."""
+    pace runs from the baseline at the period's start through baseline + (target - baseline) x expected
+    progress at each of those days to the target at its end (a decrease runs downwards)."""
     day = min(max(today, result.period_start), result.period_end)
     earlier = sorted((s for s in snapshots if s.period_start == result.period_start
                       and result.period_start <= s.as_of < day), key=lambda s: s.as_of)
     values = [(s.as_of, s.value) for s in earlier] + [(day, result.value)]
     pace = [(s.as_of, s.baseline + (s.target - s.baseline) * s.expected_progress) for s in earlier]
     pace.append((day, result.baseline + (result.target - result.baseline) * result.expected_progress))
+    pace = [(result.period_start, result.baseline), *pace]
+    if day < result.period_end:
+        pace.append((result.period_end, result.target))
     forecast = result.forecast if result.forecast_method != "final" else None
     return BurnUp(title=result.title, period_start=result.period_start, period_end=result.period_end, today=day,
                   values=values, pace=pace, target=result.target, forecast=forecast, unit=result.unit,

@@ -207,8 +207,8 @@ def test_each_chart_has_a_point_per_checkin_plus_today_and_pace_target_forecast_
         values = svg.one("polyline", "value-line").points()
         assert len(values) == len(CHECKIN_DAYS) + 1 == len(svg.all("circle", "value-point"))
         assert [x for x, _ in values] == sorted(x for x, _ in values) and values[0][0] > LEFT
-        pace = svg.one("polyline", "pace-line").points()
-        assert [x for x, _ in pace] == [x for x, _ in values]
+        pace = svg.one("polyline", "pace-line").points()  # from the period's start to its end
+        assert [x for x, _ in pace] == [float(LEFT), *(x for x, _ in values), end_x]
         target = svg.one("line", "target-line").attrs
         assert (float(target["x1"]), float(target["x2"])) == (LEFT, end_x) and target["y1"] == target["y2"]
         dates = [node.text() for node in svg.all("text") if "x-label" in node.attrs.get("class", "")]
@@ -237,7 +237,9 @@ def test_the_series_are_the_checkins_of_the_period_and_the_pace_formula(store: E
     assert [day for day, _ in chart.values] == [*CHECKIN_DAYS, TODAY]
     assert chart.values[-1][1] == cycle.value and [v for _, v in chart.values[:-1]] == [s.value for s in snapshots]
     assert [v for _, v in chart.pace] == pytest.approx(
-        [60 + (30 - 60) * s.expected_progress for s in snapshots] + [60 + (30 - 60) * cycle.expected_progress])
+        [60] + [60 + (30 - 60) * s.expected_progress for s in snapshots] + [60 + (30 - 60) * cycle.expected_progress]
+        + [30])
+    assert [day for day, _ in chart.pace] == [PERIOD_START, *CHECKIN_DAYS, TODAY, PERIOD_END]
     assert x_of(chart, PERIOD_END) == WIDTH - RIGHT
     # as of the last check-in's own day, that day's point is today's value (no duplicate)
     earlier = burnup(cycle, snapshots, CHECKIN_DAYS[-1])
