@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/okr-sync demo
 
 test: $(STAMP)
+	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
