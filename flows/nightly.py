@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
@@ -39,7 +39,7 @@ from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
 from flows.okr_writeback import config_revision, okr_records
-from flows.render import markdown_report
+from flows.render import markdown_report, table_rows
 from flows.sources import Source, make_source
 from okr_mapping import (
     KrResult,
@@ -66,6 +66,7 @@ class SourceRun:
     writeback: WritebackResult | None = None
     plan: list[PlannedChange] | None = None  # plan mode: what a writeback would do, per KR
     api_calls: int = 0
+    api_calls_left: int | None = None  # the CRM's daily quota left after the run, when it says
     error: str | None = None
     blocked: list[str] = field(default_factory=list)  # safety gates that stopped (or, in plan mode, would stop) it
     history: HistoryChanges | None = None  # the check-ins recorded, corrections and target changes found
@@ -177,6 +178,8 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
                                         config_revision(Path(config_path))))
     create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
                              description=f"Key results as of {day.isoformat()}")
+    create_table_artifact(key="okr-kr-values", table=table_rows(report),
+                          description=f"Key result values as of {day.isoformat()}, one row per KR, group and CRM")
     if report.problems:
         raise SyncFailed(report)
     return report
@@ -207,6 +210,7 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
     finally:
         source.close()
         run.api_calls = source.api_calls
+        run.api_calls_left = source.api_calls_left
     return run
 
 

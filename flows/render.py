@@ -53,12 +53,29 @@ def forecast_text(result: KrResult) -> str:
     return text if result.forecast_confidence is None else f"{text} ({result.forecast_confidence:.0%})"
 
 
+def text_bar(progress: float, width: int = 10) -> str:
+    """Progress as a bar of block characters (clamped to 0-100%), e.g. ██████░░░░ 63%."""
+    filled = round(min(max(progress, 0.0), 1.0) * width)
+    return "█" * filled + "░" * (width - filled) + f" {progress:.0%}"
+
+
 def markdown_table(results: Iterable[KrResult]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    progress = COLUMNS.index("Progress")
     for result in results:
-        cells = (cell.replace("|", "\\|") for cell in result_cells(result))
-        lines.append("| " + " | ".join(cells) + " |")
+        cells = list(result_cells(result))
+        cells[progress] = text_bar(result.progress)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
+
+
+def table_rows(report: SyncReport) -> list[dict[str, Any]]:
+    """The run's KRs as rows of the Prefect table artifact (one per KR and group, per CRM)."""
+    return [{"source": run.source, "key": result.key, "objective": result.objective_title, "key_result": result.title,
+             "group": result.group or "", "value": result.value, "target": result.target,
+             "progress": result.progress, "score": result.score, "status": result.status,
+             "forecast": result.forecast, "forecast_confidence": result.forecast_confidence}
+            for run in report.runs for result in run.results]
 
 
 def markdown_objectives(objectives: Iterable[ObjectiveResult]) -> str:
@@ -92,7 +109,8 @@ def markdown_report(report: SyncReport) -> str:
     for run in report.runs:
         parts.append(f"## {run.source}")
         streams = ", ".join(f"{stream.stream} {stream.records}" for stream in run.streams)
-        parts.append(f"Records extracted: {streams}. API calls: {run.api_calls}.")
+        left = "" if run.api_calls_left is None else f" ({run.api_calls_left:,} left in the CRM's daily quota)"
+        parts.append(f"Records extracted: {streams}. API calls: {run.api_calls}{left}.")
         if run.objectives:
             parts.append(markdown_objectives(run.objectives))
         parts.append(markdown_table(run.results))
@@ -103,6 +121,8 @@ def markdown_report(report: SyncReport) -> str:
             parts.append(f"Writeback: {wb.created} created, {wb.updated} updated, {wb.unchanged} unchanged, "
                          f"{wb.failed} failed.")
             parts.extend(f"- rejected: {error}" for error in wb.errors)
+        parts.extend(f"**Writeback stopped by a safety gate:** {reason}" for reason in run.blocked
+                     if run.writeback is None and run.plan is None)
         if run.plan is not None:
             parts.append(f"Plan (nothing written): {plan_totals_text(run.plan)}.")
             parts.extend(f"- {change.key}: {change.action}" + (f" ({describe_changes(change)})"

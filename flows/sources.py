@@ -21,6 +21,7 @@ class Source(Protocol):
     name: str
     STREAMS: tuple[str, ...]
     api_calls: int
+    api_calls_left: int | None  # the CRM's daily quota left, as its last answer said
 
     def extract(self, engine: Engine, stream: str) -> StreamResult: ...
 

@@ -91,6 +91,11 @@ class HubSpotSource:
         self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields,
                                      lambda: self._generic, time_zone)
 
+    @property
+    def api_calls_left(self) -> int | None:
+        """The portal's daily API quota left, as HubSpot's last answer said (None before one)."""
+        return self.rate_limits.daily_remaining
+
     def __repr__(self) -> str:  # never the token
         return f"HubSpotSource(host={self.host!r})"
 

@@ -127,6 +127,7 @@ class RateLimits:
         self.overall = SlidingWindowLimiter(
             with_margin(settings.TIER_LIMITS[tier], settings.RATE_LIMIT_MARGIN), settings.RATE_WINDOW_SECONDS,
             name=f"HubSpot {tier}", clock=clock, sleep=sleep)
+        self.daily_remaining: int | None = None  # the portal's daily quota left, as its last answer said
         self.search = CompositeLimiter([self.overall, SlidingWindowLimiter(
             with_margin(settings.SEARCH_RATE_LIMIT, settings.RATE_LIMIT_MARGIN), settings.SEARCH_WINDOW_SECONDS,
             name="HubSpot search", clock=clock, sleep=sleep)])
@@ -153,6 +154,9 @@ class RateLimits:
         getheader = getattr(response, "getheader", None) or getattr(getattr(response, "headers", None), "get", None)
         if getheader is None:
             return
+        daily = getheader("X-HubSpot-RateLimit-Daily-Remaining")
+        if daily is not None and str(daily).strip().isdigit():
+            self.daily_remaining = int(daily)
         try:
             limit = int(getheader("X-HubSpot-RateLimit-Max"))
             remaining = int(getheader("X-HubSpot-RateLimit-Remaining"))

@@ -155,6 +155,11 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         """HTTP requests made so far by this source."""
         return self._calls.count
 
+    @property
+    def api_calls_left(self) -> int | None:
+        """The org's daily API requests left (Sforce-Limit-Info of the last answer; None before one)."""
+        return self._quota.remaining
+
     def close(self) -> None:
         """Close the HTTP session (idle keep-alive connections otherwise linger until collected)."""
         self.client.session.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -114,3 +115,22 @@ def test_run_leaves_a_markdown_artifact_with_the_kr_table(runs) -> None:
     assert all(title in latest.data for title in titles)
     assert "| Objective | Period | Score | Status |" in latest.data
     assert all(objective.title in latest.data for run in first.runs for objective in run.objectives)
+
+
+def test_run_leaves_a_table_artifact_and_bars_and_the_quota_left_in_the_markdown(runs) -> None:
+    from prefect.client.orchestration import get_client
+
+    (_, second), _ = runs  # the latest artifacts are the second run's
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    tables = [a for a in artifacts if a.key == "okr-kr-values"]
+    assert tables, "no okr-kr-values artifact"
+    table = max(tables, key=lambda artifact: artifact.created).data
+    rows = json.loads(table) if isinstance(table, str) else table
+    expected = {(run.source, result.key): result.value for run in second.runs for result in run.results}
+    assert {(row["source"], row["key"]): row["value"] for row in rows} == expected
+    markdown = max((a for a in artifacts if a.key == "okr-kr-table"), key=lambda artifact: artifact.created).data
+    salesforce = next(run for run in second.runs if run.source == "salesforce")
+    assert salesforce.api_calls_left is not None and salesforce.api_calls_left > 0
+    assert f"({salesforce.api_calls_left:,} left in the CRM's daily quota)" in markdown
+    assert "██" in markdown and "░" in markdown  # progress bars
