@@ -51,8 +51,9 @@ from okr_mapping import (
     load_config,
     rollup_objectives,
 )
-from okr_mapping.compute import crm_users, measured_day
+from okr_mapping.compute import measured_day
 from okr_mapping.history import HistoryChanges
+from okr_mapping.owners import crm_users
 
 
 @dataclass

@@ -8,7 +8,6 @@ read their `done:` flag or whether their metric is above 0.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import re
@@ -16,8 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from connectors.store import SOURCES
 from okr_mapping import forecast, history, pace, scoring, windows
@@ -30,9 +28,9 @@ from okr_mapping.config import (
     OkrConfig,
     PhasedTarget,
 )
-from okr_mapping.entities import OWNER_TABLE
 from okr_mapping.errors import Issue, KeyPath, did_you_mean
 from okr_mapping.metrics import UNASSIGNED, GroupKey, MetricEvaluator, MetricValue, restarts_each_period
+from okr_mapping.owners import crm_users, unknown_owners
 from okr_mapping.periods import FiscalCalendar, Period
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
@@ -160,7 +158,7 @@ def compute_key_results(
         results = forecast.attach(conn, config, chosen, results, day, points)
     results = [replace(result, owner_id=users.get(result.owner.lower())) if result.owner else result
                for result in results]
-    found.extend(_unknown_owners(config, users, chosen))
+    found.extend(unknown_owners(config, users, chosen))
     for issue in found:
         _LOG.warning("%s", issue.render())
     if warnings is not None:
@@ -171,36 +169,6 @@ def compute_key_results(
 def measured_day(config: OkrConfig, as_of: date | None = None) -> date:
     """The day a run measures as of: `as_of` (default today in the config's zone) less the reporting lag."""
     return (as_of or config.today()) - timedelta(days=config.reporting_lag_days)
-
-
-def crm_users(conn: Connection, source: str) -> dict[str, str]:
-    """Lower-cased email -> CRM user id of the source's users in the store (owners are matched by email)."""
-    rows = conn.execute(select(OWNER_TABLE.c.email, OWNER_TABLE.c.source_id)
-                        .where(OWNER_TABLE.c.source == source, OWNER_TABLE.c.email.is_not(None)))
-    return {str(email).lower(): str(user_id) for email, user_id in rows}
-
-
-def _unknown_owners(config: OkrConfig, users: dict[str, str], source: str) -> list[Issue]:
-    """A warning per objective or KR owner that no CRM user of `source` has as email."""
-    if not users:  # nothing synced yet: every owner would be unknown
-        return []
-    issues = []
-    for index, objective in enumerate(config.objectives):
-        owners = [(("objectives", index, "owner"), objective.owner)]
-        owners += [(("objectives", index, "key_results", kr_index, "owner"), kr.owner)
-                   for kr_index, kr in enumerate(objective.key_results)]
-        for path, owner in owners:
-            if owner and owner.lower() not in users:
-                issues.append(config.issue(
-                    "warning", path, f"no {source} user has the email '{owner}'; the result is written without "
-                    "a CRM owner", _close_email(owner.lower(), list(users))))
-    return issues
-
-
-def _close_email(email: str, known: list[str]) -> str | None:
-    """A known email that differs from `email` by a typo (the shared domain alone is no likeness)."""
-    match = difflib.get_close_matches(email, known, n=1, cutoff=0.85)
-    return match[0] if match else None
 
 
 def _unseen_overrides(config: OkrConfig, kr: KeyResult, rows: list[KrResult], path: KeyPath) -> list[Issue]:
