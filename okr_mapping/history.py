@@ -19,6 +19,7 @@ what `compare` found, in one transaction.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -96,9 +97,14 @@ class KrTargetChange(SQLModel, table=True):
 HISTORY_TABLES = [KrSnapshot.__table__, KrCorrection.__table__, KrTargetChange.__table__]  # type: ignore[attr-defined]
 
 
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose store has the tables
+
+
 def ensure_tables(engine: Engine) -> None:
-    """Create the history tables in a store made before they existed (idempotent)."""
-    SQLModel.metadata.create_all(engine, tables=HISTORY_TABLES)
+    """Create the history tables in a store made before they existed (once per engine: a run asks often)."""
+    if engine not in _READY:
+        SQLModel.metadata.create_all(engine, tables=HISTORY_TABLES)
+        _READY.add(engine)
 
 
 @dataclass
@@ -139,15 +145,13 @@ def compare(engine: Engine, source: str, results: Iterable[KrResult], day: date,
     ensure_tables(engine)
     now = datetime.now(UTC)
     changes = HistoryChanges()
-    results = list(results)
     with Session(engine) as session:
+        on_day = {snapshot.key: snapshot for snapshot in session.exec(
+            select(KrSnapshot).where(KrSnapshot.source == source, KrSnapshot.as_of == day))}
+        latest = _latest_before(session, source, day)
         for result in results:
-            snapshot = _snapshot(result, source, day, revision, now)
-            changes.snapshots.append(snapshot)
-            same_day = session.get(KrSnapshot, (source, result.key, day))
-            before = session.exec(select(KrSnapshot).where(
-                KrSnapshot.source == source, KrSnapshot.key == result.key, KrSnapshot.as_of < day)
-                .order_by(KrSnapshot.as_of.desc()).limit(1)).first()  # type: ignore[attr-defined]
+            changes.snapshots.append(_snapshot(result, source, day, revision, now))
+            same_day, before = on_day.get(result.key), latest.get(result.key)
             if same_day is not None and _differs(same_day.value, result.value) \
                     and same_day.recorded_at.date() < now.date():
                 changes.corrections.append(_correction(source, result, day, same_day.value, "recomputed later", now))
@@ -222,12 +226,16 @@ def latest_day(engine: Engine, source: str) -> date | None:
 def previous_snapshots(engine: Engine, source: str, day: date) -> dict[str, KrSnapshot]:
     """Per KR key, its latest snapshot before `day` (what the CRM shows now)."""
     ensure_tables(engine)
-    latest: dict[str, KrSnapshot] = {}
     with Session(engine) as session:
-        for snapshot in session.exec(select(KrSnapshot).where(KrSnapshot.source == source, KrSnapshot.as_of < day)):
-            if snapshot.key not in latest or snapshot.as_of > latest[snapshot.key].as_of:
-                latest[snapshot.key] = snapshot
-    return latest
+        return _latest_before(session, source, day)
+
+
+def _latest_before(session: Session, source: str, day: date) -> dict[str, KrSnapshot]:
+    """Per KR key of `source`, its latest snapshot before `day`: one query, whatever the history's length."""
+    latest = select(KrSnapshot.key, func.max(KrSnapshot.as_of).label("as_of")).where(
+        KrSnapshot.source == source, KrSnapshot.as_of < day).group_by(KrSnapshot.key).subquery()
+    query = select(KrSnapshot).join(latest, (KrSnapshot.key == latest.c.key) & (KrSnapshot.as_of == latest.c.as_of))
+    return {snapshot.key: snapshot for snapshot in session.exec(query.where(KrSnapshot.source == source))}
 
 
 def _snapshot(result: KrResult, source: str, day: date, revision: str | None, now: datetime) -> KrSnapshot:

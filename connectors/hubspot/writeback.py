@@ -169,11 +169,7 @@ class Writeback:
             response = self._call(self._api().batch.upsert, type_id,
                                   BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
         except Exception as exc:
-            status = helpers.api_status(exc)
-            if status is None and not helpers.is_transient(exc):
-                raise
-            if status in (401, 403):
-                raise self._failure(exc, f"{settings.OKR_OBJECT_NAMES[kind]} upsert") from exc
+            status = self._refused(exc, f"{settings.OKR_OBJECT_NAMES[kind]} upsert")
             if status == 400 and len(batch) > 1:
                 middle = len(batch) // 2
                 self._upsert(kind, type_id, batch[:middle], synced, outcome)
@@ -199,13 +195,23 @@ class Writeback:
             else:
                 outcome.failed.append((key, "not confirmed by HubSpot"))
 
+    def _refused(self, exc: Exception, action: str) -> int | None:
+        """The HTTP status of a request HubSpot refused, for the caller to work around; re-raises what
+        is no API answer (a bug) and stops the run on 401/403 (no later request would fare better)."""
+        status = helpers.api_status(exc)
+        if status is None and not helpers.is_transient(exc):
+            raise exc
+        if status in (401, 403):
+            raise self._failure(exc, action) from exc
+        return status
+
     def _associate(self, kind: str, link: tuple[str, str], types: dict[str, str],
                    fresh: list[tuple[str, str | None, Mapping[str, Any]]], parents: Mapping[str, str | None],
                    ) -> dict[str, str]:
         """Associate newly written records with their parent record (one v4 call for the batch);
         returns the keys left unassociated, with why."""
         parent_kind, prop = link
-        pairs, orphans = [], []
+        pairs, paired, orphans = [], [], []
         for key, record_id, payload in fresh:
             parent_key = payload.get(prop)
             if not parent_key:
@@ -214,6 +220,7 @@ class Writeback:
             if parent_id and record_id:
                 pairs.append(PublicDefaultAssociationMultiPost(_from=PublicObjectId(id=record_id),
                                                                to=PublicObjectId(id=parent_id)))
+                paired.append(key)
             else:
                 orphans.append(key)
         parent_name = settings.OKR_OBJECT_NAMES[parent_kind]
@@ -221,16 +228,11 @@ class Writeback:
                          " next run)" for key in orphans}
         if not pairs:
             return unlinked
-        paired = [key for key, record_id, payload in fresh if key not in unlinked and payload.get(prop)]
         try:
             response = self._call(self._api().associations.create_default, types[kind], types[parent_kind],
                                   BatchInputPublicDefaultAssociationMultiPost(inputs=pairs))
         except Exception as exc:
-            status = helpers.api_status(exc)
-            if status is None and not helpers.is_transient(exc):
-                raise
-            if status in (401, 403):
-                raise self._failure(exc, f"associating {settings.OKR_OBJECT_NAMES[kind]} records") from exc
+            self._refused(exc, f"associating {settings.OKR_OBJECT_NAMES[kind]} records")
             why = f"not associated with its {parent_name}: {helpers.api_message(exc)} (tried again next run)"
             return unlinked | dict.fromkeys(paired, why)
         made = len(getattr(response, "results", None) or [])
