@@ -16,10 +16,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/okr-sync demo
 
+# The suite runs twice beside a throwaway PostgreSQL server: stores on SQLite, then on PostgreSQL.
 test: $(STAMP)
 	scripts/ensure-chromium.sh
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	scripts/with-postgres.sh sh -c '$(BIN)/pytest && OKR_SYNC_TEST_STORE=postgresql $(BIN)/pytest'
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,12 +15,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, event, inspect, text
+from sqlalchemy import JSON, Column, Index, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, create_engine
+
+from connectors.migrations import STORE_SCHEMA
+from connectors.migrations.runner import migrate
 
 DATABASE_URL_ENV = "OKR_SYNC_DATABASE_URL"
 DEFAULT_DATABASE_PATH = Path(".okr-sync") / "store.db"
@@ -47,7 +49,7 @@ class Deal(SQLModel, table=True):
     """An opportunity / deal; amounts in the org currency, dates as calendar dates."""
 
     __tablename__ = "deal"
-    # Metrics read one source's live deals over a date range (see _add_missing_indexes). The close-date
+    # Metrics read one source's live deals over a date range (see connectors/migrations/legacy.py). The close-date
     # index covers the fields rules filter, group and aggregate on, so a quarter is one range scan.
     __table_args__ = (
         # covering: the deal fields rules filter, group and sum on, and probability (the pipeline forecast)
@@ -282,7 +284,11 @@ def database_url(explicit: str | None = None) -> str:
 
 
 def make_engine(url: str | None = None) -> Engine:
-    """Create the engine and the tables; SQLite gets WAL so a reader never blocks the sync."""
+    """Create the engine and bring the store's tables to the latest migration (connectors/migrations).
+
+    SQLite gets WAL so a reader never blocks the sync, and a busy timeout so a writer waits for another
+    (parallel stream extraction, a second process) instead of failing with "database is locked".
+    """
     resolved = database_url(url)
     engine = create_engine(resolved)
     if engine.dialect.name == "sqlite":
@@ -290,74 +296,13 @@ def make_engine(url: str | None = None) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout=30000")  # first: switching to WAL may itself wait for a writer
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
-    SQLModel.metadata.create_all(engine)
-    _add_missing_columns(engine)
-    _add_missing_indexes(engine)
+    migrate(engine, STORE_SCHEMA)
     return engine
-
-
-# Indexes later ones replaced: dropped from stores an older okr-sync created.
-_RETIRED_INDEXES = ("ix_deal_source_close", "ix_activity_source_date", "ix_deal_live_close")
-
-
-def _add_missing_indexes(engine: Engine) -> None:
-    """Create the models' indexes a store made by an older okr-sync lacks, and drop retired ones.
-
-    `create_all` skips tables that exist, and their new indexes with them. Metric queries filter
-    `source = ? AND is_deleted IS false AND <time field> BETWEEN ...`, hence indexes led by
-    (source, is_deleted, date); the first build on a large store takes a few seconds, once.
-    Idempotent; a concurrent process creating the same index first is not an error.
-    """
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        return
-    inspector = inspect(engine)
-    existing = {
-        (table, index["name"]) for table in inspector.get_table_names() for index in inspector.get_indexes(table)
-    }
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            if (table.name, index.name) in existing:
-                continue
-            try:
-                index.create(engine, checkfirst=True)
-            except DBAPIError:  # another process created it first
-                if index.name not in {found["name"] for found in inspect(engine).get_indexes(table.name)}:
-                    raise
-    retired = [name for table, name in existing if name in _RETIRED_INDEXES]
-    if retired:
-        with engine.begin() as connection:
-            for name in retired:
-                connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
-
-
-# Columns added to existing tables after their first release: (table, column, SQL type).
-_ADDED_COLUMNS = (("writeback_ledger", "payload", "JSON"), ("activity", "direction", "VARCHAR"),
-                  ("sync_state", "field_set", "VARCHAR"))
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Add columns that `create_all` cannot add to a table an older okr-sync created.
-
-    A stop-gap until the store has real migrations (Alembic, issue 6): idempotent, additive
-    only, for SQLite and PostgreSQL; every added column is nullable.
-    """
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        return
-    inspector = inspect(engine)
-    for table, column, sql_type in _ADDED_COLUMNS:
-        if column in {existing["name"] for existing in inspector.get_columns(table)}:
-            continue
-        guard = " IF NOT EXISTS" if engine.dialect.name == "postgresql" else ""
-        try:
-            with engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN{guard} {column} {sql_type}"))
-        except DBAPIError:  # another process added it first (SQLite has no IF NOT EXISTS here)
-            if column not in {existing["name"] for existing in inspect(engine).get_columns(table)}:
-                raise
 
 
 @contextmanager

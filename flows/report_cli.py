@@ -22,8 +22,9 @@ DEFAULT_OUTPUT = Path("okr-report.html")
 def has_records(engine: Engine, source: str) -> bool:
     """Whether the store holds any canonical record (of any entity) or check-in of `source`."""
     from connectors.store import Account, Activity, Campaign, Contact, Deal, Lead, LineItem, Owner, SupportCase
-    from okr_mapping.history import KrSnapshot
+    from okr_mapping.history import KrSnapshot, ensure_tables
 
+    ensure_tables(engine)  # a store that was extracted but never computed has no history tables yet
     with engine.connect() as conn:
         for model in (Deal, Activity, Lead, Account, Contact, SupportCase, Campaign, LineItem, Owner, KrSnapshot):
             table = model.__table__  # type: ignore[attr-defined]

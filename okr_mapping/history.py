@@ -23,11 +23,14 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Index, func
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, select
+
+from connectors.migrations.runner import Layer, migrate
 
 if TYPE_CHECKING:  # compute reads the history (trend points): no import cycle at run time
     from okr_mapping.compute import KrResult
@@ -97,13 +100,23 @@ class KrTargetChange(SQLModel, table=True):
 HISTORY_TABLES = [KrSnapshot.__table__, KrCorrection.__table__, KrTargetChange.__table__]  # type: ignore[attr-defined]
 
 
-_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose store has the tables
+def _adopt_older_history(connection: Connection) -> None:
+    """History tables an older okr-sync made with `create_all` have the first released shape: create the
+    ones it lacks, then the runner stamps them 0001."""
+    SQLModel.metadata.create_all(connection, tables=HISTORY_TABLES)
+
+
+# The history tables are migrated apart from the store's (own scripts, own version table): okr_mapping owns them.
+HISTORY_SCHEMA = Layer(package="okr_mapping", script_location=Path(__file__).parent / "migrations",
+                       version_table="okr_sync_history_version", adopt=_adopt_older_history)
+
+_READY: weakref.WeakSet[Engine] = weakref.WeakSet()  # engines whose store has the tables at the head revision
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the history tables in a store made before they existed (once per engine: a run asks often)."""
+    """Bring the history tables to the latest migration (okr_mapping/migrations), once per engine: a run asks often."""
     if engine not in _READY:
-        SQLModel.metadata.create_all(engine, tables=HISTORY_TABLES)
+        migrate(engine, HISTORY_SCHEMA)
         _READY.add(engine)
 
 

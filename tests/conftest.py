@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from connectors.sandbox.generator import OrgSpec
 from connectors.sandbox.server import SandboxServer
 from connectors.store import make_engine
+from tests.stores import on_postgres, postgres_server_url, store_url
 
 # A small org with a fixed "now", so every run of the suite sees the same records. Its users are in
 # New York, as config/examples say: an evening call there is the next day in UTC, so every test that
@@ -20,6 +21,13 @@ from connectors.store import make_engine
 TEST_TIME_ZONE = "America/New_York"
 TEST_ORG = OrgSpec(seed=7, deals=600, owners=12, accounts=120, calls_per_deal=3.0,
                    anchor=datetime(2026, 11, 15, 12, 0, tzinfo=UTC), time_zone=TEST_TIME_ZONE)
+
+
+def pytest_report_header() -> str:
+    """Say which database this run's stores live in: `make test` runs the suite once on each."""
+    if on_postgres():
+        return f"stores: PostgreSQL ({postgres_server_url()})"
+    return "stores: SQLite"
 
 
 @pytest.fixture(scope="session")
@@ -31,8 +39,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]
 
 @pytest.fixture
 def store(tmp_path: Path) -> Engine:
-    """An empty canonical store in a SQLite file of the test's own."""
-    return make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    """An empty canonical store of the test's own (SQLite, or PostgreSQL in the PostgreSQL run)."""
+    return make_engine(store_url(tmp_path))
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from connectors.sandbox.tick import tick
 from connectors.store import make_engine
 from tests.conftest import private_sandbox
 from tests.connectors.stream_oracle import differences, expected_rows, stored_rows, tables
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 CUSTOM = {"salesforce": {"account": {"region": "Region__c"}}, "hubspot": {"account": {"region": "region"}}}
@@ -112,7 +113,7 @@ def _assert_store_equals_org(org: SandboxServer, engine: Engine, crm: str) -> No
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
 def test_full_then_incremental_sync_of_every_stream_equals_the_org(org: SandboxServer, crm: str, tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url(tmp_path))
     with _source(org, crm) as source:
         full = _sync(source, engine)
         _assert_store_equals_org(org, engine, crm)
@@ -154,7 +155,7 @@ def test_full_then_incremental_sync_of_every_stream_equals_the_org(org: SandboxS
 def test_a_new_time_zone_rereads_every_stream_into_local_days(org: SandboxServer, crm: str, tmp_path) -> None:
     """Read in UTC, the org's evening records land on the next day; with the org's zone configured,
     every stream is read again (the field set changed) and the store holds the local days."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url(tmp_path))
     with _source(org, crm, time_zone="UTC") as source:
         _sync(source, engine)
     off_by_a_day = differences(stored_rows(engine, crm, custom=True), expected_rows(org.state, crm, custom=True),

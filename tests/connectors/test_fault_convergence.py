@@ -28,6 +28,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal, Owner, SyncState, make_engine
 from tests.conftest import private_sandbox
 from tests.connectors.salesforce.test_config import ForwardTo
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 CRMS = ("salesforce", "hubspot")
@@ -111,7 +112,7 @@ def clean() -> dict[str, tuple[dict[str, list[tuple[Any, ...]]], dict[str, int]]
 def _clean_sync(org: SandboxServer, crm: str, tmp_path_factory: pytest.TempPathFactory,
                 cache: dict[str, Any]) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, int]]:
     if crm not in cache:
-        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('clean') / 'a.db'}")
+        engine = make_engine(store_url(tmp_path_factory.mktemp('clean'), 'a'))
         with _source(org, crm) as source:
             calls = _sync(source, engine)
         rows = _rows(engine, crm)
@@ -121,7 +122,7 @@ def _clean_sync(org: SandboxServer, crm: str, tmp_path_factory: pytest.TempPathF
 
 
 def _store(tmp_path: Any, name: str) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
+    return make_engine(store_url(tmp_path, name))
 
 
 @pytest.mark.parametrize("seed", SEEDS)

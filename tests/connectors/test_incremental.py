@@ -35,6 +35,7 @@ from connectors.sandbox.ids import hs_id, sf_id
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Deal, make_engine, session_scope
 from tests.conftest import private_sandbox
+from tests.stores import store_url
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SOURCES = [SalesforceSource, HubSpotSource]
@@ -192,7 +193,7 @@ def test_cursors_only_move_forward() -> None:
 
 
 def test_a_changed_field_set_rereads_the_stream_until_one_run_completes(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fs.db'}")
+    engine = make_engine(store_url(tmp_path, 'fs'))
     moment = datetime(2026, 11, 1, tzinfo=UTC)
     with session_scope(engine) as session:
         save_cursor(session, "salesforce", "accounts", Cursor(moment, "001A"), 3)

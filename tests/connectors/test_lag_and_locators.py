@@ -35,6 +35,7 @@ from connectors.sandbox.ids import hs_id
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal, LineItem, make_engine
 from tests.conftest import private_sandbox
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 DEALS = 400
@@ -62,7 +63,7 @@ def fast_retries(org: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def _store(tmp_path: Any, name: str) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
+    return make_engine(store_url(tmp_path, name))
 
 
 def _rows(engine: Engine, source: str, models: tuple[type[SQLModel], ...] = (Deal, Activity, LineItem)

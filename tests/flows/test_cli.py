@@ -17,6 +17,7 @@ from connectors.sandbox.server import SandboxServer
 from flows.cli import app
 from tests.conftest import TEST_ORG
 from tests.flows.conftest import DEMO, okr_sync
+from tests.stores import store_url
 
 runner = CliRunner()
 
@@ -39,7 +40,7 @@ def test_bad_config_names_file_line_and_key_without_traceback(tmp_path: Path) ->
 
 def test_run_without_credentials_exits_2_naming_the_variables(tmp_path: Path, cli_env: dict[str, str]) -> None:
     result = okr_sync(cli_env, "run", "--config", str(DEMO), "--source", "hubspot",
-                      "--database-url", f"sqlite:///{tmp_path / 's.db'}")
+                      "--database-url", store_url(tmp_path, 's'))
     assert result.returncode == 2, result.stderr
     assert "HUBSPOT_ACCESS_TOKEN" in result.stderr and "Traceback" not in result.stderr
 
@@ -48,7 +49,7 @@ def test_run_prints_kr_results_as_json(tmp_path: Path, sandbox: SandboxServer, c
     env = {**cli_env, **sandbox.connection_env()}
     result = okr_sync(env, "run", "--config", str(DEMO), "--source", "hubspot", "--output", "json",
                       "--as-of", TEST_ORG.anchor.date().isoformat(), "--no-writeback",
-                      "--database-url", f"sqlite:///{tmp_path / 's.db'}")
+                      "--database-url", store_url(tmp_path, 's'))
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)  # stdout holds the JSON document alone
     rows = document["key_results"]

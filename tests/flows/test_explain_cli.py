@@ -14,6 +14,7 @@ from connectors.store import make_engine
 from flows.cli import app
 from tests.conftest import TEST_ORG
 from tests.flows.conftest import DEMO, okr_sync
+from tests.stores import store_url
 
 runner = CliRunner()
 AS_OF = TEST_ORG.anchor.date().isoformat()
@@ -24,7 +25,7 @@ NO_CRM = {"SALESFORCE_INSTANCE_URL": "", "SALESFORCE_ACCESS_TOKEN": "", "HUBSPOT
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory, sandbox: SandboxServer, cli_env: dict[str, str]) -> dict:
     """The store after one run from both CRMs, and that run's KR rows by (source, key)."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('explain') / 'store.db'}"
+    url = store_url(tmp_path_factory.mktemp('explain'))
     result = okr_sync({**cli_env, **sandbox.connection_env()}, "run", "--config", str(DEMO), "--source", "salesforce",
                       "--source", "hubspot", "--output", "json", "--as-of", AS_OF, "--no-writeback",
                       "--database-url", url)
@@ -108,5 +109,5 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(DEMO.read_text().replace("metric: call_volume", "metric: call_volumes"))
     result = runner.invoke(app, ["explain", "calls", "--config", str(bad),
-                                 "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
+                                 "--database-url", store_url(tmp_path, 's')])
     assert result.exit_code == 2 and "the config has problems" in result.output

@@ -15,6 +15,7 @@ from flows.nightly import SyncFailed, SyncReport, nightly_sync
 from okr_mapping import history
 from tests.conftest import TEST_TIME_ZONE, private_sandbox
 from tests.flows.conftest import DEMO
+from tests.stores import store_url
 
 CRMS = ("salesforce", "hubspot")
 CHECKIN = {"salesforce": ("OKR_Check_In__c", "Value__c"), "hubspot": ("okr_checkin", "value")}
@@ -46,7 +47,7 @@ def _records(org: SandboxServer, crm: str, kind: dict[str, tuple[str, str]]) -> 
 
 def test_check_ins_in_both_crms_equal_the_history_after_days_of_sales(prefect_harness: None, org: SandboxServer,
                                                                          tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = store_url(tmp_path)
     start = org.state.local_clock.date()
     for offset in range(3):
         report = _sync(org, url, start + timedelta(days=offset))
@@ -67,7 +68,7 @@ def test_numbers_that_collapse_stop_the_writeback_until_forced(prefect_harness: 
                                                                tmp_path_factory: pytest.TempPathFactory) -> None:
     with private_sandbox(tmp_path_factory, "guards", seed=32, deals=300, owners=6, accounts=40,
                          time_zone=TEST_TIME_ZONE) as org:
-        url = f"sqlite:///{tmp_path_factory.mktemp('guards') / 'store.db'}"
+        url = store_url(tmp_path_factory.mktemp('guards'))
         day = org.state.local_clock.date()
         assert not _sync(org, url, day, ("salesforce",)).problems
         written = _records(org, "salesforce", KEY_RESULT)
@@ -92,7 +93,7 @@ def test_numbers_that_collapse_stop_the_writeback_until_forced(prefect_harness: 
 @pytest.mark.parametrize(("crm", "obj"), [("salesforce", "OKR_Key_Result__c"), ("hubspot", "okr_key_result")])
 def test_a_refused_record_is_reported_and_written_once_the_cause_is_gone(
         prefect_harness: None, org: SandboxServer, tmp_path, crm: str, obj: str) -> None:
-    url = f"sqlite:///{tmp_path / 'store.db'}"
+    url = store_url(tmp_path)
     day = org.state.local_clock.date()
     org.reject(crm, obj, "grow-revenue.revenue.*", "validation", "Target must be approved by finance")
     try:
@@ -120,7 +121,7 @@ def test_a_check_in_refused_one_night_is_sent_the_next_and_a_past_day_only_adds_
         prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> None:
     with private_sandbox(tmp_path_factory, "resend", seed=33, deals=200, owners=5, accounts=30,
                          time_zone=TEST_TIME_ZONE) as org:
-        url = f"sqlite:///{tmp_path_factory.mktemp('resend') / 'store.db'}"
+        url = store_url(tmp_path_factory.mktemp('resend'))
         day = org.state.local_clock.date()
         org.reject("salesforce", "OKR_Check_In__c", f"*@{day.isoformat()}", "row_lock",
                    "unable to obtain exclusive access to this record")

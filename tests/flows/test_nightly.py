@@ -12,6 +12,7 @@ from connectors.sandbox.server import SandboxServer
 from flows.nightly import SyncReport, nightly_sync
 from tests.conftest import TEST_ORG
 from tests.flows.oracle import demo_values
+from tests.stores import store_url
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo.yaml"
 AS_OF = TEST_ORG.anchor.date()
@@ -29,7 +30,7 @@ def runs(prefect_harness: None, sandbox: SandboxServer, tmp_path_factory: pytest
     with pytest.MonkeyPatch.context() as patch:
         for name, value in sandbox.connection_env().items():
             patch.setenv(name, value)
-        url = f"sqlite:///{tmp_path_factory.mktemp('flow') / 'store.db'}"
+        url = store_url(tmp_path_factory.mktemp('flow'))
         counts = []
         reports: list[SyncReport] = []
         for _ in range(2):

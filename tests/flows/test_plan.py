@@ -11,6 +11,7 @@ import pytest
 from connectors.sandbox.server import SandboxServer
 from tests.conftest import TEST_ORG
 from tests.flows.conftest import DEMO, okr_sync
+from tests.stores import store_url
 
 AS_OF = TEST_ORG.anchor.date().isoformat()
 CRMS = ("salesforce", "hubspot")
@@ -41,7 +42,7 @@ def _plans(document: dict, kind: str = "key_result") -> dict[str, dict[str, dict
 def common(tmp_path: Path, sandbox: SandboxServer, cli_env: dict[str, str]):
     env = {**cli_env, **sandbox.connection_env()}
     args = ("--source", "salesforce", "--source", "hubspot", "--as-of", AS_OF,
-            "--database-url", f"sqlite:///{tmp_path / 'store.db'}")
+            "--database-url", store_url(tmp_path))
     return env, args
 
 

@@ -18,6 +18,7 @@ from flows.report import burnup, clamped, objective_tree, render_report, write_r
 from flows.report_svg import LEFT, RIGHT, WIDTH, x_of
 from okr_mapping import KrResult, ObjectiveResult, compute_key_results, history, parse_config, rollup_objectives
 from tests.flows.conftest import okr_sync
+from tests.stores import store_url
 
 SCRIPT_TITLE = "Grow <script>alert('x')</script> & revenue"
 CONFIG = """\
@@ -78,7 +79,7 @@ def fill_store(engine: Engine) -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url(tmp_path))
     fill_store(engine)
     return engine
 
@@ -313,3 +314,14 @@ def test_children_sit_under_their_parent_whatever_the_config_order() -> None:
     tree = objective_tree([objective("rep", "team"), objective("company"), objective("team", "company"),
                            objective("orphan", "gone")])
     assert [(o.objective_id, depth) for o, depth in tree] == [("company", 0), ("team", 1), ("rep", 2), ("orphan", 0)]
+
+
+def test_a_store_never_computed_reports_no_records_instead_of_a_missing_table(
+        tmp_path: Path, cli_env: dict[str, str]) -> None:
+    config = tmp_path / "okrs.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    url = store_url(tmp_path, "never-computed")
+    make_engine(url).dispose()  # the store's own tables only: no run has made the history tables yet
+    done = okr_sync(cli_env, "report", "--config", str(config), "--database-url", url,
+                    "--output", str(tmp_path / "page.html"))
+    assert done.returncode == 1 and "no salesforce records" in done.stderr, done.stderr

@@ -22,6 +22,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.tick import tick
 from connectors.store import Activity, Deal, Owner, make_engine
 from tests.conftest import private_sandbox
+from tests.stores import store_url
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def _expected(org: SandboxServer) -> tuple[dict[int, tuple[Any, ...]], dict[int,
 
 @pytest.mark.parametrize("source_class", [SalesforceSource, HubSpotSource])
 def test_incremental_sync_after_a_tick_matches_the_org(org: SandboxServer, tmp_path, source_class) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url(tmp_path))
     with source_class.from_env(org.connection_env()) as source:
         for stream in source.STREAMS:
             source.extract(engine, stream)

@@ -12,6 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from connectors.store import Activity, Deal, Owner, make_engine
+from tests.stores import memory_store_url
 
 _ids = itertools.count(1)
 
@@ -20,7 +21,7 @@ Adder = Callable[..., None]
 
 @pytest.fixture
 def engine() -> Engine:
-    return make_engine("sqlite://")
+    return make_engine(memory_store_url())
 
 
 def _insert(engine: Engine, model: Any, row: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from connectors.store import Account, Activity, Deal, LineItem, Owner, make_engi
 from okr_mapping import compute_key_results, parse_config
 from okr_mapping.metrics import MetricEvaluator
 from okr_mapping.periods import Period
+from tests.stores import memory_store_url
 
 from .conftest import Adder
 
@@ -278,7 +279,7 @@ def random_store(rng: random.Random) -> Store:
 
 
 def insert_store(store: Store) -> Engine:
-    engine = make_engine("sqlite://")
+    engine = make_engine(memory_store_url())
     with engine.begin() as conn:
         for model, rows in ((Owner, store.owners), (Account, store.accounts), (Deal, store.deals),
                             (Activity, store.activities), (LineItem, store.line_items)):

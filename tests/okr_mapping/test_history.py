@@ -105,7 +105,7 @@ def test_a_group_whose_records_are_gone_reads_empty_instead_of_staying_stale(eng
     first = compute_key_results(engine, parse_config(text), as_of=date(2026, 10, 10))
     history.record(engine, history.compare(engine, "salesforce", first, date(2026, 10, 10), None))
     with engine.begin() as conn:  # Bob's only deal is deleted in the CRM
-        conn.exec_driver_sql("UPDATE deal SET is_deleted = 1 WHERE source_id = 'BOB-1'")
+        conn.exec_driver_sql("UPDATE deal SET is_deleted = true WHERE source_id = 'BOB-1'")
     later = {r.group: r.value for r in compute_key_results(engine, parse_config(text), as_of=date(2026, 10, 11))}
     assert later == {"ann@acme.test": 300.0, "bob@acme.test": 0.0}
     next_quarter = compute_key_results(engine, parse_config(text.replace("2026-Q4", "2027-Q1")),

@@ -25,6 +25,7 @@ from okr_mapping.config import DerivedMetric, RatioMetric, SimpleMetric
 from okr_mapping.derived import parse_formula
 from tests.conftest import TEST_ORG
 from tests.okr_mapping import sales_okrs_oracle as oracle
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +76,7 @@ def config() -> OkrConfig:
 @pytest.fixture(scope="module")
 def store(sandbox: SandboxServer, config: OkrConfig, tmp_path_factory: pytest.TempPathFactory) -> Engine:
     """The session sandbox synced from both CRMs, with the config's custom fields, into one store."""
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('sales-okrs') / 'store.db'}")
+    engine = make_engine(store_url(tmp_path_factory.mktemp('sales-okrs')))
     env = sandbox.connection_env()
     for source_class, crm in ((SalesforceSource, "salesforce"), (HubSpotSource, "hubspot")):
         with source_class.from_env(env, custom_fields=config.crm_custom_fields(crm),

@@ -20,6 +20,7 @@ from connectors.hubspot import helpers, settings
 from connectors.hubspot.campaigns import GenericRequests, campaign_options, list_campaigns, store_campaigns
 from connectors.incremental import load_cursor
 from connectors.store import Campaign, SyncState, make_engine
+from tests.stores import store_url
 
 OWNER = "70000002"
 UTC_ZONE = ZoneInfo("UTC")
@@ -45,7 +46,7 @@ def pages(records: list[dict[str, Any]], size: int = 100) -> dict[str | None, di
 
 @pytest.fixture
 def engine(tmp_path: Any) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    return make_engine(store_url(tmp_path))
 
 
 def stored(engine: Engine) -> dict[str, Campaign]:

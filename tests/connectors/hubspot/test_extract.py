@@ -19,6 +19,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal, Owner, SyncState, make_engine
 from tests.conftest import TEST_TIME_ZONE, private_sandbox
 from tests.connectors.hubspot.search_model import search_calls, search_pages, sync_calls
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -177,7 +178,7 @@ def test_a_whole_page_of_ties_is_read_by_id_and_extracted_once(tie_source: HubSp
     assert search_calls([stamp] * 450) == 1 + 3 + 1  # page, 3 by id, then nothing new
     assert tied.api_calls == sync_calls([stamp] * 450) == 5 + 1 + 1  # + 1 association read, 1 archived page
     assert tie_source.extract(store, "calls").api_calls == 2
-    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")  # a full sync over the same tie group
+    fresh = make_engine(store_url(tmp_path, 'fresh'))  # a full sync over the same tie group
     full = tie_source.extract(fresh, "calls")
     assert full.records == len(expected_calls(tie_org)) and stored(fresh, Activity) == expected_calls(tie_org)
     assert full.api_calls == sync_calls(live_stamps(tie_org, "calls"))

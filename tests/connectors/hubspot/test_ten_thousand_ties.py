@@ -20,6 +20,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.store import make_engine
 from tests.conftest import private_sandbox
 from tests.connectors.stream_oracle import differences, expected_rows, stored_rows
+from tests.stores import store_url
 
 pytestmark = pytest.mark.integration
 DEALS = 10_400
@@ -41,7 +42,7 @@ def test_a_mass_update_of_over_ten_thousand_deals_is_synced_exactly(
         org: SandboxServer, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "SEARCH_RATE_LIMIT", 1000)  # the sandbox does not enforce it; keep the test fast
     assert org.counters["hubspot"].app.state.search_cap == SEARCH_CAP == 10_000
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url(tmp_path))
     with HubSpotSource.from_env(org.connection_env()) as source:
         source.extract(engine, "owners")
         source.extract(engine, "deals")

@@ -38,6 +38,7 @@ from connectors.sandbox.server import SandboxServer
 from connectors.store import SyncState, make_engine
 from tests.conftest import private_sandbox
 from tests.connectors.salesforce.test_config import ForwardTo
+from tests.stores import store_url
 
 JOB = re.compile(r"/jobs/query/[^/]+$")
 SECRET, REFRESH = "client-secret-do-not-print", "refresh-token-do-not-print"
@@ -106,8 +107,8 @@ def stream_rows(engine: Engine, stream: str) -> list[dict[str, Any]]:
 
 def test_a_bulk_extract_equals_the_rest_extract_row_for_row(org: SandboxServer, tmp_path: Path) -> None:
     set_polls_to_complete(org.state, 2)
-    rest_store = make_engine(f"sqlite:///{tmp_path / 'rest.db'}")
-    bulk_store = make_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    rest_store = make_engine(store_url(tmp_path, 'rest'))
+    bulk_store = make_engine(store_url(tmp_path, 'bulk'))
     source, calls = bulk_source(org)
     with SalesforceSource.from_env(org.connection_env()) as rest, source:
         assert rest.bulk_threshold == BULK_THRESHOLD and source.bulk_threshold == 100
@@ -259,7 +260,7 @@ class RotatingLogin:
 
 def clean_read(org: SandboxServer, tmp_path: Path, stream: str) -> tuple[Engine, int, Counter[str]]:
     """The stream read without faults into a store of its own: (store, api_calls, responses by kind)."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'clean.db'}")
+    engine = make_engine(store_url(tmp_path, 'clean'))
     source, calls = bulk_source(org)
     with source:
         result = source.extract(engine, stream)
@@ -282,7 +283,7 @@ def test_a_session_expiring_mid_job_is_renewed_and_each_step_repeated_once(
         org: SandboxServer, tmp_path: Path, login_session: requests.Session) -> None:
     set_polls_to_complete(org.state, 2)
     clean, clean_calls, clean_kinds = clean_read(org, tmp_path, "calls")
-    store = make_engine(f"sqlite:///{tmp_path / 'renewed.db'}")
+    store = make_engine(store_url(tmp_path, 'renewed'))
     source, calls = bulk_source(org, env=REFRESH_ENV, session=login_session)
     assert isinstance(source._refresh, RefreshTokenLogin)
     rotating = RotatingLogin(org, source._refresh)
@@ -309,7 +310,7 @@ def test_transient_faults_during_a_bulk_job_converge(
         org: SandboxServer, tmp_path: Path, fast_retries: None, seed: int) -> None:
     set_polls_to_complete(org.state, 3)
     clean, clean_calls, _kinds = clean_read(org, tmp_path, "calls")
-    store = make_engine(f"sqlite:///{tmp_path / 'faulty.db'}")
+    store = make_engine(store_url(tmp_path, 'faulty'))
     org.set_faults("salesforce", FaultPlan(rate_limit=0.1, server_error=0.05, unavailable=0.05, drop=0.05,
                                            seed=seed))
     source, calls = bulk_source(org)
@@ -329,7 +330,7 @@ def test_an_expiry_without_refresh_credentials_stops_clearly_then_the_next_run_c
         org: SandboxServer, tmp_path: Path, expire_after: int, step: str, stored: int) -> None:
     set_polls_to_complete(org.state, 2)  # page one, create, 2 polls, then results chunks of 120 rows
     clean, _calls, _kinds = clean_read(org, tmp_path, "calls")
-    store = make_engine(f"sqlite:///{tmp_path / 'expired.db'}")
+    store = make_engine(store_url(tmp_path, 'expired'))
     org.set_faults("salesforce", FaultPlan(expire_after=expire_after))
     source, calls = bulk_source(org)
     with source, pytest.raises(ConnectorError) as caught:
@@ -355,7 +356,7 @@ def test_the_quota_guard_stops_a_bulk_job_before_its_next_request(
         org: SandboxServer, tmp_path: Path, used: int, answered: Counter[str]) -> None:
     set_polls_to_complete(org.state, 2)
     clean, _calls, _kinds = clean_read(org, tmp_path, "calls")
-    store = make_engine(f"sqlite:///{tmp_path / 'quota.db'}")
+    store = make_engine(store_url(tmp_path, 'quota'))
     set_api_usage(org.state, used=used, maximum=5_000)  # each call adds one; the 5% reserve is 250
     source, calls = bulk_source(org)
     with source, pytest.raises(ConnectorError) as caught:

@@ -1,0 +1,8 @@
+"""Alembic environment of the check-in history tables, loaded by connectors.migrations.runner (no alembic.ini)."""
+
+from alembic import context
+
+from connectors.migrations.runner import run_environment
+from okr_mapping.history import HISTORY_SCHEMA  # noqa: F401  (imports the models autogenerate compares with)
+
+run_environment(context)
