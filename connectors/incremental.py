@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
+from connectors import progress
 from connectors.errors import ConnectorConfigError
 from connectors.local_dates import DEFAULT_TIME_ZONE
 from connectors.store import SyncState
@@ -158,6 +159,7 @@ def save_cursor(session: Session, source: str, stream: str, cursor: Cursor, reco
     state.records_last_run = records
     state.updated_at = datetime.now(UTC)
     session.add(state)
+    progress.publish(source, stream, records=records)
 
 
 def save_field_set(engine: Engine, source: str, stream: str, field_set: str | None) -> None:

@@ -7,7 +7,8 @@ overall AND 4 per second for one endpoint) and takes a slot from all of them at 
 so no window ever records a request earlier than it was really sent.
 
 Both are thread-safe. The clock (monotonic seconds) and the sleep are injectable, so tests run
-them on a fake clock without waiting.
+them on a fake clock without waiting. `CallCount` counts a source's requests for streams that the
+flow extracts in parallel threads: in total, and per thread (what one stream's extraction cost).
 """
 
 from __future__ import annotations
@@ -120,3 +121,27 @@ class CompositeLimiter:
                     return waited
             self.sleep(pause)
             waited += pause
+
+
+class CallCount:
+    """Requests sent, in total and by the calling thread (thread-safe: one source's streams may be
+    extracted in parallel threads, and each stream reports the calls it made itself)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._total = 0
+        self._local = threading.local()
+
+    @property
+    def count(self) -> int:
+        """Every request counted so far, by any thread."""
+        return self._total
+
+    def add(self, calls: int = 1) -> None:
+        with self._lock:
+            self._total += calls
+        self._local.count = getattr(self._local, "count", 0) + calls
+
+    def in_this_thread(self) -> int:
+        """The requests counted by the calling thread."""
+        return getattr(self._local, "count", 0)

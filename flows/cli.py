@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from flows.deploy_commands import deployments_command, serve_command
 from flows.report_cli import report_command
 from flows.setup_commands import setup_app
 from flows.terminal import console, errors
@@ -33,6 +34,8 @@ sandbox_app = typer.Typer(help="The bundled local Salesforce + HubSpot sandbox."
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(setup_app, name="setup")
 app.command("report")(report_command)
+app.command("deployments")(deployments_command)
+app.command("serve")(serve_command)
 
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "examples" / "demo.yaml"
@@ -65,6 +68,7 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
     The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
     """
     from connectors.errors import ConnectorConfigError, ConnectorError
+    from flows.extract_progress import extract_progress
     from flows.nightly import SyncFailed, nightly_sync
     from flows.sources import SOURCE_NAMES, make_source
     from okr_mapping import ConfigError, load_config
@@ -77,8 +81,9 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
         for name in chosen:
             make_source(name).close()
         _quiet_known_tracebacks()
-        return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write,
-                            plan=plan, force=force)
+        with extract_progress(errors):
+            return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write,
+                                plan=plan, force=force)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
     except ConnectorConfigError as error:
@@ -269,10 +274,13 @@ def demo(
     _print_report(report, table_sources={"salesforce"})
     _print_agreement(report)
     console.print(f"API requests served by the sandbox: Salesforce {calls['salesforce']}, "
-                  f"HubSpot {calls['hubspot']}. Run `make demo` again: nothing changed, so nothing is "
-                  f"extracted or written.")
+                  f"HubSpot {calls['hubspot']}. Run `make demo` again: the org has not changed since, so that run "
+                  f"extracts and writes nothing; `okr-sync sandbox tick --data-dir {data_dir / 'sandbox'}` moves "
+                  f"the org on by a day.", soft_wrap=True)
     from flows.report_cli import demo_report
+    from flows.run_artifacts import show_artifacts
 
+    show_artifacts(report)
     demo_report(config, data_dir, report.as_of)
     _finish(report)
 

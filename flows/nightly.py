@@ -5,9 +5,17 @@ stream commits its own cursor, so a failed run resumes where it stopped), the KR
 computed from that CRM's records, and the results are upserted into the same CRM's
 OKR custom object. The run leaves a markdown artifact with the KR table.
 
-CRMs are synced independently: one failing does not stop the other. A run in which a CRM
-failed or rejected records still writes its artifact, then fails with `SyncFailed`, which
-carries the report so the CLI can show what did happen.
+CRMs are synced independently and at the same time: one failing does not stop the other. A
+CRM's streams are extracted in parallel threads, a few at a time within its rate limits, and a
+run syncs a CRM holding a slot of the Prefect concurrency limit `okr-sync-<crm>` when an admin
+made one, which caps the orgs syncing one CRM at once across runs (flows.parallel). A run in
+which a CRM failed or rejected records still writes its artifact, then fails with `SyncFailed`,
+which carries the report so the CLI can show what did happen.
+
+`org` names one of the config's `orgs:`: its CRMs, its credentials (environment prefix, Prefect
+Secret blocks) and its store are resolved inside the run (flows.credentials); a deployment per org
+(flows.deployments) passes only the config path and the org's name. Tasks retry only transient
+failures, and only where repeating is safe (see each task and flows.retries).
 
 In plan mode (`okr-sync plan`) the CRMs are extracted and the KRs computed as usual (that
 writes only to the local store), then, instead of a writeback, each CRM gets the list of
@@ -21,24 +29,30 @@ is written or recorded for that CRM and the run fails with the reason, unless `f
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.ledger import PlannedChange
 from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
+from flows import retries
+from flows.credentials import connection_env, store_url, where_from
 from flows.okr_writeback import config_revision, okr_records
+from flows.parallel import crm_slot, run_parallel, stream_limit
 from flows.render import markdown_report, table_rows
 from flows.sources import Source, make_source
 from okr_mapping import (
@@ -93,6 +107,8 @@ class SyncReport:
     config_path: str
     as_of: date
     runs: list[SourceRun] = field(default_factory=list)
+    org: str | None = None  # the config's org this run synced (None: the environment's)
+    flow_run_id: str | None = None  # the Prefect flow run, whose artifacts hold this report
 
     def rows(self) -> list[dict]:
         """Every KR result as a JSON-friendly dict, tagged with its source CRM."""
@@ -111,32 +127,58 @@ class SyncFailed(ConnectorError):
         self.report = report
 
 
+_ENGINES_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=8)
-def store_engine(database_url: str | None) -> Engine:
-    """One engine (and one schema check) per store URL for the whole process."""
+def _cached_engine(database_url: str | None) -> Engine:
     return make_engine(database_url)
 
 
-@task(cache_policy=NONE)
+def store_engine(database_url: str | None) -> Engine:
+    """One engine (and one schema check) per store URL for the whole process; the lock keeps
+    parallel CRMs and streams from creating the same store's tables twice at once."""
+    with _ENGINES_LOCK:
+        return _cached_engine(database_url)
+
+
+@task(cache_policy=NONE, retries=retries.EXTRACT_RETRIES, retry_delay_seconds=retries.EXTRACT_RETRY_DELAYS,
+      retry_jitter_factor=retries.RETRY_JITTER, retry_condition_fn=retries.retry_if_transient)
 def extract_stream(source: Source, database_url: str | None, stream: str) -> StreamResult:
-    """Pull one stream's new and changed records into the store."""
+    """Pull one stream's new and changed records into the store.
+
+    Retried on transient failures: each page is committed with its cursor, and records the store
+    holds unchanged are not rewritten, so a second attempt resumes where the first stopped.
+    """
     result = source.extract(store_engine(database_url), stream)
     get_run_logger().info("%s %s: %d record(s) extracted", source.name, stream, result.records)
     return result
 
 
-@task(cache_policy=NONE)
+@task(cache_policy=NONE, retries=retries.COMPUTE_RETRIES, retry_delay_seconds=retries.COMPUTE_RETRY_DELAYS,
+      retry_jitter_factor=retries.RETRY_JITTER, retry_condition_fn=retries.retry_if_transient)
 def compute_results(config: OkrConfig, database_url: str | None, source_name: str, as_of: date) -> list[KrResult]:
-    """Evaluate every KR of the config over one source's records (pure SQL over the store)."""
+    """Evaluate every KR of the config over one source's records (pure SQL over the store).
+
+    Retried when the store was unreachable or locked: it only reads, so a repeat is harmless.
+    """
     return compute_key_results(store_engine(database_url), config, source=source_name, as_of=as_of)
 
 
-@task(cache_policy=NONE)
+@task(cache_policy=NONE, retries=retries.WRITEBACK_RETRIES, retry_delay_seconds=retries.WRITEBACK_RETRY_DELAYS,
+      retry_jitter_factor=retries.RETRY_JITTER, retry_condition_fn=retries.retry_if_transient)
 def write_back(source: Source, database_url: str | None, records: OkrRecords) -> WritebackResult:
     """Upsert objectives, key results and check-ins into the CRM's OKR objects; unchanged rows are not sent.
 
     The connector checks its target objects before the first row it sends, so a run with
     nothing to write makes no call at all.
+
+    Retried (once, on a transient failure only) because a repeat cannot duplicate nor undo: every
+    record is upserted by its external key, each confirmed batch goes into the ledger at once, and
+    the repeat sends only what the ledger does not hold as written (rows the first attempt confirmed
+    count as unchanged in the repeat's totals). Records the CRM refused are not errors of the task
+    (they are reported and sent again next run), so they never trigger a retry. The check-ins
+    were recorded in the store before this task, once.
     """
     outcome = source.write_okrs(store_engine(database_url), records)
     get_run_logger().info("%s writeback: %d created, %d updated, %d unchanged, %d failed",
@@ -159,27 +201,42 @@ def plan_writeback(source: Source, database_url: str | None, records: OkrRecords
 
 @flow(name="nightly_sync", log_prints=True)
 def nightly_sync(config_path: str, sources: list[str] | None = None, database_url: SecretStr | None = None,
-                 as_of: date | None = None, write: bool = True, plan: bool = False, force: bool = False) -> SyncReport:
-    """Sync every source CRM named in `sources` (default: the config's `source`).
+                 as_of: date | None = None, write: bool = True, plan: bool = False, force: bool = False,
+                 org: str | None = None) -> SyncReport:
+    """Sync every source CRM named in `sources` (default: the org's, else the config's `source`).
 
     `write=False` computes without writing; `plan=True` also computes, then plans the writeback
     from the ledger instead of doing it (no write request to any CRM). `force`: write even when a
-    safety gate trips.
+    safety gate trips. `org`: one of the config's `orgs:`, whose credentials and store the run uses.
 
-    `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI.
+    `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI. It
+    wins over the org's store.
     """
     config = load_config(Path(config_path))  # fail fast, before any API call
     for warning in config.warnings:
         get_run_logger().warning("%s", warning)
+    chosen = config.org(org) if org else None
+    if org and chosen is None:
+        known = ", ".join(each.name for each in config.orgs) or "none"
+        raise ConnectorConfigError(f"{config_path} has no org '{org}' (its orgs: {known})")
+    get_run_logger().info("%s", where_from(chosen))
+    env = connection_env(chosen)  # Secret blocks are read here, inside the run
     url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    url = url or store_url(chosen)
+    history.ensure_tables(store_engine(url))  # once, before the CRMs' threads share the store
     day = as_of or config.today()  # in the config's time zone
-    report = SyncReport(config_path=config_path, as_of=day)
-    for name in sources or [config.source]:
-        report.runs.append(_sync_source(name, config, url, day, write and not plan, plan, force,
-                                        config_revision(Path(config_path))))
-    create_markdown_artifact(key="okr-kr-table", markdown=markdown_report(report),
-                             description=f"Key results as of {day.isoformat()}")
-    create_table_artifact(key="okr-kr-values", table=table_rows(report),
+    report = SyncReport(config_path=config_path, as_of=day, org=org, flow_run_id=flow_run.get_id())
+    names = sources or (chosen.sources if chosen and chosen.sources else None) or [config.source]
+    sync = partial(_sync_source, config=config, database_url=url, day=day, write=write and not plan, plan=plan,
+                   force=force, revision=config_revision(Path(config_path)), env=env)
+    synced = run_parallel(sync, names, limit=len(names))  # each CRM records its own failure in its SourceRun
+    if synced.error is not None:
+        raise synced.error
+    report.runs = synced.done
+    suffix = f"-{org}" if org else ""
+    create_markdown_artifact(key=f"okr-kr-table{suffix}", markdown=markdown_report(report),
+                             description=f"Key results as of {day.isoformat()}" + (f", org {org}" if org else ""))
+    create_table_artifact(key=f"okr-kr-values{suffix}", table=table_rows(report),
                           description=f"Key result values as of {day.isoformat()}, one row per KR, group and CRM")
     if report.problems:
         raise SyncFailed(report)
@@ -187,21 +244,27 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
 
 
 def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool,
-                 plan: bool = False, force: bool = False, revision: str | None = None) -> SourceRun:
+                 plan: bool = False, force: bool = False, revision: str | None = None,
+                 env: Mapping[str, str] | None = None) -> SourceRun:
     """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
     run = SourceRun(source=name)
     try:
-        source = make_source(name, custom_fields=config.crm_custom_fields(name), time_zone=config.time_zone)
+        limit = stream_limit(name, env)
+        source = make_source(name, env=env, custom_fields=config.crm_custom_fields(name), time_zone=config.time_zone)
     except ConnectorError as error:
         run.error = str(error)
         return run
     try:
-        for stream in source.STREAMS:
-            run.streams.append(extract_stream(source, database_url, stream))
-        run.results = compute_results(config, database_url, name, day)
-        run.objectives = rollup_objectives(run.results, config)
-        if write or plan:
-            _write_or_plan(run, source, config, database_url, day, plan, force, revision)
+        with crm_slot(name):  # across runs: at most the limit's number of orgs sync this CRM at once
+            extracted = run_parallel(lambda stream: extract_stream(source, database_url, stream), source.STREAMS,
+                                     limit)
+            run.streams = extracted.done
+            if extracted.error is not None:
+                raise extracted.error
+            run.results = compute_results(config, database_url, name, day)
+            run.objectives = rollup_objectives(run.results, config)
+            if write or plan:
+                _write_or_plan(run, source, config, database_url, day, plan, force, revision)
     except ConnectorError as error:
         get_run_logger().error("%s sync failed: %s", name, error)
         run.error = str(error)

@@ -100,3 +100,4 @@ def demo_report(config: Path, data_dir: Path, as_of: date) -> Path:
                         data_dir / "report.html", config_name=str(config))
     console.print(f"Report: {path.resolve()} (open it in a browser; it loads nothing from the network)")
     return path
+

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from okr_mapping.config_base import Comparison, StrictModel  # noqa: F401  (the config's names, imported from here)
+from okr_mapping.deployment_config import Org, Schedule, check_orgs
 from okr_mapping.entities import CustomFieldSpec, EntitySpec, with_custom_fields
 from okr_mapping.errors import Issue, KeyPath, Level
 from okr_mapping.targets import ChangeTarget, EachTarget, PhasedTarget, Target  # noqa: F401  (likewise)
@@ -286,6 +287,11 @@ class OkrConfig(StrictModel):
         description="Extra CRM fields per entity, e.g. account: {region: {salesforce: Region__c, hubspot: region}}",
     )
     objectives: list[Objective] = Field(min_length=1)
+    schedule: Schedule = Field(default_factory=Schedule, description=(
+        "When the nightly deployment runs (okr-sync deployments / serve): a cron schedule in time_zone"))
+    orgs: list[Org] = Field(default_factory=list, description=(
+        "The CRM orgs this config is run for, one deployment each, each with its own credentials and store "
+        "(docs/scheduling.md); none: one org, credentials from the environment"))
 
     _warnings: list[Issue] = PrivateAttr(default_factory=list)
     _checkins: dict[str, list[CheckIn]] = PrivateAttr(default_factory=dict)
@@ -302,6 +308,15 @@ class OkrConfig(StrictModel):
             hint = f"; did you mean {suggestion[0]}?" if suggestion else " such as Europe/Berlin or America/New_York"
             raise ValueError(f"'{value}' is not a time zone name{hint}") from None
         return value
+
+    @field_validator("orgs")
+    @classmethod
+    def _distinct_orgs(cls, orgs: list[Org]) -> list[Org]:
+        return check_orgs(orgs)
+
+    def org(self, name: str) -> Org | None:
+        """The org called `name` (None when the config has no such org)."""
+        return next((org for org in self.orgs if org.name == name), None)
 
     def today(self) -> dt.date:
         """Today's date in the config's time zone (the default day a run measures as of)."""

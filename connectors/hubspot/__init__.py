@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -88,6 +89,7 @@ class HubSpotSource:
         self._ca_bundle = ca_bundle
         self._sleep = sleep
         self._calls = helpers.CallCounter()
+        self._build_lock = threading.Lock()  # streams extracted in parallel threads share this source
         self._streams = StreamReader(self._call, lambda: self._api, self.lookback, self.custom_fields,
                                      lambda: self._generic, time_zone)
 
@@ -144,18 +146,26 @@ class HubSpotSource:
 
     @cached_property
     def _api(self) -> SimpleNamespace:
-        """The generated APIs, built once: each `client.crm...` lookup makes a new connection pool."""
-        crm = self._client.crm
-        return SimpleNamespace(search=crm.objects.search_api, batch=crm.objects.batch_api,
-                               objects=crm.objects.basic_api, associations=crm.associations.v4.batch_api,
-                               owners=crm.owners.owners_api, pipelines=crm.pipelines.pipelines_api,
-                               properties=crm.properties.core_api, property_batch=crm.properties.batch_api,
-                               schemas=crm.schemas.core_api)
+        """The generated APIs, built once: each `client.crm...` lookup makes a new connection pool.
+        Built under a lock (parallel streams ask at once) and cached before the lock is released."""
+        with self._build_lock:
+            if "_api" not in self.__dict__:
+                crm = self._client.crm
+                self.__dict__["_api"] = SimpleNamespace(
+                    search=crm.objects.search_api, batch=crm.objects.batch_api, objects=crm.objects.basic_api,
+                    associations=crm.associations.v4.batch_api, owners=crm.owners.owners_api,
+                    pipelines=crm.pipelines.pipelines_api, properties=crm.properties.core_api,
+                    property_batch=crm.properties.batch_api, schemas=crm.schemas.core_api)
+            return self.__dict__["_api"]
 
     @cached_property
     def _generic(self) -> GenericRequests:
-        """The client's generic request method (Client.api_request) for APIs the SDK lacks: campaigns."""
-        return GenericRequests(self._client.config, self.host, self._ca_bundle)
+        """The client's generic request method (Client.api_request) for APIs the SDK lacks: campaigns
+        (built once, under the lock as `_api` is)."""
+        with self._build_lock:
+            if "_generic" not in self.__dict__:
+                self.__dict__["_generic"] = GenericRequests(self._client.config, self.host, self._ca_bundle)
+            return self.__dict__["_generic"]
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, limits=self.rate_limits, **kwargs)
@@ -170,7 +180,7 @@ class HubSpotSource:
         """Bring one stream's new and changed records into the store; returns counts."""
         if stream not in self.STREAMS:
             raise ConnectorError(f"HubSpot has no stream {stream!r}; streams: {', '.join(self.STREAMS)}")
-        before = self.api_calls
+        before = self._calls.in_this_thread()  # streams may run in parallel threads: count ours only
         try:
             if stream == "owners":
                 records = self._streams.owners(engine)
@@ -184,7 +194,7 @@ class HubSpotSource:
             if helpers.api_status(exc) is None and not helpers.is_transient(exc):
                 raise
             raise self._failure(exc, f"extract of {stream}") from exc
-        return StreamResult(SOURCE, stream, records, self.api_calls - before)
+        return StreamResult(SOURCE, stream, records, self._calls.in_this_thread() - before)
 
     # -- writeback (connectors.hubspot.writeback, connectors.hubspot.setup) ----------------------
     @cached_property

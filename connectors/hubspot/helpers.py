@@ -12,7 +12,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -25,7 +24,7 @@ from tenacity.wait import wait_base
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import settings
 from connectors.incremental import Cursor
-from connectors.ratelimit import Clock, CompositeLimiter, Sleep, SlidingWindowLimiter, with_margin
+from connectors.ratelimit import CallCount, Clock, CompositeLimiter, Sleep, SlidingWindowLimiter, with_margin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -167,11 +166,8 @@ class RateLimits:
             self.overall.observe_used(limit - remaining)
 
 
-@dataclass
-class CallCounter:
-    """Requests sent to HubSpot, retries included (each attempt costs API quota)."""
-
-    count: int = 0
+class CallCounter(CallCount):
+    """Requests sent to HubSpot, retries included (each attempt costs API quota); thread-safe."""
 
 
 def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
@@ -185,7 +181,7 @@ def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
     def attempt() -> T:
         if limits is not None:
             limits.acquire(fn)
-        counter.count += 1
+        counter.add()
         try:
             result = fn(*args, _request_timeout=settings.REQUEST_TIMEOUT, **kwargs)
         except Exception as exc:

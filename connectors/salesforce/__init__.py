@@ -21,6 +21,7 @@ retries, errors, payloads), auth (login, call and quota hooks), bulk (Bulk API 2
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from simple_salesforce.exceptions import (
 )
 from sqlalchemy.engine import Engine
 
+from connectors import progress
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.incremental import (
     Cursor,
@@ -135,6 +137,8 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         self.zone = zone_of(time_zone)
         self.time_zone = time_zone
         self._described: dict[str, dict[str, Any]] = {}  # sObject -> its describe, one call per source
+        self._describe_lock = threading.Lock()  # parallel streams: see _checked_custom_fields, _renew_session
+        self._session_lock = threading.Lock()
         self._csv_types: dict[str, str] = {}  # custom field -> describe type, for Bulk CSV values
         self.client = client
         self.query_batch_size = QUERY_BATCH_SIZE  # Salesforce may still send smaller pages
@@ -243,11 +247,13 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         return with_retry(attempt, *args, **kwargs)
 
     def _renew_session(self) -> None:
-        """A new access token from the refresh token, used by every later call of this client."""
+        """A new access token from the refresh token, used by every later call of this client (one
+        renewal at a time when parallel streams find the session expired together)."""
         assert self._refresh is not None
-        token, _instance_url = self._refresh()  # the org's instance does not move mid-run
-        self.client.session_id = token
-        self.client.headers = {**self.client.headers, "Authorization": f"Bearer {token}"}
+        with self._session_lock:
+            token, _instance_url = self._refresh()  # the org's instance does not move mid-run
+            self.client.session_id = token
+            self.client.headers = {**self.client.headers, "Authorization": f"Bearer {token}"}
 
     # -- extraction ------------------------------------------------------------------------------
     def extract(self, engine: Engine, stream: str) -> StreamResult:
@@ -265,7 +271,7 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         spec = STREAM_SPECS[stream]
         model, mapper = MAPPERS[stream]
         mapping = self.custom_fields.get(STREAM_ENTITY[stream], {})
-        calls_before = self.api_calls
+        calls_before = self._calls.in_this_thread()  # streams may run in parallel threads: count ours only
         custom = self._checked_custom_fields(spec.sobject, STREAM_ENTITY[stream], mapping)
         spec = with_custom_fields(spec, custom)
         field_set = field_set_digest(mapping, self.time_zone)
@@ -273,7 +279,7 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         cursor = saved
         stored = 0
         try:
-            for records, after in self._pages(spec, saved.start(self.lookback)):
+            for records, after in self._pages(spec, saved.start(self.lookback), stream):
                 if not records:
                     continue
                 cursor = later(saved, after)
@@ -294,7 +300,7 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
         save_field_set(engine, SOURCE, stream, field_set)
-        return StreamResult(SOURCE, stream, stored, self.api_calls - calls_before)
+        return StreamResult(SOURCE, stream, stored, self._calls.in_this_thread() - calls_before)
 
     def _checked_custom_fields(self, sobject: str, entity: str,
                                mapping: Mapping[str, str]) -> tuple[CustomField, ...]:
@@ -302,6 +308,10 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         is fetched once per source (calls and emails share Task's). No fields: no call."""
         if not mapping:
             return ()
+        with self._describe_lock:  # calls and emails (both Task) may be extracted at once: one describe
+            return self._checked_fields_locked(sobject, entity, mapping)
+
+    def _checked_fields_locked(self, sobject: str, entity: str, mapping: Mapping[str, str]) -> tuple[CustomField, ...]:
         if sobject not in self._described:
             operation = f"describe of {sobject}"
             try:
@@ -317,16 +327,19 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         self._csv_types.update((field.field, field.type) for field in fields)
         return fields
 
-    def _pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[Page]:
+    def _pages(self, spec: StreamSpec, cursor: Cursor, stream: str | None = None) -> Iterator[Page]:
         """(page, cursor to save with it) after `cursor`; an expired query cursor restarts after the last page.
 
         The caller stores each page before asking for the next, so the last page handed out is
         the last one committed: a restart from its cursor neither skips nor repeats records.
+        `stream`: publish the first query's size as that stream's expected total (connectors.progress).
         """
         restarts = 0  # in a row, without a page stored in between
+        announce = stream
         while True:
             try:
-                for records, after in self._query_pages(spec, cursor):
+                for records, after in self._query_pages(spec, cursor, announce):
+                    announce = None  # a restart's query counts only what is left: not the stream's size
                     yield records, after
                     cursor = after
                     restarts = 0
@@ -341,7 +354,7 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
                     raise
             restarts += 1
 
-    def _query_pages(self, spec: StreamSpec, cursor: Cursor) -> Iterator[Page]:
+    def _query_pages(self, spec: StreamSpec, cursor: Cursor, stream: str | None = None) -> Iterator[Page]:
         """queryAll pages (deleted rows included), following nextRecordsUrl until done.
 
         Page one's totalSize decides the path (no extra call): above `bulk_threshold`, everything
@@ -352,6 +365,8 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         result = self._call(operation, self.client.query, incremental_soql(spec, cursor), include_deleted=True,
                             headers=headers)
         use_bulk = not result["done"] and int(result.get("totalSize") or 0) > self.bulk_threshold
+        if stream is not None:
+            progress.publish(SOURCE, stream, total=int(result.get("totalSize") or 0))
         while True:
             records = list(result["records"])
             cursor = _cursor_after(records) if records else cursor

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 
 from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors.ratelimit import CallCount
 from connectors.salesforce.helpers import parse_limit_info, redact, transport_error, validate_min_quota_share
 from connectors.salesforce.settings import MIN_QUOTA_SHARE_ENV
 
@@ -24,14 +25,12 @@ SECRET_VARIABLES = ("SALESFORCE_ACCESS_TOKEN", "SALESFORCE_PASSWORD", "SALESFORC
                     "SALESFORCE_CLIENT_SECRET", "SALESFORCE_REFRESH_TOKEN")
 
 
-class CallCounter:
-    """A requests response hook counting every HTTP call this source makes (login included)."""
-
-    def __init__(self) -> None:
-        self.count = 0
+class CallCounter(CallCount):
+    """A requests response hook counting every HTTP call this source makes (login included); the hook
+    runs in the thread that sent the request, so a stream extracted in a thread counts its own calls."""
 
     def __call__(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> requests.Response:
-        self.count += 1
+        self.add()
         return response
 
 

@@ -71,6 +71,17 @@ def test_run_prints_kr_results_as_json(tmp_path: Path, sandbox: SandboxServer, c
     assert revenue["value"] == pytest.approx(won)
 
 
+def run_artifact_keys(flow_run_id: str) -> set[str]:
+    """The keys of the artifacts Prefect's API holds for one flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {artifact.key for artifact in found if artifact.key}
+
+
 def test_demo_twice_shows_agreeing_krs_then_extracts_and_writes_nothing(tmp_path: Path,
                                                                         cli_env: dict[str, str]) -> None:
     """The README's first command: a fresh sandbox org, both CRMs, then an idle rerun."""
@@ -82,6 +93,10 @@ def test_demo_twice_shows_agreeing_krs_then_extracts_and_writes_nothing(tmp_path
     page = (tmp_path / "report.html").read_text(encoding="utf-8")  # the demo ends with its report
     assert f"Report: {(tmp_path / 'report.html').resolve()}" in first.stdout.replace("\n", "")
     assert "Close $28M in won revenue" in page and page.count("<svg") >= 5 and "http" not in page
+    printed = first.stdout.replace("\n", "")
+    listed = re.search(r"Prefect artifacts of flow run ([0-9a-f-]{36}): (.*?); see them", printed)
+    assert listed and "okr-kr-table (markdown)" in listed[2] and "okr-kr-values (table)" in listed[2]
+    assert {"okr-kr-table", "okr-kr-values"} <= run_artifact_keys(listed[1])  # and Prefect's API holds them
     second = okr_sync(cli_env, "demo", "--data-dir", str(tmp_path))
     assert second.returncode == 0, second.stderr
     assert "salesforce: extracted 0 new or changed" in second.stdout
