@@ -102,18 +102,25 @@ def _finish(report) -> None:
 
 @app.command()
 def validate(config: ConfigOption) -> None:
-    """Check a rules file and report every problem with its file, line and key."""
+    """Check a rules file and report every problem with its file, line and key, and OKR-practice warnings."""
     from okr_mapping import ConfigError, load_config
+    from okr_mapping.hygiene import practice_warnings
 
     try:
         loaded = load_config(config)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
-    for warning in loaded.warnings:
+    warnings = loaded.warnings + practice_warnings(loaded)
+    for warning in warnings:
         errors.print(escape(str(warning)), highlight=False)
     count = sum(len(objective.key_results) for objective in loaded.objectives)
-    console.print(f"{config}: OK ({len(loaded.objectives)} objectives, {count} key results"
-                  f"{f', {len(loaded.warnings)} warning(s)' if loaded.warnings else ''})")
+    counted = [_plural(len(loaded.objectives), "objective"), _plural(count, "key result")]
+    counted += [_plural(len(warnings), "warning")] if warnings else []
+    console.print(f"{config}: OK ({', '.join(counted)})")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 SourceOption = Annotated[list[str] | None, typer.Option(

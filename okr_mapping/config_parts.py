@@ -40,6 +40,7 @@ class ObjectivePart:
     key_results: list[tuple[int, KeyResult]] = field(default_factory=list)
     rejected_metric_refs: list[tuple[int, str]] = field(default_factory=list)  # (kr index, metric name)
     parent: str | None = None
+    owner: str | None = None
 
 
 @dataclass
@@ -68,7 +69,7 @@ class ConfigParts:
         objectives = [
             ObjectivePart(
                 index, objective.id, _text(objective.period), list(enumerate(objective.key_results)),
-                parent=objective.parent,
+                parent=objective.parent, owner=objective.owner,
             )
             for index, objective in enumerate(config.objectives)
         ]
@@ -98,7 +99,7 @@ class ConfigParts:
             if not isinstance(raw, dict):
                 continue
             part = ObjectivePart(index, _text(raw.get("id")), _text(raw.get("period", "current")),
-                                 parent=_text(raw.get("parent")))
+                                 parent=_text(raw.get("parent")), owner=_text(raw.get("owner")))
             raw_krs = raw.get("key_results")
             for kr_index, raw_kr in enumerate(raw_krs if isinstance(raw_krs, list) else ()):
                 try:
