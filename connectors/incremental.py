@@ -19,7 +19,8 @@ records stored so far lack the new fields or carry other days, so `load_cursor` 
 cursor marked `reread`: the stream is read from the start and every record rewritten, even those
 whose modified time is unchanged. The new set is recorded only when the stream completes
 (`save_field_set`): a re-read killed half way starts over next run rather than trusting records
-it never rewrote.
+it never rewrote. A first read (no cursor yet) has no such records: `load_cursor` records its set
+at once, so one killed half way resumes from its last stored page instead of reading it all again.
 """
 
 from __future__ import annotations
@@ -138,10 +139,19 @@ def field_set_digest(mapping: Mapping[str, str] | None, time_zone: str = DEFAULT
 
 
 def load_cursor(engine: Engine, source: str, stream: str, field_set: str | None = None) -> Cursor:
-    """The saved cursor; an empty one marked `reread` when the stream was read with other custom fields."""
+    """The saved cursor; an empty one marked `reread` when the stream was read with other custom fields.
+
+    Before a first read (no cursor yet) the stream's field set is recorded: every page it stores is read
+    with it, so a first read that dies half way is resumed next run, not started over.
+    """
     with Session(engine) as session:
         state = session.get(SyncState, (source, stream))
         if state is None or state.watermark is None:
+            if state is None or state.field_set != field_set:
+                state = state or SyncState(source=source, stream=stream)
+                state.field_set = field_set
+                session.add(state)
+                session.commit()
             return Cursor()
         if state.field_set != field_set:
             return Cursor(reread=True)

@@ -9,10 +9,11 @@ stable across runs, that the CRM upserts on, so a retry never creates a duplicat
   period_end (ISO dates), progress, score, status, weight, owner (email or None), owner_id (the
   CRM user with that email, or None), parent_key (the parent objective's key, or None).
 - key result: KrResult.as_row() (okr_mapping.compute) plus objective_key, forecast,
-  forecast_confidence (0-1 or None) and pace (linear | step | seasonal).
+  forecast_confidence (0-1 or None) and pace (linear | step | seasonal); `final: True` only on the
+  frozen result of a closed period (absent otherwise, so the CRM keeps its value).
 - check-in: `{kr_key}@{as_of}`; fields kr_key, as_of (ISO date), value, target, progress, score,
   status, expected_progress, forecast, forecast_confidence, note (None, or why this check-in
-  corrects an earlier one).
+  corrects an earlier one); `final: True` only on a closed period's final check-in.
 
 Writes go parents first (objectives, key results, check-ins) so lookups resolve.
 """

@@ -272,6 +272,36 @@ class WritebackRejection(SQLModel, table=True):
     attempts: int = 1
 
 
+class RunLockHolder(SQLModel, table=True):
+    """Who holds the store's run lock (connectors.run_lock): a row while a run holds it."""
+
+    __tablename__ = "run_lock"
+    name: str = Field(primary_key=True)  # the lock: "sync", one run at a time per store
+    token: str  # the holder's own random id: only it renews or releases the row
+    pid: int
+    host: str
+    started_at: datetime
+    expires_at: datetime | None = None  # SQLite: the lease's end, renewed while the run lives; PostgreSQL: None
+    label: str | None = None  # what holds it, e.g. its Prefect flow run
+
+
+class AlertLedger(SQLModel, table=True):
+    """One alert (task or celebration post) per CRM: `queued` when its transition is recorded, `pending`
+    just before the request that creates it, `sent` with the CRM record's id after
+    (connectors.alert_ledger), so no transition is alerted twice nor lost."""
+
+    __tablename__ = "alert_ledger"
+    target: str = Field(primary_key=True)  # "salesforce" | "hubspot"
+    key: str = Field(primary_key=True)  # okr_mapping.alerts: <kr key>|<group>|<transition>|<period end>|<day>
+    kind: str  # task | post
+    kr_key: str
+    state: str = Field(index=True)  # queued | pending | sent
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # the alert row, as queued
+    record_id: str | None = None
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
 def database_url(explicit: str | None = None) -> str:
     """The store's SQLAlchemy URL: explicit, then $OKR_SYNC_DATABASE_URL, then a local SQLite file."""
     if explicit:

@@ -1,7 +1,8 @@
 """The `okr-sync` command line: demo, run, plan, validate and the CRM sandbox.
 
-Exit codes: 0 success, 1 failure (a CRM or the store failed), 2 bad input (config,
-missing credentials). Errors are one readable message, never a traceback.
+Exit codes: 0 success, 1 failure (a CRM or the store failed, or another run holds the store's
+lock: connectors.run_lock.StoreLocked), 2 bad input (config, missing credentials). Errors are one
+readable message, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from flows.close_period import close_period_command
 from flows.deploy_commands import deployments_command, serve_command
 from flows.report_cli import report_command
 from flows.setup_commands import setup_app
@@ -36,6 +38,7 @@ app.add_typer(setup_app, name="setup")
 app.command("report")(report_command)
 app.command("deployments")(deployments_command)
 app.command("serve")(serve_command)
+app.command("close-period")(close_period_command)
 
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "config" / "examples" / "demo.yaml"
@@ -67,6 +70,8 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
 
     The checks run before the flow so that bad input reads as one message, not a flow-run traceback.
     """
+    from pydantic import SecretStr
+
     from connectors.errors import ConnectorConfigError, ConnectorError
     from flows.extract_progress import extract_progress
     from flows.nightly import SyncFailed, nightly_sync
@@ -81,8 +86,10 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
         for name in chosen:
             make_source(name).close()
         _quiet_known_tracebacks()
+        # A SecretStr, so Prefect stores the flow run's parameter masked: the URL may carry a password
+        secret_url = SecretStr(database_url) if database_url else None
         with extract_progress(errors):
-            return nightly_sync(str(config), sources=chosen, database_url=database_url, as_of=as_of, write=write,
+            return nightly_sync(str(config), sources=chosen, database_url=secret_url, as_of=as_of, write=write,
                                 plan=plan, force=force)
     except ConfigError as error:
         raise _fail(f"the config has problems:\n{error}", 2) from None
@@ -190,7 +197,8 @@ def _json_plan(report) -> dict:
     runs = [{"source": run.source, "error": run.error, "records_extracted": run.records_extracted,
              "api_calls": run.api_calls, "totals": None if run.plan is None else plan_totals(run.plan),
              "changes": None if run.plan is None else [change.as_dict() for change in run.plan],
-             "guards": run.blocked}
+             "guards": run.blocked,
+             "alerts": None if run.alerts is None else [dict(row) for row in run.alerts.planned or []]}
             for run in report.runs]
     return {"as_of": report.as_of.isoformat(), "runs": runs}
 
@@ -206,6 +214,8 @@ def _print_plan(report) -> None:
         if run.plan is not None:
             console.print(plan_table(run.plan, f"Plan for {run.source}, as of {report.as_of}"))
             console.print(f"  {run.source} totals: {plan_totals_text(run.plan)}", highlight=False)
+        for line in run.alerts.lines() if run.alerts is not None else []:
+            console.print(f"  alerts: {escape(line)}", highlight=False)
         for reason in run.blocked:
             errors.print(f"  [yellow]a run would stop here:[/] {escape(reason)} (`run --force` writes anyway)",
                          highlight=False)

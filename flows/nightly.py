@@ -3,7 +3,8 @@
 One flow run per night. Per source CRM: every stream is extracted into the store (each
 stream commits its own cursor, so a failed run resumes where it stopped), the KRs are
 computed from that CRM's records, and the results are upserted into the same CRM's
-OKR custom object. The run leaves a markdown artifact with the KR table.
+OKR custom object. The run leaves a markdown artifact with the KR table, and one with the
+weekly digest (flows.digest_render).
 
 CRMs are synced independently and at the same time: one failing does not stop the other. A
 CRM's streams are extracted in parallel threads, a few at a time within its rate limits, and a
@@ -44,13 +45,16 @@ from prefect.runtime import flow_run
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
-from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors import run_lock
+from connectors.errors import BadData, ConnectorConfigError, ConnectorError
 from connectors.ledger import PlannedChange
 from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 from connectors.store import make_engine
-from flows import retries
+from flows import alerts, retries
+from flows.alerts import AlertsOutcome
 from flows.credentials import connection_env, store_url, where_from
+from flows.digest_render import nightly_digest
 from flows.okr_writeback import config_revision, okr_records
 from flows.parallel import crm_slot, run_parallel, stream_limit
 from flows.render import markdown_report, table_rows
@@ -85,6 +89,7 @@ class SourceRun:
     error: str | None = None
     blocked: list[str] = field(default_factory=list)  # safety gates that stopped (or, in plan mode, would stop) it
     history: HistoryChanges | None = None  # the check-ins recorded, corrections and target changes found
+    alerts: AlertsOutcome | None = None  # tasks and celebration posts found, sent or planned (flows.alerts)
 
     @property
     def records_extracted(self) -> int:
@@ -211,6 +216,9 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
 
     `database_url` is a secret parameter: a URL with a password never shows in Prefect's UI. It
     wins over the org's store.
+
+    The run holds its store's lock throughout (connectors.run_lock): a second run of the same store at
+    once waits up to $OKR_SYNC_LOCK_WAIT_SECONDS (default 0), then fails with `StoreLocked`.
     """
     config = load_config(Path(config_path))  # fail fast, before any API call
     for warning in config.warnings:
@@ -223,30 +231,39 @@ def nightly_sync(config_path: str, sources: list[str] | None = None, database_ur
     env = connection_env(chosen)  # Secret blocks are read here, inside the run
     url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
     url = url or store_url(chosen)
-    history.ensure_tables(store_engine(url))  # once, before the CRMs' threads share the store
-    day = as_of or config.today()  # in the config's time zone
-    report = SyncReport(config_path=config_path, as_of=day, org=org, flow_run_id=flow_run.get_id())
-    names = sources or (chosen.sources if chosen and chosen.sources else None) or [config.source]
-    sync = partial(_sync_source, config=config, database_url=url, day=day, write=write and not plan, plan=plan,
-                   force=force, revision=config_revision(Path(config_path)), env=env)
-    synced = run_parallel(sync, names, limit=len(names))  # each CRM records its own failure in its SourceRun
-    if synced.error is not None:
-        raise synced.error
-    report.runs = synced.done
-    suffix = f"-{org}" if org else ""
-    create_markdown_artifact(key=f"okr-kr-table{suffix}", markdown=markdown_report(report),
-                             description=f"Key results as of {day.isoformat()}" + (f", org {org}" if org else ""))
-    create_table_artifact(key=f"okr-kr-values{suffix}", table=table_rows(report),
-                          description=f"Key result values as of {day.isoformat()}, one row per KR, group and CRM")
-    if report.problems:
-        raise SyncFailed(report)
-    return report
+    # One run per store at a time; a second one waits ($OKR_SYNC_LOCK_WAIT_SECONDS) or stops (connectors.run_lock)
+    with run_lock.acquire(store_engine(url), label=f"flow run {flow_run.get_name() or flow_run.get_id()}"):
+        history.ensure_tables(store_engine(url))  # once, before the CRMs' threads share the store
+        day = as_of or config.today()  # in the config's time zone
+        report = SyncReport(config_path=config_path, as_of=day, org=org, flow_run_id=flow_run.get_id())
+        names = sources or (chosen.sources if chosen and chosen.sources else None) or [config.source]
+        sync = partial(_sync_source, config=config, database_url=url, day=day, write=write and not plan, plan=plan,
+                       force=force, revision=config_revision(Path(config_path)), env=env)
+        synced = run_parallel(sync, names, limit=len(names))  # each CRM records its own failure in its SourceRun
+        if synced.error is not None:
+            raise synced.error
+        report.runs = synced.done
+        suffix = f"-{org}" if org else ""
+        create_markdown_artifact(key=f"okr-kr-table{suffix}", markdown=markdown_report(report),
+                                 description=f"Key results as of {day.isoformat()}" + (f", org {org}" if org else ""))
+        create_table_artifact(key=f"okr-kr-values{suffix}", table=table_rows(report),
+                              description=f"Key result values as of {day.isoformat()}, one row per KR, group and CRM")
+        create_markdown_artifact(key=f"okr-weekly-digest{suffix}", markdown=nightly_digest(
+            store_engine(url), config, [run.source for run in report.runs], measured_day(config, day)),
+            description=f"What moved in the week to {day.isoformat()}, per team and owner")
+        if report.problems:
+            raise SyncFailed(report)
+        return report
 
 
 def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: date, write: bool,
                  plan: bool = False, force: bool = False, revision: str | None = None,
                  env: Mapping[str, str] | None = None) -> SourceRun:
-    """Extract, compute and write back one CRM; a connector failure is recorded, not raised."""
+    """Extract, compute and write back one CRM; a connector failure is recorded, not raised.
+
+    A stream that met data it cannot read (BadData) stops alone: the CRM's other streams are still
+    read, but no key result of the CRM is computed or written, as it would miss those records.
+    """
     run = SourceRun(source=name)
     try:
         limit = stream_limit(name, env)
@@ -256,11 +273,22 @@ def _sync_source(name: str, config: OkrConfig, database_url: str | None, day: da
         return run
     try:
         with crm_slot(name):  # across runs: at most the limit's number of orgs sync this CRM at once
-            extracted = run_parallel(lambda stream: extract_stream(source, database_url, stream), source.STREAMS,
-                                     limit)
-            run.streams = extracted.done
+            unreadable: list[BadData] = []
+
+            def extract(stream: str) -> StreamResult | None:
+                try:
+                    return extract_stream(source, database_url, stream)
+                except BadData as error:  # that stream's data, not the CRM: the other streams go on
+                    unreadable.append(error)
+                    return None
+
+            extracted = run_parallel(extract, source.STREAMS, limit)
+            run.streams = [result for result in extracted.done if result is not None]
             if extracted.error is not None:
                 raise extracted.error
+            if unreadable:
+                raise ConnectorError(" ".join(str(error) for error in unreadable) + f" No key result of {name} was "
+                                     "computed or written back in this run: the data is incomplete.")
             run.results = compute_results(config, database_url, name, day)
             run.objectives = rollup_objectives(run.results, config)
             if write or plan:
@@ -291,15 +319,20 @@ def _write_or_plan(run: SourceRun, source: Source, config: OkrConfig, database_u
     latest = history.latest_day(engine, run.source)
     checkins = history.open_checkins(engine, run.source, measured, changes)
     # A day before the latest check-in is the past recomputed: only its check-ins go to the CRM
-    records = okr_records(config, run.results, run.objectives, checkins, users,
-                          current=latest is None or measured >= latest)
+    current = latest is None or measured >= latest
+    records = okr_records(config, run.results, run.objectives, checkins, users, current=current)
+    found = alerts.find(engine, config, run.source, run.results, measured) if current else []  # none for the past
     if plan:
         run.plan = plan_writeback(source, database_url, records)
+        run.alerts = AlertsOutcome(found, planned=alerts.plan(engine, run.source, found) if current else [])
         return
     if run.blocked and not force:
         for reason in run.blocked:
             get_run_logger().error("%s writeback stopped: %s", run.source, reason)
         return
+    alerts.queue(engine, run.source, found)  # before the check-ins: a crash between never loses an alert
     history.record(engine, changes)
     run.history = changes
     run.writeback = write_back(source, database_url, records)
+    if current:  # after the writeback: the tasks and posts point at the KR records
+        run.alerts = AlertsOutcome(found, sent=alerts.send(source, engine))

@@ -23,7 +23,8 @@ def okr_records(config: OkrConfig, results: Sequence[KrResult], objectives: Sequ
     """The rows of one run for one CRM (shapes: connectors.okr_records); `users`: lower-cased email ->
     CRM user id, for objective owners; `checkins`: the snapshots to send as check-ins
     (history.open_checkins); `current` False (a past day recomputed): check-ins only, so the CRM's
-    objectives and key results keep today's values."""
+    objectives and key results keep today's values. The key results of a closed period (KrResult.final)
+    and their check-in of the period's last day carry `final: True`."""
     declared = {objective.id: objective for objective in config.objectives}
     key_of = {result.objective_id: result.key for result in objectives}
     objective_rows = []
@@ -37,17 +38,28 @@ def okr_records(config: OkrConfig, results: Sequence[KrResult], objectives: Sequ
             "status": result.status, "weight": objective.weight if objective else 1.0, "owner": owner,
             "owner_id": users.get(owner.lower()) if owner else None,
             "parent_key": key_of.get(result.parent) if result.parent else None})
-    kr_rows = [{**result.as_row(), "objective_key": key_of.get(result.objective_id)} for result in results]
-    checkin_rows = [{
+    kr_rows = [_final_only_when_set({**result.as_row(), "objective_key": key_of.get(result.objective_id)})
+               for result in results]
+    final = {result.key for result in results if result.final}
+    checkin_rows = [_final_only_when_set({
         "key": f"{snapshot.key}@{snapshot.as_of.isoformat()}", "kr_key": snapshot.key,
         "as_of": snapshot.as_of.isoformat(), "value": snapshot.value, "target": snapshot.target,
         "progress": snapshot.progress, "score": snapshot.score, "status": snapshot.status,
         "expected_progress": snapshot.expected_progress, "forecast": snapshot.forecast,
         "forecast_confidence": snapshot.forecast_confidence, "note": snapshot.note,
-    } for snapshot in checkins]
+        "final": snapshot.key in final and snapshot.as_of >= snapshot.period_end,
+    }) for snapshot in checkins]
     if not current:
         return OkrRecords(checkins=checkin_rows)
     return OkrRecords(objectives=objective_rows, key_results=kr_rows, checkins=checkin_rows)
+
+
+def _final_only_when_set(row: dict) -> dict:
+    """A row carries `final` only when it is final (a closed period's): the rows of open periods keep
+    the shape, and the ledger fingerprint, they had before period close existed."""
+    if not row.get("final"):
+        row.pop("final", None)
+    return row
 
 
 def config_revision(path: Path) -> str:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from flows.digest_render import digest_html
 from flows.render import STATUS_LABELS, forecast_text, format_value
 from flows.report_svg import BurnUp, burnup_svg
 from okr_mapping import KrResult, ObjectiveResult, OkrConfig, compute_key_results, history, rollup_objectives
 from okr_mapping.compute import measured_day
+from okr_mapping.digest import WeeklyDigest, weekly_digest
 from okr_mapping.history import KrSnapshot
 
 STATUS_COLOURS = {"achieved": "#1a7f37", "on_track": "#2da44e", "at_risk": "#bf8700", "off_track": "#cf222e"}
@@ -44,6 +46,9 @@ table.breakdown { border-collapse: collapse; width: 100%; font-size: .92rem; }
 table.breakdown th, table.breakdown td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #eaeef2; }
 table.breakdown td.num { text-align: right; } table.breakdown td.progress { width: 25%; }
 .legend { color: #57606a; font-size: .85rem; }
+.digest { border: 1px solid #d0d7de; border-radius: 6px; padding: .2rem 1rem .6rem; margin-bottom: 1.5rem; }
+.digest h3 { margin: .6rem 0 .2rem; font-size: 1.05rem; } .digest h4 { margin: .4rem 0 0; font-size: .95rem; }
+.digest ul { margin: .2rem 0; padding-left: 1.2rem; font-size: .92rem; }
 @media print { .kr { break-inside: avoid; } }
 """
 
@@ -59,8 +64,10 @@ def write_report(engine: Engine, config: OkrConfig, source: str | None, as_of: d
     by_key: dict[str, list[KrSnapshot]] = {}
     for snapshot in history.snapshots(engine, chosen):
         by_key.setdefault(snapshot.key, []).append(snapshot)
+    today = measured_day(config, as_of)
     page = render_report(results, rollup_objectives(results, config), by_key, source=chosen,
-                         as_of=as_of or config.today(), today=measured_day(config, as_of), config_name=config_name)
+                         as_of=as_of or config.today(), today=today, config_name=config_name,
+                         week=weekly_digest(engine, config, chosen, today))
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
@@ -69,9 +76,9 @@ def write_report(engine: Engine, config: OkrConfig, source: str | None, as_of: d
 
 def render_report(results: Sequence[KrResult], objectives: Sequence[ObjectiveResult],
                   snapshots: Mapping[str, Sequence[KrSnapshot]], *, source: str, as_of: date, today: date,
-                  config_name: str = "") -> str:
+                  config_name: str = "", week: WeeklyDigest | None = None) -> str:
     """The page: `snapshots` are the check-ins per KR key; `today` is the day measured (as-of less the
-    config's reporting lag)."""
+    config's reporting lag); `week`: the weekly digest, shown as "This week" after the objectives."""
     by_objective: dict[str, list[KrResult]] = {}
     for result in results:
         by_objective.setdefault(result.objective_id, []).append(result)
@@ -84,6 +91,8 @@ def render_report(results: Sequence[KrResult], objectives: Sequence[ObjectiveRes
         body.append("<p>No key result has a period that covers this day.</p>")
     for objective, depth in objective_tree(objectives):
         body.append(_objective_html(objective, depth, by_objective.get(objective.objective_id, []), snapshots, today))
+    if week is not None:
+        body.append(digest_html(week))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>OKR report · {escape(source)} · {as_of.isoformat()}</title>\n<style>{_CSS}</style>\n"

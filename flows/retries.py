@@ -3,7 +3,8 @@
 The connectors already retry each HTTP call (tenacity, seconds apart). A task-level retry is the
 slower second chance, minutes later, for an outage that outlasted those: a connection that kept
 dropping, 429 / 5xx answers, a store that was locked or unreachable. A wrong token, a used-up daily
-quota, a missing setup or a bug fails the same way every time, so it is not retried.
+quota, a missing setup, data the CRM serves unreadable (BadData) or a bug fails the same way every
+time, so it is not retried.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import requests
 import urllib3
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from connectors.errors import ConnectorConfigError
+from connectors.errors import BadData, ConnectorConfigError
 from connectors.hubspot import helpers as hubspot_helpers
 from connectors.salesforce import QuotaReserveReached
 from connectors.salesforce import helpers as salesforce_helpers
@@ -40,7 +41,7 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 def is_transient(error: BaseException) -> bool:
     """Whether another attempt later may succeed where this one failed."""
-    if isinstance(error, ConnectorConfigError | QuotaReserveReached):
+    if isinstance(error, ConnectorConfigError | QuotaReserveReached | BadData):  # the same next time
         return False
     for link in _chain(error):
         if isinstance(link, salesforce_helpers.ConnectionLost):

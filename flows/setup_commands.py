@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from connectors.errors import ConnectorConfigError, ConnectorError
+from flows import alerts
 from flows.sources import SOURCE_NAMES, make_source
 from flows.terminal import console, fail
 
@@ -34,6 +35,7 @@ def check_all() -> tuple[int, int]:
         checked += 1
         try:
             found = source.check_setup()
+            found += alerts.setup_problems(source)  # tasks and posts (flows.alerts)
         except ConnectorError as error:
             found = [str(error)]
         finally:
@@ -53,6 +55,7 @@ def create_hubspot() -> None:
     source = make_source("hubspot", os.environ)
     try:
         done = source.setup()  # type: ignore[attr-defined]
+        done += alerts.setup(source)  # okr_alert_key on tasks and notes
     finally:
         source.close()
     for action in done:

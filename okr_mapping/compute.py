@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from connectors.store import SOURCES
-from okr_mapping import forecast, history, pace, scoring, windows
+from okr_mapping import forecast, history, pace, period_close, scoring, windows
 from okr_mapping.config import (
     ChangeTarget,
     CheckIn,
@@ -77,6 +77,7 @@ class KrResult:
     forecast: float | None = None  # the projected end-of-period value (okr_mapping.forecast)
     forecast_confidence: float | None = None  # 0-1: chance of reaching the target (pipeline forecasts)
     forecast_method: str | None = None  # trend | pipeline | final
+    final: bool = False  # the frozen result of a closed period (okr_mapping.period_close)
 
     def as_row(self) -> dict[str, Any]:
         """JSON-friendly dict (dates as ISO strings) for writeback and reports."""
@@ -148,16 +149,19 @@ def compute_key_results(
                 if kr.type == "milestone":
                     results.append(_milestone_result(evaluator, config, objective, kr, period, day))
                     continue
-                rows = _key_result(evaluator, calendar, config, objective, kr, period, day,
-                                   reported.get((objective.id, kr.id, period.label), set()))
-                results.extend(rows)
                 path: KeyPath = ("objectives", index, "key_results", kr_index, "target", "overrides")
+                closed = _closed_baselines(conn, config, chosen, objective, kr, calendar.shift(period, -1),
+                                           (*path[:-1], "vs"), found)
+                rows = _key_result(evaluator, calendar, config, objective, kr, period, day,
+                                   reported.get((objective.id, kr.id, period.label), set()), closed)
+                results.extend(rows)
                 found.extend(_unseen_overrides(config, kr, rows, path))
         users = crm_users(conn, chosen)
         points = history.trend_points(engine, chosen, results, day)
         results = forecast.attach(conn, config, chosen, results, day, points)
     results = [replace(result, owner_id=users.get(result.owner.lower())) if result.owner else result
                for result in results]
+    results = period_close.apply_frozen(engine, chosen, results)  # a closed period keeps its final values
     found.extend(unknown_owners(config, users, chosen))
     for issue in found:
         _LOG.warning("%s", issue.render())
@@ -169,6 +173,19 @@ def compute_key_results(
 def measured_day(config: OkrConfig, as_of: date | None = None) -> date:
     """The day a run measures as of: `as_of` (default today in the config's zone) less the reporting lag."""
     return (as_of or config.today()) - timedelta(days=config.reporting_lag_days)
+
+
+def _closed_baselines(conn: Connection, config: OkrConfig, source: str, objective: Objective, kr: KeyResult,
+                      before: Period, path: KeyPath, found: list[Issue]) -> dict[str | None, float] | None:
+    """For a change `vs: closed`, per group the final value of `before` (None for other targets); when
+    `before` is not closed, a warning, and the change compares with its live values instead."""
+    if not isinstance(kr.target, ChangeTarget) or kr.target.vs != "closed":
+        return None
+    values = period_close.closed_values(conn, source, objective.id, kr.id, before.label)
+    if not values:
+        found.append(config.issue("warning", path, f"{before.label} is not closed for {source} yet (`okr-sync "
+                                  f"close-period {before.label}`): the change compares with its live values"))
+    return values
 
 
 def _unseen_overrides(config: OkrConfig, kr: KeyResult, rows: list[KrResult], path: KeyPath) -> list[Issue]:
@@ -200,9 +217,11 @@ def _key_result(
     period: Period,
     as_of: date,
     reported: set[str] = frozenset(),  # type: ignore[assignment]
+    closed: dict[str | None, float] | None = None,
 ) -> list[KrResult]:
     """The KR's results, one per group of a breakdown: the groups with records now, and the groups
-    `reported` before in this period (whose records have gone since: they read empty, not stale)."""
+    `reported` before in this period (whose records have gone since: they read empty, not stale).
+    `closed`: per group, the final value of the previous period (a change `vs: closed`)."""
     assert kr.metric is not None and kr.target is not None  # guaranteed by validation
     metric = config.metrics[kr.metric]
     window = window_of(kr)
@@ -211,11 +230,13 @@ def _key_result(
     if isinstance(kr.target, ChangeTarget):
         before_period = (
             calendar.shift(period, -1)
-            if kr.target.vs == "previous_period"
+            if kr.target.vs != "same_period_last_year"
             else calendar.same_period_last_year(period)
         )
         earlier = evaluator.values(kr.metric, windows.earlier(window, period, before_period, as_of, kr.target.vs),
                                    kr.breakdown)
+        earlier |= {None if group in (None, UNASSIGNED) else group: MetricValue(value, 1 if value else 0)
+                    for group, value in (closed or {}).items()}  # vs: closed, the groups the period closed with
 
     curve = pace.curve(evaluator, calendar, kr.metric, kr.pace or config.scoring.pace, period, as_of, kr.breakdown)
     labels = {key: (key if key is not None else UNASSIGNED) for key in current}

@@ -41,6 +41,12 @@ Breakdown = Annotated[str, Field(min_length=1, description=(
 
 
 Pace = Literal["linear", "step", "seasonal"]
+AlertTransition = Literal["at_risk", "off_track", "achieved"]
+# on / off (YAML reads them as true / false), or the transitions to alert on (okr_mapping.alerts)
+AlertSetting = Annotated[bool | list[AlertTransition], Field(description=(
+    "Alerts in the CRM when a key result's status changes: on (every transition: a task for its owner when it"
+    " turns at_risk or off_track, a celebration post when achieved), off, or a list of the transitions to"
+    " alert on, e.g. [off_track, achieved]"))]
 
 
 class ScoringSettings(StrictModel):
@@ -249,6 +255,7 @@ class Objective(StrictModel):
     parent: str | None = Field(
         None, description="Id of the objective this one rolls up into (company -> team -> rep)")
     weight: float = Field(1.0, ge=0, description="This objective's weight in its parent's roll-up")
+    alerts: AlertSetting | None = None  # None: the file's `alerts:`
     key_results: list[KeyResult] = Field(min_length=1)
 
 
@@ -287,6 +294,7 @@ class OkrConfig(StrictModel):
         description="Extra CRM fields per entity, e.g. account: {region: {salesforce: Region__c, hubspot: region}}",
     )
     objectives: list[Objective] = Field(min_length=1)
+    alerts: AlertSetting = True  # every objective's, unless it sets its own
     schedule: Schedule = Field(default_factory=Schedule, description=(
         "When the nightly deployment runs (okr-sync deployments / serve): a cron schedule in time_zone"))
     orgs: list[Org] = Field(default_factory=list, description=(

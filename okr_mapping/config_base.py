@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Comparison = Literal["previous_period", "same_period_last_year"]
+# closed: the final values the previous period was closed with (okr-sync close-period; okr_mapping.period_close)
+Comparison = Literal["previous_period", "same_period_last_year", "closed"]
 
 
 class StrictModel(BaseModel):

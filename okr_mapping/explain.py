@@ -107,7 +107,7 @@ def explain_key_result(
             if metric is not None and (result is not None) else MetricValue(0.0, 0, defined=False)
         before_period, before = None, None
         if isinstance(kr.target, ChangeTarget) and metric is not None:
-            base_before = (calendar.shift(period, -1) if kr.target.vs == "previous_period"
+            base_before = (calendar.shift(period, -1) if kr.target.vs != "same_period_last_year"
                            else calendar.same_period_last_year(period))
             before_period = windows.earlier(window, period, base_before, day, kr.target.vs)
             before = evaluator.values(kr.metric, before_period, kr.breakdown).get(key, MetricValue(0.0, 0))

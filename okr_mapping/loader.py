@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from okr_mapping import secrets_check
 from okr_mapping.config import CheckIn, OkrConfig
 from okr_mapping.errors import ConfigError, Issue, KeyPath, Level, did_you_mean
 from okr_mapping.pydantic_errors import issue_parts
@@ -210,12 +211,14 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
     `base_dir` is where a relative `checkins:` path starts (default: the directory of `file`).
     """
     data, source_map, issues = parse_yaml(text, file)
+    secret_issues, secrets = secrets_check.secret_issues(data, source_map)
     if not isinstance(data, dict):
         raise ConfigError(
             [
                 source_map.issue(
                     "error", (), "the file must be a mapping of settings (metrics:, objectives:, ...)"
-                )
+                ),
+                *secret_issues,
             ]
         )
     config: OkrConfig | None = None
@@ -236,8 +239,10 @@ def parse_config(text: str, file: str = "<config>", base_dir: Path | None = None
     if config is not None:
         folder = base_dir if base_dir is not None else Path(file).parent
         checkin_issues = _load_checkins(config, source_map, folder)
-    # The config's issues first, then the check-in file's, each in file order.
-    ordered = _sorted(issues) + _sorted(checkin_issues)
+    # The config's issues first, then the check-in file's, each in file order; none but the secrets' own
+    # showing a secret.
+    config_issues = secrets_check.without_secrets(issues, secrets) + secret_issues
+    ordered = _sorted(config_issues) + _sorted(secrets_check.without_secrets(checkin_issues, secrets))
     if any(issue.level == "error" for issue in ordered):
         raise ConfigError(ordered)
     assert config is not None
@@ -281,6 +286,9 @@ def _load_checkins(config: OkrConfig, source_map: SourceMap, folder: Path) -> li
         data, checkin_map, issues = parse_yaml(text, file)
     except ConfigError as exc:
         return exc.issues
+    secret_issues, _texts = secrets_check.secret_issues(data, checkin_map)
+    if secret_issues:
+        return secret_issues  # the check-in file is not read further: other messages could quote the secret
     if not isinstance(data, list):
         return [checkin_map.issue("error", (), "a check-in file is a list of {kr: ..., value: ..., date: ...}")]
     by_kr: dict[str, list[CheckIn]] = {}

@@ -45,3 +45,11 @@ def close_email(email: str, known: list[str]) -> str | None:
     """A known email that differs from `email` by a typo (the shared domain alone is no likeness)."""
     match = difflib.get_close_matches(email, known, n=1, cutoff=0.85)
     return match[0] if match else None
+
+
+def owner_teams(conn: Connection, source: str) -> dict[str, str]:
+    """Lower-cased email -> team of the source's users in the store that have both (digest, period close)."""
+    rows = conn.execute(select(OWNER_TABLE.c.email, OWNER_TABLE.c.team)
+                        .where(OWNER_TABLE.c.source == source, OWNER_TABLE.c.email.is_not(None),
+                               OWNER_TABLE.c.team.is_not(None)))
+    return {str(email).lower(): str(team) for email, team in rows}

@@ -37,7 +37,7 @@ from typing import Any
 import hubspot
 from sqlalchemy.engine import Engine
 
-from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors.errors import BadPage, ConnectorConfigError, ConnectorError
 from connectors.hubspot import custom_fields as custom_fields_module
 from connectors.hubspot import helpers, settings
 from connectors.hubspot.campaigns import GenericRequests
@@ -50,6 +50,7 @@ from connectors.ledger import PlannedChange
 from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
 from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
+from connectors.timeouts import timeout_from_env
 
 log = logging.getLogger(__name__)
 SOURCE = settings.SOURCE
@@ -65,7 +66,8 @@ class HubSpotSource:
                  *, sleep: Callable[[float], None] = time.sleep,
                  lookback: timedelta = timedelta(minutes=settings.LOOKBACK_MINUTES),
                  tier: str = settings.DEFAULT_TIER, rate_limits: helpers.RateLimits | None = None,
-                 custom_fields: CustomFields | None = None, time_zone: str = DEFAULT_TIME_ZONE) -> None:
+                 custom_fields: CustomFields | None = None, time_zone: str = DEFAULT_TIME_ZONE,
+                 request_timeout: tuple[float, float] = settings.REQUEST_TIMEOUT) -> None:
         """`lookback`: how far before the saved watermark the first search of a run starts (see
         connectors.hubspot.settings); timedelta(0) continues exactly after the cursor. `tier`: the
         portal's API limit tier, which sets the client-side rate limits (`rate_limits` replaces them,
@@ -73,8 +75,10 @@ class HubSpotSource:
         entity -> {canonical name: property internal name}, e.g. {"account": {"region": "region"}},
         read into each row's `custom` (connectors.hubspot.custom_fields). `time_zone`: the config's
         IANA time zone, whose calendar days the dates of datetimes are (connectors.local_dates);
-        changing it re-reads every stream once."""
+        changing it re-reads every stream once. `request_timeout`: (connect, read) seconds each
+        request waits (connectors.timeouts)."""
         self.lookback = validate_lookback(lookback)
+        self.request_timeout = request_timeout
         zone_of(time_zone)
         self.custom_fields = custom_fields_module.validate(custom_fields)
         self.rate_limits = rate_limits or helpers.RateLimits(tier)
@@ -105,7 +109,8 @@ class HubSpotSource:
     def from_env(cls, env: Mapping[str, str] = os.environ, custom_fields: CustomFields | None = None,
                  time_zone: str = DEFAULT_TIME_ZONE) -> HubSpotSource:
         """HUBSPOT_ACCESS_TOKEN (required); HUBSPOT_HOST, OKR_SYNC_CA_BUNDLE, OKR_SYNC_LOOKBACK_MINUTES,
-        OKR_SYNC_HUBSPOT_TIER; `custom_fields` and `time_zone` from the config (see __init__)."""
+        OKR_SYNC_HUBSPOT_TIER, OKR_SYNC_HTTP_TIMEOUT_SECONDS; `custom_fields` and `time_zone` from the
+        config (see __init__)."""
         token = (env.get(settings.TOKEN_ENV) or "").strip()
         if not token:
             raise ConnectorConfigError(
@@ -120,7 +125,8 @@ class HubSpotSource:
                 f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
         lookback = lookback_from_env(env, settings.LOOKBACK_ENV, settings.LOOKBACK_MINUTES)
         return cls(token, host, ca_bundle, lookback=lookback, tier=helpers.tier_from_env(env),
-                   custom_fields=custom_fields, time_zone=time_zone)
+                   custom_fields=custom_fields, time_zone=time_zone,
+                   request_timeout=timeout_from_env(env, settings.REQUEST_TIMEOUT))
 
     def close(self) -> None:
         """Close the connection pools (idle keep-alive connections hold server threads open)."""
@@ -168,7 +174,8 @@ class HubSpotSource:
             return self.__dict__["_generic"]
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, limits=self.rate_limits, **kwargs)
+        return helpers.call_api(self._calls, fn, *args, sleep=self._sleep, limits=self.rate_limits,
+                                timeout=self.request_timeout, **kwargs)
 
     def _failure(self, exc: BaseException, action: str) -> ConnectorError:
         status = helpers.api_status(exc)
@@ -190,6 +197,8 @@ class HubSpotSource:
                 records = self._streams.search(engine, stream)
         except ConnectorError:
             raise
+        except helpers.UnreadableAnswer as exc:  # not JSON: the same answer comes back, nothing is stored
+            raise BadPage(SOURCE, stream, exc.request, exc.problem) from None
         except Exception as exc:
             if helpers.api_status(exc) is None and not helpers.is_transient(exc):
                 raise

@@ -35,6 +35,7 @@ from connectors.errors import ConnectorError
 from connectors.hubspot import helpers, settings
 from connectors.hubspot.mappers import campaign_row, custom_values
 from connectors.incremental import Cursor, is_changed, save_cursor
+from connectors.row_checks import map_record
 from connectors.store import Campaign, session_scope, upsert_rows
 
 SOURCE = settings.SOURCE
@@ -104,9 +105,13 @@ def store_campaigns(engine: Engine, records: Sequence[Mapping[str, Any]], custom
     ones no longer listed deleted, save the cursor; returns how many rows changed. `zone`: the time
     zone of the rows' dates."""
     rows: dict[str, dict[str, Any]] = {}
-    for record in records:
-        row = campaign_row(record, zone)
-        row["custom"] = custom_values(record.get("properties") or {}, custom)
+    for position, record in enumerate(records, 1):
+        def mapped(fields: Mapping[str, Any]) -> dict[str, Any]:
+            return campaign_row(fields, zone) | {"custom": custom_values(fields.get("properties") or {}, custom)}
+
+        record_id = record.get("id") if isinstance(record, Mapping) else None
+        row = map_record(SOURCE, settings.CAMPAIGN_STREAM, Campaign, None if record_id is None else str(record_id),
+                         record, mapped, position)
         rows[row["source_id"]] = row  # listed twice (the list moved while paged): the later one
     columns = Campaign.__table__.c  # type: ignore[attr-defined]
     with session_scope(engine) as session:

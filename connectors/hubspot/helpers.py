@@ -82,6 +82,31 @@ def is_transient(exc: BaseException) -> bool:
                       | requests.exceptions.ConnectionError | requests.exceptions.Timeout)
 
 
+class UnreadableAnswer(Exception):
+    """An answer that is not JSON: the client would read it as an empty result. Not transient (the same
+    answer comes back); the source reports it as a BadPage of the stream it was reading."""
+
+    def __init__(self, request: str, problem: str) -> None:
+        super().__init__(f"the answer to {request} {problem}")
+        self.request, self.problem = request, problem
+
+
+def _unreadable(fn: Callable[..., Any]) -> str | None:
+    """Why the body of the answer `fn` (a generated API method) just read is not JSON; None when it is.
+
+    The generated clients take an unparsable body for a model with every field None (a search page
+    with no results), so the body is checked here instead."""
+    client = getattr(getattr(fn, "__self__", None), "api_client", None)
+    data = getattr(getattr(client, "last_response", None), "data", None)
+    if not isinstance(data, str | bytes) or not data:
+        return None
+    try:
+        json.loads(data)
+    except ValueError as error:
+        return f"is not valid JSON ({error})"
+    return None
+
+
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     headers = getattr(exc, "headers", None)
     value = headers.get("Retry-After") if headers is not None else None
@@ -171,11 +196,13 @@ class CallCounter(CallCount):
 
 
 def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
-             sleep: Callable[[float], None] = time.sleep, limits: RateLimits | None = None, **kwargs: Any) -> T:
+             sleep: Callable[[float], None] = time.sleep, limits: RateLimits | None = None,
+             timeout: tuple[float, float] | None = None, **kwargs: Any) -> T:
     """Call one generated API method with retries on transient failures; other errors raise at once.
 
-    Each attempt first waits for its rate limit slots (`limits`). A 429 for the daily quota
-    raises a ConnectorError at once: nothing succeeds before the quota resets.
+    Each attempt first waits for its rate limit slots (`limits`) and gives up on an answer after
+    `timeout` (connect, read) seconds (default settings.REQUEST_TIMEOUT), a transient failure. A
+    429 for the daily quota raises a ConnectorError at once: nothing succeeds before the quota resets.
     """
 
     def attempt() -> T:
@@ -183,7 +210,9 @@ def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
             limits.acquire(fn)
         counter.add()
         try:
-            result = fn(*args, _request_timeout=settings.REQUEST_TIMEOUT, **kwargs)
+            result = fn(*args, _request_timeout=timeout or settings.REQUEST_TIMEOUT, **kwargs)
+        except (json.JSONDecodeError, requests.exceptions.JSONDecodeError) as exc:  # the generic method (requests)
+            raise UnreadableAnswer(f"the {getattr(fn, '__name__', fn)} request", f"is not valid JSON ({exc})") from None
         except Exception as exc:
             if is_daily_limit(exc):
                 raise ConnectorError(
@@ -193,6 +222,9 @@ def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
             raise
         if limits is not None:
             limits.observe(fn)
+        problem = _unreadable(fn)
+        if problem is not None:
+            raise UnreadableAnswer(f"the {getattr(fn, '__name__', fn)} request", problem)
         return result
 
     def before_sleep(state: RetryCallState) -> None:

@@ -78,7 +78,7 @@ def owner_row(owner: Any) -> dict[str, Any]:
     teams = owner.teams or []
     primary = next((team for team in teams if team.primary), teams[0] if teams else None)
     name = " ".join(part for part in (owner.first_name, owner.last_name) if part) or None
-    return {"source": settings.SOURCE, "source_id": str(owner.id), "email": owner.email, "name": name,
+    return {"source": settings.SOURCE, "source_id": owner.id, "email": owner.email, "name": name,
             "team": primary.name if primary else None, "region": None, "is_active": not owner.archived,
             "modified_at": parse_time(owner.updated_at), "custom": {}}
 

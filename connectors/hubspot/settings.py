@@ -24,7 +24,8 @@ DEFAULT_HOST = "https://api.hubapi.com"
 SEARCH_PAGE_SIZE = 200
 OWNERS_PAGE_SIZE = 100
 BATCH_SIZE = 100  # batch endpoints accept at most 100 inputs
-REQUEST_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+# (connect, read) seconds; $OKR_SYNC_HTTP_TIMEOUT_SECONDS sets the read one (connectors.timeouts)
+REQUEST_TIMEOUT = (10.0, 60.0)
 
 # Retries (tenacity): 429, 5xx and connection errors; Retry-After is honoured when sent.
 RETRY_ATTEMPTS = 4
@@ -208,12 +209,12 @@ KEY_RESULT_FIELDS: dict[str, str] = {
     "metric": "metric", "value": "current_value", "baseline": "baseline", "target": "target",
     "progress": "progress", "score": "score", "expected_progress": "expected_progress", "status": "status",
     "unit": "unit", "objective_key": "objective_key", "forecast": "forecast",
-    "forecast_confidence": "forecast_confidence", "pace": "pace",
+    "forecast_confidence": "forecast_confidence", "pace": "pace", "final": "okr_final",
 }
 CHECKIN_FIELDS: dict[str, str] = {
     "key": "okr_key", "kr_key": "key_result_key", "as_of": "as_of", "value": "value", "target": "target",
     "progress": "progress", "score": "score", "status": "status", "expected_progress": "expected_progress",
-    "forecast": "forecast", "forecast_confidence": "forecast_confidence", "note": "note",
+    "forecast": "forecast", "forecast_confidence": "forecast_confidence", "note": "note", "final": "okr_final",
 }
 OKR_FIELDS: dict[str, dict[str, str]] = {"objective": OBJECTIVE_FIELDS, "key_result": KEY_RESULT_FIELDS,
                                          "checkin": CHECKIN_FIELDS}
@@ -224,6 +225,8 @@ NAME_FROM_KEY = frozenset({"checkin"})
 OKR_ASSOCIATIONS: tuple[tuple[str, str, str], ...] = (
     ("key_result", "objective", "objective_key"), ("checkin", "key_result", "key_result_key"))
 
+# A closed period's frozen records (okr-sync close-period); sent only on those rows, so others keep it unset
+FINAL_PROPERTY = "okr_final"
 _NUMBER_PROPERTIES = {"current_value", "baseline", "target", "progress", "score", "expected_progress", "weight",
                       "forecast", "forecast_confidence", "value"}
 _DATE_PROPERTIES = {"period_start", "period_end", "as_of"}
@@ -231,7 +234,7 @@ _LABELS = {"okr_key": "OKR key", "current_value": "Current value", "expected_pro
            "last_synced": "Last synced", "objective_id": "Objective id", "period_start": "Period start",
            "period_end": "Period end", "parent_objective_key": "Parent objective key",
            "objective_key": "Objective key", "forecast_confidence": "Forecast confidence",
-           "key_result_key": "Key result key", "as_of": "As of"}
+           "key_result_key": "Key result key", "as_of": "As of", "okr_final": "Final"}
 _NAME_LABELS = {"objective": "Objective", "key_result": "Key result", "checkin": "Check-in"}
 
 
@@ -243,6 +246,8 @@ def property_type(name: str) -> tuple[str, str]:
         return "date", "date"
     if name == LAST_SYNCED_PROPERTY:
         return "datetime", "date"
+    if name == FINAL_PROPERTY:
+        return "bool", "booleancheckbox"
     return "string", "text"
 
 

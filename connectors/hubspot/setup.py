@@ -59,8 +59,10 @@ def _describe(name: str) -> str:
     return kind if kind == field_type else f"{kind} ({field_type})"
 
 
-def property_problems(kind: str, schema: Any) -> tuple[list[str], list[str]]:
-    """(missing property names, problems setup cannot fix) of one existing OKR object."""
+def property_problems(kind: str, schema: Any, for_write: bool = False) -> tuple[list[str], list[str]]:
+    """(missing property names, problems setup cannot fix) of one existing OKR object; `for_write`: a
+    missing okr_final does not count (only a closed period's records carry it: until `okr-sync setup
+    hubspot` adds it, those are refused one by one, and every other record is still written)."""
     name = settings.OKR_OBJECT_NAMES[kind]
     present = {prop.name: prop for prop in schema.properties or []}
     missing, unfixable = [], []
@@ -68,7 +70,8 @@ def property_problems(kind: str, schema: Any) -> tuple[list[str], list[str]]:
         prop = present.get(prop_name)
         wanted, _ = settings.property_type(prop_name)
         if prop is None:
-            missing.append(prop_name)
+            if not (for_write and prop_name == settings.FINAL_PROPERTY):
+                missing.append(prop_name)
         elif prop.type != wanted:
             unfixable.append(f"{name}.{prop_name} must be a {_describe(prop_name)} property, is {prop.type}")
         elif prop_name == settings.OKR_KEY_PROPERTY and not prop.has_unique_value:
@@ -77,8 +80,9 @@ def property_problems(kind: str, schema: Any) -> tuple[list[str], list[str]]:
     return missing, unfixable
 
 
-def problems(schemas: Iterable[Any], kinds: Iterable[str] = OKR_OBJECTS) -> list[str]:
-    """Every problem of the OKR objects `kinds` in a schemas list; [] when ready to write."""
+def problems(schemas: Iterable[Any], kinds: Iterable[str] = OKR_OBJECTS, for_write: bool = False) -> list[str]:
+    """Every problem of the OKR objects `kinds` in a schemas list; [] when ready (`for_write`: see
+    property_problems)."""
     schemas = list(schemas)
     kinds = list(kinds)
     found: list[str] = []
@@ -89,7 +93,7 @@ def problems(schemas: Iterable[Any], kinds: Iterable[str] = OKR_OBJECTS) -> list
             found.append(f"HubSpot custom object {name} is missing: {SETUP_HINT} (custom objects need an"
                          " Enterprise portal)")
             continue
-        missing, unfixable = property_problems(kind, schema)
+        missing, unfixable = property_problems(kind, schema, for_write)
         found += [f"{name}.{prop} is missing: {_describe(prop)}" for prop in missing]
         found += unfixable
     ids, pairs = type_ids(schemas), _pairs(schemas)

@@ -27,13 +27,14 @@ from hubspot.crm.associations.v4 import (
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from connectors.errors import ConnectorError
+from connectors.errors import BadRecord, ConnectorError
 from connectors.hubspot import campaigns, custom_fields, helpers, settings
 from connectors.hubspot.mappers import Labels, Stage, options_of, owner_row, stage_from_pipeline
 from connectors.hubspot.paging import KeysetPager
 from connectors.hubspot.writer import StreamWriter
 from connectors.incremental import Cursor, field_set_digest, load_cursor, save_cursor, save_field_set
 from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
+from connectors.row_checks import map_record, unreadable
 from connectors.store import Owner, session_scope, upsert_rows
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class StreamReader:
 
     def owners(self, engine: Engine) -> int:
         """All owners, active and archived (cheap); only new or changed ones count and get written."""
-        rows = [owner_row(owner)
+        rows = [map_record(SOURCE, "owners", Owner, owner.id, {}, lambda _fields, owner=owner: owner_row(owner))
                 for archived in (False, True) for owner in self._owner_pages(archived)]
         with Session(engine) as session:
             stored = {owner.source_id: owner for owner in session.exec(select(Owner).where(Owner.source == SOURCE))}
@@ -107,7 +108,7 @@ class StreamReader:
         writer = StreamWriter(engine, stream, labels=partial(self.labels, stream),
                               associate=partial(self.associations, stream) if spec.association else None,
                               custom=fields, saved=saved)
-        pager = KeysetPager(partial(self._search, spec.object_type), writer, properties, f"HubSpot {stream}",
+        pager = KeysetPager(partial(self._search, stream), writer, properties, f"HubSpot {stream}",
                             settings.SEARCH_PAGE_SIZE, spec.cursor_property)
         seen = pager.run(saved.start(self.lookback))
         writer.flush()
@@ -116,7 +117,7 @@ class StreamReader:
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
         for page in self._archived_pages(spec.object_type, properties):
-            writer.archive(page, cursor)
+            writer.archive(checked_identities(stream, page, spec.cursor_property), cursor)
         save_field_set(engine, SOURCE, stream, field_set)
         return writer.records
 
@@ -182,9 +183,12 @@ class StreamReader:
                                             for pipeline in pipelines.results or [] for stage in pipeline.stages or []}
         return self._pipelines[object_type]
 
-    def _search(self, object_type: str, request: Any) -> list[Any]:
-        """One search page's records (the pager never follows `paging.next`)."""
-        return list(self.call(self.api().search.do_search, object_type, request).results or [])
+    def _search(self, stream: str, request: Any) -> list[Any]:
+        """One search page's records (the pager never follows `paging.next`), each with an id and a
+        modification time the pager can order by (else a BadRecord)."""
+        spec = settings.SEARCH_STREAMS[stream]
+        page = list(self.call(self.api().search.do_search, spec.object_type, request).results or [])
+        return checked_identities(stream, page, spec.cursor_property)
 
     def _archived_pages(self, object_type: str, properties: tuple[str, ...]) -> Iterator[list[Any]]:
         """Every archived record, a list page at a time (no cursor: the list cannot filter on archivedAt)."""
@@ -213,3 +217,20 @@ class StreamReader:
             links.update(helpers.associated_ids(
                 self.call(self.api().associations.get_page, spec.object_type, spec.association[0], request)))
         return links
+
+
+def checked_identities(stream: str, page: list[Any], cursor_property: str) -> list[Any]:
+    """`page`, once every record has a HubSpot id (digits) and a readable modification time: what the
+    pager orders and the writer stores by. The first that has not stops the stream (BadRecord)."""
+    for position, record in enumerate(page, 1):
+        record_id = record.id if isinstance(record.id, str) and record.id.isdigit() else None
+        if record_id is None:  # named by its hs_object_id property, when it has one
+            named = (record.properties or {}).get(settings.ID_PROPERTY)
+            raise BadRecord(SOURCE, stream, str(named) if named else None,
+                            "is missing" if record.id is None else f"{record.id!r} is not an id", "id", position)
+        try:
+            helpers.record_stamp(record, cursor_property)
+        except (TypeError, ValueError, OverflowError) as error:
+            value = (record.properties or {}).get(cursor_property)
+            raise unreadable(SOURCE, stream, record_id, cursor_property, value, error, position) from None
+    return page

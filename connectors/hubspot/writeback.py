@@ -50,7 +50,8 @@ Pending = list[tuple[Mapping[str, Any], str]]  # (payload, fingerprint) as conne
 def properties(kind: str, row: Mapping[str, Any]) -> dict[str, str]:
     """One row as its object's properties (wire strings), without last_synced; the owner only when
     the row names one (None leaves the record's owner as it is)."""
-    props = {prop: helpers.to_wire(row.get(name)) for name, prop in settings.OKR_FIELDS[kind].items()}
+    props = {prop: helpers.to_wire(row.get(name)) for name, prop in settings.OKR_FIELDS[kind].items()
+             if name in row or prop != settings.FINAL_PROPERTY}  # `final` only on a closed period's rows
     if kind in settings.NAME_FROM_KEY:
         props["name"] = helpers.to_wire(row.get("key"))
     owner = row.get("owner_id")
@@ -129,7 +130,7 @@ class Writeback:
                 if helpers.api_status(exc) is None and not helpers.is_transient(exc):
                     raise
                 raise self._failure(exc, "reading custom object schemas") from exc
-        found = problems(self._schemas, kinds)
+        found = problems(self._schemas, kinds, for_write=True)
         if found:
             self._schemas = None  # read again next time: an admin may fix it meanwhile
             raise ConnectorError("HubSpot cannot take okr-sync's records: " + "; ".join(found)

@@ -7,7 +7,8 @@ buffered across up to settings.ASSOCIATION_BUFFER_PAGES pages, at most
 settings.ASSOCIATION_BATCH_LIMIT (1000, the v4 batch limit), then mapped, given their associated
 id in ONE v4 batch read and stored in one transaction together with the cursor of the last
 buffered page: ceil(n / 1000) association reads a stream instead of one per page. A run killed
-mid-buffer loses only the uncommitted buffer and resumes from the last committed cursor.
+mid-buffer loses only the uncommitted buffer and resumes from the last committed cursor. A record
+that cannot be mapped (connectors.row_checks) stops the stream the same way, with a BadRecord.
 
 When the stream's custom fields changed (`reread`, connectors.incremental) every record read is
 rewritten, unchanged or not, so each row gets the new `custom` values.
@@ -15,7 +16,8 @@ rewritten, unchanged or not, so each row gets the new `custom` values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -24,6 +26,7 @@ from sqlmodel import Session, select
 from connectors.hubspot import helpers, settings
 from connectors.hubspot.mappers import MAPPERS, Labels, custom_values
 from connectors.incremental import Cursor, is_changed, later, save_cursor, stored_versions
+from connectors.row_checks import map_record
 from connectors.store import RECORD_MODELS, session_scope, upsert_rows
 
 SOURCE = settings.SOURCE
@@ -61,14 +64,19 @@ class StreamWriter:
             self._labels = self._load_labels()
         rows = []
         for record in records:
-            props = record.properties or {}
-            row = {"source": SOURCE, "source_id": str(record.id), **self.mapper(props, self._labels),
-                   "modified_at": helpers.record_stamp(record, self.cursor_property), "is_deleted": False,
-                   "custom": custom_values(props, self.custom)}
-            if self.link_field:
-                row[self.link_field] = None
-            rows.append(row)
+            rows.append(map_record(SOURCE, self.stream, self.model, str(record.id), record.properties or {},
+                                   partial(self._row, record)))
         return rows
+
+    def _row(self, record: Any, props: Mapping[str, Any]) -> dict[str, Any]:
+        """One record's canonical row (`props`: its properties, read through row_checks' tracker)."""
+        assert self._labels is not None
+        row = {"source": SOURCE, "source_id": str(record.id), **self.mapper(props, self._labels),
+               "modified_at": helpers.record_stamp(record, self.cursor_property), "is_deleted": False,
+               "custom": custom_values(props, self.custom)}
+        if self.link_field:
+            row[self.link_field] = None
+        return row
 
     def cursor(self, seen: Cursor) -> Cursor:
         """The cursor to save: `seen`, unless the run started later (lookback never moves it back)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from connectors.migrations.runner import (
     Layer,
@@ -75,7 +76,8 @@ def _revision(layer: Layer, message: str, empty: bool, url: str | None) -> int:
             if url is None:
                 migrate(engine, layer)
             elif current_revision(engine, layer) != head:
-                print(f"{url} is not at head ({head}): upgrade it first, or leave out --url")
+                shown = make_url(url).render_as_string(hide_password=True)  # never a password in output
+                print(f"{shown} is not at head ({head}): upgrade it first, or leave out --url")
                 return 1
             with schema_transaction(engine, layer) as connection:
                 written = command.revision(alembic_config(layer, connection), message=message,

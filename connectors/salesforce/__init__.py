@@ -37,7 +37,7 @@ from simple_salesforce.exceptions import (
 from sqlalchemy.engine import Engine
 
 from connectors import progress
-from connectors.errors import ConnectorConfigError, ConnectorError
+from connectors.errors import BadPage, ConnectorConfigError, ConnectorError
 from connectors.incremental import (
     Cursor,
     changed_rows,
@@ -82,8 +82,9 @@ from connectors.salesforce.helpers import (
     transport_error,
     validate_bulk_threshold,
     with_retry,
+    with_timeout,
 )
-from connectors.salesforce.mappers import MAPPERS, STREAM_ENTITY
+from connectors.salesforce.mappers import MAPPERS, STREAM_ENTITY, map_page
 from connectors.salesforce.settings import (
     API_VERSION,
     BULK_MAX_RECORDS,
@@ -96,6 +97,7 @@ from connectors.salesforce.settings import (
     MIN_QUOTA_SHARE,
     MIN_QUOTA_SHARE_ENV,
     QUERY_BATCH_SIZE,
+    REQUEST_TIMEOUT,
     StreamSpec,
 )
 from connectors.salesforce.settings import (
@@ -103,6 +105,7 @@ from connectors.salesforce.settings import (
 )
 from connectors.salesforce.writeback import OkrWriter
 from connectors.store import session_scope, upsert_rows
+from connectors.timeouts import timeout_from_env
 
 __all__ = ["QuotaReserveReached", "SalesforceSource"]
 
@@ -182,8 +185,9 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         """Connect with credentials from environment variables only (see CREDENTIAL_SETS).
 
         `session` lets a caller bring its own transport (e.g. adapters in tests); otherwise one is
-        built, trusting only $OKR_SYNC_CA_BUNDLE when that is set. `custom_fields`, `time_zone`: see
-        __init__ (checked before any login).
+        built, trusting only $OKR_SYNC_CA_BUNDLE when that is set. Either way its requests time out
+        after $OKR_SYNC_HTTP_TIMEOUT_SECONDS (connectors.timeouts; default settings.REQUEST_TIMEOUT).
+        `custom_fields`, `time_zone`: see __init__ (checked before any login).
         """
         custom_fields = validate_custom_fields(custom_fields)
         zone_of(time_zone)
@@ -193,8 +197,9 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)  # checked before any login
         bulk_threshold = bulk_threshold_from_env(env, BULK_THRESHOLD_ENV, BULK_THRESHOLD)
         min_quota_share = min_quota_share_from_env(env, MIN_QUOTA_SHARE_ENV, MIN_QUOTA_SHARE)
+        timeout = timeout_from_env(env, REQUEST_TIMEOUT)
         method = credential_method(values)
-        session = session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None)
+        session = with_timeout(session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None), timeout)
         calls = CallCounter()  # hooked before the client logs in, so the login call counts too
         session.hooks["response"].append(calls)
         domain = values["SALESFORCE_DOMAIN"] or LOGIN_DOMAIN
@@ -269,7 +274,7 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
             expected = ", ".join(self.STREAMS)
             raise ValueError(f"unknown Salesforce stream {stream!r}; expected one of {expected}")
         spec = STREAM_SPECS[stream]
-        model, mapper = MAPPERS[stream]
+        model, _mapper = MAPPERS[stream]
         mapping = self.custom_fields.get(STREAM_ENTITY[stream], {})
         calls_before = self._calls.in_this_thread()  # streams may run in parallel threads: count ours only
         custom = self._checked_custom_fields(spec.sobject, STREAM_ENTITY[stream], mapping)
@@ -283,7 +288,8 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
                 if not records:
                     continue
                 cursor = later(saved, after)
-                rows = [mapper(record, self.zone) | {"custom": custom_values(record, custom)} for record in records]
+                rows = map_page(stream, records, self.zone,
+                                lambda record: {"custom": custom_values(record, custom)})
                 with session_scope(engine) as session:
                     if not saved.reread:  # a re-read rewrites every record: the stored ones lack fields
                         rows = changed_rows(session, model, SOURCE, rows)
@@ -294,6 +300,9 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
             raise self._failure(error, f"query of {spec.sobject}") from None
         except SalesforceOperationError as error:  # a Bulk job that failed or was aborted
             raise ConnectorError(f"Salesforce Bulk API 2.0 query of {spec.sobject} failed: {error}") from None
+        except requests.exceptions.JSONDecodeError as error:  # an answer that is not JSON: the same next time
+            raise BadPage(SOURCE, stream, f"the query of {spec.sobject} {_after(cursor)}",
+                          f"is not valid JSON ({error})") from None
         except requests.RequestException as error:  # still dropped or timing out after the retries
             raise self._transport_failure(error, f"query of {spec.sobject}") from None
         if stored == 0:
@@ -393,6 +402,17 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
 
 
 def _cursor_after(records: list[dict[str, Any]]) -> Cursor:
-    """The (SystemModstamp, Id) cursor just past a non-empty page."""
+    """The (SystemModstamp, Id) cursor just past a non-empty page; an empty one when the last record
+    lacks them (mapping the page then stops the stream, before any cursor is saved)."""
     last = records[-1]
-    return Cursor(parse_datetime(last["SystemModstamp"]), last["Id"])
+    try:
+        return Cursor(parse_datetime(last["SystemModstamp"]), last["Id"])
+    except (KeyError, TypeError, ValueError):
+        return Cursor()
+
+
+def _after(cursor: Cursor) -> str:
+    """Where a query started, for messages."""
+    if cursor.watermark is None:
+        return "from the start"
+    return f"after SystemModstamp {cursor.watermark.isoformat()}" + (f", Id {cursor.last_id}" if cursor.last_id else "")

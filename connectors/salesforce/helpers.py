@@ -56,6 +56,20 @@ def make_session(ca_bundle: str | None = None) -> requests.Session:
     return session
 
 
+def with_timeout(session: requests.Session, timeout: tuple[float, float]) -> requests.Session:
+    """`session`, its requests timing out after `timeout` (connect, read) unless a call sets its own:
+    simple-salesforce sets none, and an answer that never comes would hold the run forever."""
+    send = session.request
+
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        if not args:  # `timeout` is the 8th positional parameter: callers pass it by name, if at all
+            kwargs.setdefault("timeout", timeout)
+        return send(method, url, *args, **kwargs)
+
+    session.request = request  # type: ignore[method-assign]
+    return session
+
+
 def is_transient(error: BaseException) -> bool:
     """429, 5xx, the 403 concurrency limit and broken connections are worth another try; nothing else."""
     if isinstance(error, SalesforceRefusedRequest):
@@ -322,6 +336,8 @@ def okr_payload(spec: OkrObjectSpec, row: Mapping[str, Any]) -> dict[str, Any]:
                 payload[field.name] = None
             else:
                 payload[field.relationship] = {KR_EXTERNAL_ID: str(value)}
+        elif field.type == "Checkbox":
+            payload[field.name] = bool(value)
         elif field.type == "Owner" and value is not None:
             payload[field.name] = str(value)
     return payload

@@ -5,6 +5,10 @@ values of its table in connectors.store.RECORD_MODELS, with `custom` empty: the 
 that from the config's custom fields (custom_fields.py). Datetimes are aware UTC; the date of a
 datetime (CreatedDate, an Event's start) is its calendar day in the config's time zone `zone`
 (connectors.local_dates); date fields (CloseDate, ActivityDate) are the org's calendar dates as they are.
+
+`map_page` maps a page the way the source stores it: every record checked (connectors.row_checks),
+so a value that cannot be read (a number that is not one, a flag that is not a boolean, a missing
+Id or SystemModstamp) stops the stream with a BadRecord naming the record and the field.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.local_dates import local_date
+from connectors.row_checks import map_record
 from connectors.salesforce.helpers import SOURCE, parse_date, parse_datetime
 from connectors.store import (
     RECORD_MODELS,
@@ -41,6 +46,13 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _flag(value: Any) -> bool:
+    """A checkbox: JSON true / false (null reads false); anything else is not a Salesforce boolean."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise ValueError(f"not true or false: {value!r}")
+
+
 def _lower(value: Any) -> str | None:
     return str(value).lower() if value else None
 
@@ -52,9 +64,13 @@ def _person_name(record: Mapping[str, Any]) -> str | None:
 
 
 def _base(record: Mapping[str, Any]) -> Row:
-    """What every canonical row carries: source, id, modified_at, is_deleted, custom."""
-    return {"source": SOURCE, "source_id": record["Id"], "modified_at": parse_datetime(record["SystemModstamp"]),
-            "is_deleted": bool(record.get("IsDeleted")), "custom": {}}
+    """What every canonical row carries: source, id, modified_at, is_deleted, custom (Id and
+    SystemModstamp are required: the cursor is made of them)."""
+    modified = parse_datetime(record["SystemModstamp"])
+    if modified is None:
+        raise KeyError("SystemModstamp")
+    return {"source": SOURCE, "source_id": record["Id"], "modified_at": modified,
+            "is_deleted": _flag(record.get("IsDeleted")), "custom": {}}
 
 
 def _created(record: Mapping[str, Any], zone: ZoneInfo) -> date | None:
@@ -65,7 +81,7 @@ def owner_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     row = _base(record)
     del row["is_deleted"]  # users are deactivated, never deleted: owners have no delete flag
     return row | {"email": record.get("Email"), "name": record.get("Name"), "team": record.get("Department"),
-                  "region": record.get("Division"), "is_active": bool(record.get("IsActive"))}
+                  "region": record.get("Division"), "is_active": _flag(record.get("IsActive"))}
 
 
 def account_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
@@ -80,7 +96,7 @@ def deal_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
         "name": record.get("Name"), "owner_id": record.get("OwnerId"), "account_id": record.get("AccountId"),
         "deal_type": record.get("Type"), "stage": record.get("StageName"),
         "amount": _float(record.get("Amount")), "probability": _float(record.get("Probability")),
-        "is_closed": bool(record.get("IsClosed")), "is_won": bool(record.get("IsWon")),
+        "is_closed": _flag(record.get("IsClosed")), "is_won": _flag(record.get("IsWon")),
         "created_date": _created(record, zone), "close_date": parse_date(record.get("CloseDate")),
         "lead_source": record.get("LeadSource"),
     }
@@ -141,7 +157,7 @@ def lead_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
         "name": _person_name(record), "email": record.get("Email"), "company": record.get("Company"),
         "country": record.get("Country"), "owner_id": record.get("OwnerId"),
         "lead_source": record.get("LeadSource"), "status": record.get("Status"),
-        "is_converted": bool(record.get("IsConverted")), "converted_date": parse_date(record.get("ConvertedDate")),
+        "is_converted": _flag(record.get("IsConverted")), "converted_date": parse_date(record.get("ConvertedDate")),
         "converted_account_id": record.get("ConvertedAccountId"),
         "converted_contact_id": record.get("ConvertedContactId"), "created_date": _created(record, zone),
     }
@@ -162,7 +178,7 @@ def case_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "subject": record.get("Subject"), "account_id": record.get("AccountId"), "owner_id": record.get("OwnerId"),
         "status": record.get("Status"), "priority": record.get("Priority"), "origin": record.get("Origin"),
-        "is_closed": bool(record.get("IsClosed")), "created_at": created, "closed_at": closed,
+        "is_closed": _flag(record.get("IsClosed")), "created_at": created, "closed_at": closed,
         "created_date": local_date(created, zone), "closed_date": local_date(closed, zone),
     }
 
@@ -170,7 +186,7 @@ def case_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
 def campaign_row(record: Mapping[str, Any], zone: ZoneInfo) -> Row:
     return _base(record) | {
         "name": record.get("Name"), "campaign_type": record.get("Type"), "status": record.get("Status"),
-        "is_active": bool(record.get("IsActive")), "owner_id": record.get("OwnerId"),
+        "is_active": _flag(record.get("IsActive")), "owner_id": record.get("OwnerId"),
         "start_date": parse_date(record.get("StartDate")), "end_date": parse_date(record.get("EndDate")),
         "budgeted_cost": _float(record.get("BudgetedCost")), "actual_cost": _float(record.get("ActualCost")),
         "expected_revenue": _float(record.get("ExpectedRevenue")), "created_date": _created(record, zone),
@@ -192,5 +208,22 @@ MAPPERS: dict[str, tuple[type, Mapper]] = {
     "campaigns": (Campaign, campaign_row),
 }
 _ENTITY_OF_MODEL = {model: entity for entity, model in RECORD_MODELS.items()}
+
+
+def map_page(stream: str, records: list[dict[str, Any]], zone: ZoneInfo,
+             extra: Callable[[Mapping[str, Any]], Row]) -> list[Row]:
+    """The canonical rows of one page of `stream`, each with `extra(record)` (its custom fields), checked
+    (connectors.row_checks): the first record that cannot be read raises a BadRecord."""
+    model, mapper = MAPPERS[stream]
+    rows = []
+    for position, record in enumerate(records, 1):
+        record_id = record.get("Id") if isinstance(record, Mapping) else None
+
+        def mapped(fields: Mapping[str, Any], record: dict[str, Any] = record) -> Row:
+            return mapper(fields, zone) | extra(record)
+
+        rows.append(map_record(SOURCE, stream, model, record_id if isinstance(record_id, str) else None, record,
+                               mapped, position))
+    return rows
 # Stream -> canonical entity name (the keys of the config's custom_fields)
 STREAM_ENTITY: dict[str, str] = {stream: _ENTITY_OF_MODEL[model] for stream, (model, _mapper) in MAPPERS.items()}

@@ -15,6 +15,9 @@ WRITE_BATCH_SIZE = 200  # sObject Collections take at most 200 records per call
 REPLICATION_KEY = "SystemModstamp"  # changes on user AND automated updates, unlike LastModifiedDate
 PRIMARY_KEY = "Id"
 LOGIN_DOMAIN = "login"
+# (connect, read) seconds per request, $OKR_SYNC_HTTP_TIMEOUT_SECONDS (connectors.timeouts): Salesforce
+# itself ends a query after 120 s (QUERY_TIMEOUT), so a read waiting longer waits for a lost answer.
+REQUEST_TIMEOUT = (10.0, 120.0)
 
 # Lookback (connectors.incremental): each incremental query starts at SystemModstamp >= (saved
 # watermark - lookback), because a record can commit with a SystemModstamp earlier than a cursor
@@ -123,7 +126,7 @@ STREAMS: dict[str, StreamSpec] = {
 # One table per object says which row key feeds which field, with what type: the payload helpers
 # (helpers.okr_payload), the setup check (setup_check.py) and the tests over the shipped metadata
 # and the sandbox's describe all read it, so the four cannot drift apart.
-FieldType = Literal["Text", "Number", "Date", "DateTime", "Lookup", "Owner"]
+FieldType = Literal["Text", "Number", "Date", "DateTime", "Lookup", "Owner", "Checkbox"]
 EXTERNAL_ID = "Key__c"  # Text(255), External ID, Unique, case-sensitive, on every OKR object
 SYNCED_FIELD = "Last_Synced__c"  # left out of the ledger fingerprint: it changes on every write
 KEY_LENGTH = 255  # Key__c is never cut (two keys could collide): a longer key is rejected per record
@@ -199,6 +202,7 @@ KR_OBJECT = "OKR_Key_Result__c"
 CHECKIN_OBJECT = "OKR_Check_In__c"
 _KEY = OkrField(EXTERNAL_ID, "key", "Text", KEY_LENGTH)
 _OWNER = OkrField(OWNER_FIELD, "owner_id", "Owner", reference_to="User")
+_FINAL = OkrField("Final__c", "final", "Checkbox")  # a closed period's frozen result (okr-sync close-period)
 
 OKR_OBJECT_SPECS: dict[str, OkrObjectSpec] = {spec.kind: spec for spec in (
     OkrObjectSpec("objective", OBJECTIVE_OBJECT, (
@@ -215,14 +219,14 @@ OKR_OBJECT_SPECS: dict[str, OkrObjectSpec] = {spec.kind: spec for spec in (
         _number("progress", "Progress__c"), _number("score", "Score__c"),
         _number("expected_progress", "Expected_Progress__c"), _number("forecast", "Forecast__c"),
         _number("forecast_confidence", "Forecast_Confidence__c"),
-        _lookup("objective_key", "Objective_Record__c", OBJECTIVE_OBJECT), _OWNER)),
+        _lookup("objective_key", "Objective_Record__c", OBJECTIVE_OBJECT), _FINAL, _OWNER)),
     OkrObjectSpec("checkin", CHECKIN_OBJECT, (
         _KEY, _text("as_of", "Name", NAME_LENGTH, template="Check-in {}"),
         _lookup("kr_key", "Key_Result__c", KR_OBJECT), OkrField("As_Of__c", "as_of", "Date"),
         _number("value", "Value__c"), _number("target", "Target__c"), _number("progress", "Progress__c"),
         _number("score", "Score__c"), _number("expected_progress", "Expected_Progress__c"),
         _number("forecast", "Forecast__c"), _number("forecast_confidence", "Forecast_Confidence__c"),
-        _text("status", "Status__c", 40), _text("note", "Note__c", 255), _OWNER)),
+        _text("status", "Status__c", 40), _text("note", "Note__c", 255), _FINAL, _OWNER)),
 )}
 
 # The key result object under its former names (tests, check_writeback_target, the recorded cassettes)
@@ -237,4 +241,4 @@ KR_TEXT_FIELDS = {field.source: (field.name, field.length) for field in KR_SPEC.
 KR_TEXT_LENGTHS = {KR_EXTERNAL_ID: KR_KEY_LENGTH, **dict(KR_TEXT_FIELDS.values())}
 KR_NUMBER_FIELDS = {field.source: field.name for field in KR_SPEC.fields if field.type == "Number"}
 KR_FIELDS = (KR_EXTERNAL_ID, *(field for field, _ in KR_TEXT_FIELDS.values()), *KR_NUMBER_FIELDS.values(),
-             *(field.name for field in KR_SPEC.fields if field.type == "Lookup"), KR_SYNCED_FIELD)
+             *(field.name for field in KR_SPEC.fields if field.type in ("Lookup", "Checkbox")), KR_SYNCED_FIELD)

@@ -60,6 +60,8 @@ def _fits(want: OkrField, have: Mapping[str, Any]) -> bool:
         return kind == "double" and scale >= decimals and precision - scale >= digits - decimals
     if want.type in ("Lookup", "Owner"):
         return kind == "reference" and want.reference_to in (have.get("referenceTo") or [])
+    if want.type == "Checkbox":
+        return kind == "boolean"
     return kind == want.type.lower()  # Date -> date, DateTime -> datetime
 
 

@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse
 
 from connectors.sandbox.faults import request_faults
 from connectors.sandbox.generator import TEAMS
+from connectors.sandbox.hubspot_activities import is_custom_object
 from connectors.sandbox.hubspot_associations import create_default, read_custom
 from connectors.sandbox.hubspot_campaigns import add_campaign_routes
 from connectors.sandbox.hubspot_catalog import NAME_PATTERN, PROPERTY_TYPES, Catalog, schema_json
@@ -321,13 +322,14 @@ def create_app(state: SandboxState, precreated: bool = True) -> FastAPI:
     @app.get("/crm-object-schemas/v3/schemas")  # the path hubspot-api-client uses
     def list_schemas() -> dict[str, Any]:
         definitions = catalog.association_definitions()
-        return {"results": [schema_json(kind, definitions) for kind in catalog.object_types() if kind.custom]}
+        return {"results": [schema_json(kind, definitions) for kind in catalog.object_types()
+                            if is_custom_object(kind)]}
 
     @app.get("/crm/v3/schemas/{object_type}")
     @app.get("/crm-object-schemas/v3/schemas/{object_type}")
     def get_schema(object_type: str) -> dict[str, Any]:
         kind = catalog.resolve(object_type)
-        if kind is None or not kind.custom:
+        if kind is None or not is_custom_object(kind):
             raise ApiError(404, f"Unable to find object type {object_type}", "OBJECT_NOT_FOUND")
         return schema_json(kind, catalog.association_definitions())
 
@@ -350,7 +352,7 @@ def create_app(state: SandboxState, precreated: bool = True) -> FastAPI:
     def create_association_definition(object_type: str, body: JsonBody) -> dict[str, Any]:
         source = resolve(str(body.get("fromObjectTypeId") or object_type))
         target = resolve(str(body.get("toObjectTypeId") or ""))
-        if not source.custom:
+        if not is_custom_object(source):
             raise ApiError(400, f"{source.name} is not a custom object")
         if catalog.association_type(source, target) is not None:
             raise ApiError(409, f"{source.name} and {target.name} are already associated", "OBJECT_ALREADY_EXISTS")

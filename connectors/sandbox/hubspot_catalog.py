@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from connectors.hubspot.settings import OKR_SCHEMAS, OWNER_PROPERTY
+from connectors.sandbox.hubspot_activities import activity_association_type, activity_types
 from connectors.sandbox.hubspot_leads import lead_type
 from connectors.sandbox.hubspot_objects import (
     ObjectType,
@@ -129,6 +130,9 @@ class Catalog:
     def association_type(self, source: ObjectType, target: ObjectType) -> int | None:
         """The association type id linking two object types (either way round), or None."""
         pair = {source.type_id, target.type_id}
+        activity = activity_association_type(source, target)
+        if activity is not None:
+            return activity
         for definition in self.association_definitions():
             if {definition["fromObjectTypeId"], definition["toObjectTypeId"]} == pair:
                 return int(definition["id"])
@@ -151,6 +155,10 @@ class Catalog:
                 types = [replace(kind, properties={**kind.properties, **{
                     spec["name"]: replace(custom_property(spec), sql="NULL", filter_sql=None)
                     for spec in self._load(self.PROPERTIES_KEY + kind.type_id)}}) for kind in types]
+                # tasks and notes written through the API (hubspot_activities): their added properties hold values
+                types += [replace(kind, properties={**kind.properties, **{
+                    spec["name"]: custom_property(spec) for spec in self._load(self.PROPERTIES_KEY + kind.type_id)}})
+                    for kind in activity_types(alert_key=self.precreated)]
                 for schema in self.schemas():
                     extra = self._load(self.PROPERTIES_KEY + schema["objectTypeId"])
                     types.append(_custom_type(schema, extra))

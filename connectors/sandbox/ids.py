@@ -10,8 +10,10 @@ _SUFFIX = string.ascii_uppercase + "012345"
 # Salesforce key prefixes of the objects the sandbox serves.
 SF_PREFIX = {"User": "005", "Account": "001", "Opportunity": "006", "Task": "00T", "OKR_Key_Result__c": "a0K",
              "Product2": "01t", "OpportunityLineItem": "00k", "Event": "00U", "Lead": "00Q", "Contact": "003",
-             "Case": "500", "Campaign": "701", "OKR_Objective__c": "a0J", "OKR_Check_In__c": "a0L"}
+             "Case": "500", "Campaign": "701", "OKR_Objective__c": "a0J", "OKR_Check_In__c": "a0L",
+             "FeedItem": "0D5"}
 EMAIL_TASK_OFFSET = 1_000_000_000  # Task number of an email = its id in the emails table + this
+ALERT_TASK_OFFSET = 2_000_000_000  # Task number of a task created through the API (salesforce_activities.py)
 _SF_OBJECT_BY_PREFIX = {prefix: name for name, prefix in SF_PREFIX.items()}
 
 # HubSpot ids are plain integers; offsets keep the object types apart, as in a real portal.

@@ -198,6 +198,8 @@ def _okr_field(path: Path) -> soql.FieldSpec:
     if kind == "Lookup":
         return Field(name, json_value, "reference", reference_to=_tag(root, "referenceTo"), length=18,
                      **facts)  # type: ignore[arg-type]
+    if kind == "Checkbox":
+        return Field(name, f"COALESCE({json_value}, 0)", "boolean", **facts)  # type: ignore[arg-type]
     if kind in ("Date", "DateTime"):
         sql = json_value + (" / 1000" if kind == "DateTime" else "")  # datetimes are stored in ms
         return Field(name, sql, kind.lower(), **facts)  # type: ignore[arg-type]
@@ -222,3 +224,16 @@ def okr_object(name: str) -> soql.SObjectSchema:
 
 
 OKR_OBJECTS = tuple(okr_object(name) for name in OKR_OBJECT_NAMES)
+
+
+# -- Chatter posts created through the API (connectors.sandbox.salesforce_activities) ----------------
+FEED_ITEM = soql.SObjectSchema("FeedItem", "Feed Item", "custom_records", (
+    id_field("FeedItem"),
+    Field("ParentId", "json_extract(fields, '$.ParentId')", "reference", "Parent ID", reference_to="OKR_Key_Result__c",
+          length=18, nillable=False, createable=True),
+    Field("Body", "json_extract(fields, '$.Body')", "textarea", "Body", length=10000, createable=True),
+    picklist("Type", "COALESCE(json_extract(fields, '$.Type'), 'TextPost')", "Feed Item Type",
+             ("TextPost", "LinkPost", "ContentPost"), createable=True),
+    Field("CreatedById", f"COALESCE(json_extract(fields, '$.CreatedById'), {DEFAULT_OWNER})", "reference",
+          "Created By ID", reference_to="User", length=18, nillable=False),
+    *audit(deleted="0")), base_where="crm = 'salesforce' AND object = 'FeedItem'")

@@ -12,6 +12,7 @@ from connectors.sandbox import soql
 from connectors.sandbox.generator import DEAL_TYPES, INDUSTRIES, LEAD_SOURCES, STAGES
 from connectors.sandbox.ids import SF_PREFIX
 from connectors.sandbox.salesforce_objects import (
+    FEED_ITEM,
     MODSTAMP_SQL,
     OKR_EXTERNAL_ID,
     OKR_OBJECTS,
@@ -102,8 +103,13 @@ SOBJECTS: tuple[soql.SObjectSchema, ...] = (
         Field("CallDisposition", "outcome", "string", "Call Result", length=255),
         Field("Status", "'Completed'", "picklist", "Status", length=40, nillable=False,
               picklist=("Not Started", "In Progress", "Completed")),
+        # okr-sync's alert key (metadata/objects/Activity): tasks written with it live apart, served by
+        # connectors.sandbox.salesforce_activities by that key (SOQL sees only calls and emails)
+        Field("OKR_Alert_Key__c", "NULL", "string", "OKR Alert Key", length=255, external_id=True, unique=True,
+              custom=True, createable=True, updateable=True),
         *_audit()), live_where="+deleted = 0"),  # "+": each arm of the view pages by its SystemModstamp index
     *OKR_OBJECTS,
+    FEED_ITEM,
     *SALES_OBJECTS,
 )
 SCHEMAS: dict[str, soql.SObjectSchema] = {schema.name.lower(): schema for schema in SOBJECTS}

@@ -19,9 +19,12 @@ import trustme
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.sandbox.bad_data import BadDataKind, BadDataMiddleware, BadDataRule
 from connectors.sandbox.faults import FaultMiddleware, FaultPlan
 from connectors.sandbox.generator import OrgSpec
+from connectors.sandbox.holds import Hold, HoldMiddleware, Predicate, ServedRecords
 from connectors.sandbox.rejections import RejectionKind, RejectionRule
+from connectors.sandbox.request_log import RequestLog
 from connectors.sandbox.state import SandboxState, open_sandbox
 
 HOST = "127.0.0.1"
@@ -116,22 +119,29 @@ class SandboxServer:
 
     def __init__(self, data_dir: Path, spec: OrgSpec | None = None,
                  salesforce_port: int = 0, hubspot_port: int = 0, time_zone: str | None = None,
-                 *, hubspot_objects: bool = True) -> None:
+                 *, hubspot_objects: bool = True, token: str | None = None) -> None:
         """`spec`: the org to generate on first use; `time_zone`: the org's (see open_sandbox);
         `hubspot_objects`: the HubSpot portal has okr-sync's custom objects from the start (False:
-        a bare portal, to test `okr-sync setup hubspot`)."""
-        from connectors.sandbox import hubspot_api, salesforce_api
+        a bare portal, to test `okr-sync setup hubspot`); `token`: the access token both faces hand
+        out and accept from now on (default: the org's own random one), e.g. a known secret."""
+        from connectors.sandbox import hubspot_api, salesforce_activities, salesforce_api
 
         self.data_dir = Path(data_dir)
         self.state: SandboxState = open_sandbox(self.data_dir, spec, time_zone)
+        if token is not None:
+            self.state.set_meta("token", token)
         self.certs = ensure_certificates(self.data_dir)
         apps = {"salesforce": salesforce_api.create_app(self.state),
                 "hubspot": hubspot_api.create_app(self.state, hubspot_objects)}
-        self.faults = {crm: FaultMiddleware(app, crm) for crm, app in apps.items()}
-        self.counters = {crm: CallCounter(app, self.faults[crm]) for crm, app in apps.items()}
+        salesforce_activities.register(apps["salesforce"], self.state)  # tasks and posts (okr-sync's alerts)
+        self.bad_data = {crm: BadDataMiddleware(app, crm) for crm, app in apps.items()}  # bad_data.py
+        self.faults = {crm: FaultMiddleware(self.bad_data[crm], crm) for crm in apps}
+        self.holds = {crm: HoldMiddleware(self.faults[crm]) for crm in apps}  # connectors.sandbox.holds
+        self.counters = {crm: CallCounter(app, self.holds[crm]) for crm, app in apps.items()}
+        self.request_log = RequestLog()  # records what clients sent while started (request_log.py)
         self._servers = {
-            "salesforce": _ThreadedServer(self.counters["salesforce"], self.certs, salesforce_port),
-            "hubspot": _ThreadedServer(self.counters["hubspot"], self.certs, hubspot_port),
+            crm: _ThreadedServer(self.request_log.middleware(crm, self.counters[crm]), self.certs, port)
+            for crm, port in (("salesforce", salesforce_port), ("hubspot", hubspot_port))
         }
 
     @property
@@ -169,6 +179,26 @@ class SandboxServer:
             raise ValueError(f"unknown CRM face: {crm} (expected one of {', '.join(CRMS)})")
         self.faults[crm].set_plan(plan)
 
+    def hold(self, crm: str, after_requests: int = 0, on: Predicate | None = None) -> Hold:
+        """Keep the request after the next `after_requests` ones (of those matching `on`) unanswered until
+        the returned hold is released: a test stops its client there (connectors.sandbox.holds)."""
+        return self.holds[crm].hold(after_requests, on)
+
+    def count_served(self, crm: str) -> ServedRecords:
+        """Tally, from now on, the records each read of `crm` answers with (connectors.sandbox.holds)."""
+        return self.holds[crm].count_served()
+
+    def serve_bad_data(self, crm: str, record_id: str, kind: BadDataKind, field: str | None = None,
+                       value: Any = None) -> None:
+        """Serve the record `record_id` of `crm` wrong in every answer holding it (connectors.sandbox.bad_data):
+        "malformed" (the answer is not JSON), "value" (`field` served as `value`), "missing" (no `field`)."""
+        self.bad_data[crm].add(BadDataRule(crm, record_id, kind, field, value))
+
+    def clear_bad_data(self, crm: str | None = None) -> None:
+        """Serve the records right again (the data was fixed in the CRM)."""
+        for name in (crm,) if crm else CRMS:
+            self.bad_data[name].clear()
+
     def reset_calls(self) -> None:
         for counter in self.counters.values():
             counter.reset()
@@ -189,6 +219,8 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
+        for holds in self.holds.values():
+            holds.release_all()
         for server in self._servers.values():
             server.stop()
         self.state.close()

@@ -148,7 +148,8 @@ def test_credentials_and_store_from_secret_blocks_never_reach_logs_or_artifacts(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
         flow_run = client.read_flow_run(run_id)
     assert any("from Secret block 'okr-test-hubspot-token'" in message for message in logs)
-    assert {artifact.key for artifact in artifacts} == {"okr-kr-table-blocks", "okr-kr-values-blocks"}
+    assert {artifact.key for artifact in artifacts} == {"okr-kr-table-blocks", "okr-kr-values-blocks",
+                                                         "okr-weekly-digest-blocks"}
     shown = "\n".join(logs) + "".join(str(artifact.data) for artifact in artifacts) + str(flow_run.parameters)
     assert sandbox.token not in shown and store not in shown
 

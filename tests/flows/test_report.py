@@ -325,3 +325,22 @@ def test_a_store_never_computed_reports_no_records_instead_of_a_missing_table(
     done = okr_sync(cli_env, "report", "--config", str(config), "--database-url", url,
                     "--output", str(tmp_path / "page.html"))
     assert done.returncode == 1 and "no salesforce records" in done.stderr, done.stderr
+
+
+def test_this_week_shows_what_moved_turned_at_risk_or_was_achieved_per_team_and_owner(store: Engine) -> None:
+    page, _ = _render(store, CHECKIN_DAYS[2])  # the week to 11-08: its check-in against the one of 10-25
+    week = parse(page).one("section", "digest")
+    assert week.one("h2").text() == "This week"
+    groups = {group.one("h4").text(): {kind: [item.one("span").text() for item in group.all("li", kind)]
+                                       for kind in ("moved", "at_risk", "achieved")}
+              for group in week.all("div", "digest-group")}
+    assert list(groups) == ["(no team)", "East", "(no owner)", "ann@acme.test"]  # teams, then owners
+    rep = "Every rep closes $3k [ann@acme.test] (2026-Q4): 1,000 → 3,500, progress 33% → 117%, on track → achieved"
+    assert groups["East"] == groups["ann@acme.test"] == {"moved": [rep], "at_risk": [], "achieved": [rep]}
+    assert "Close $10k (2026-Q4): 2,500 → 5,000, progress 25% → 50%, at risk → on track" in \
+        groups["(no team)"]["moved"]  # the KRs without an owner (bob closed nothing that week: no West)
+
+
+def test_this_week_says_so_when_nothing_moved(store: Engine) -> None:
+    page, _ = _render(store)  # no check-in from 11-09 to 11-15
+    assert "Nothing moved this week" in parse(page).one("section", "digest").text()

@@ -39,7 +39,8 @@ def test_every_table_of_the_models_belongs_to_exactly_one_layer() -> None:
     kept = {table.name for table in HISTORY_SCHEMA.tables()}
     assert not store & kept
     assert store | kept == set(SQLModel.metadata.tables)
-    assert kept == {table.name for table in history.HISTORY_TABLES}
+    # the first released tables (history.HISTORY_TABLES) and those added since by a migration
+    assert kept == {table.name for table in history.HISTORY_TABLES} | {"kr_final"}
 
 
 def test_the_history_upgraded_to_head_matches_the_models_beside_the_store(url: str) -> None:

@@ -41,9 +41,9 @@ def test_setup_creates_the_three_objects_once_then_does_nothing(bare: SandboxSer
 
         done = source.setup()
         assert done == ["created custom object okr_objective (2-1000001) with 12 properties",
-                        "created custom object okr_key_result (2-1000002) with 19 properties, associated with"
+                        "created custom object okr_key_result (2-1000002) with 20 properties, associated with"
                         " 2-1000001",
-                        "created custom object okr_checkin (2-1000003) with 14 properties, associated with"
+                        "created custom object okr_checkin (2-1000003) with 15 properties, associated with"
                         " 2-1000002"]
         assert bare.calls("hubspot") == 1 + 3  # the schemas list, then one create per object
         assert source.check_setup() == []
@@ -89,7 +89,7 @@ def test_check_setup_names_each_problem_and_setup_fixes_what_it_can(bare: Sandbo
         assert done[1].startswith("added properties objective, period, group, metric, current_value")
         assert done[2].startswith("cannot fix: okr_key_result.okr_key must have unique values")
         assert done[3] == "cannot fix: okr_key_result.progress must be a number property, is string"
-        assert done[4] == "created custom object okr_checkin (2-1000003) with 14 properties, associated with 2-1000001"
+        assert done[4] == "created custom object okr_checkin (2-1000003) with 15 properties, associated with 2-1000001"
         assert done[5:] == ["created association okr_key_result -> okr_objective"]
         # schemas list, objective, one properties batch, check-in, one association definition
         assert bare.calls("hubspot") == 5
