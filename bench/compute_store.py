@@ -1,34 +1,19 @@
-"""Time compute_key_results for 50 key results over 1,000,000 deals and 2,000,000 activities on SQLite.
+"""A canonical store of a generated org written directly (no sandbox, no connectors), for bench.compute.
 
-    .venv/bin/python -m benchmarks.compute_krs
-    .venv/bin/python -m benchmarks.compute_krs --deals 100000 --activities 200000 --keep /tmp/krs.db
-
-Builds a canonical store directly (seeded random rows written with executemany into the tables
-`connectors.store.make_engine` creates; no sandbox, no connectors): 200 owners in eight teams,
-deals closing over a year and a half (won, lost and open; amounts by team; created a sales cycle
-before they close), and calls, emails and meetings. Then times `compute_key_results` for the 50
-key results of `benchmarks/compute_krs.yaml` as of 2026-11-27: cold (a new engine, the store's
-pages dropped from the OS cache first) and warm (the same engine again), a few times each, and
-prints min / median, the number of KR results and SQL queries, and peak memory, as a markdown
-snippet for BENCHMARKS.md. `--profile` also times every distinct query once and prints the
-slowest with SQLite's EXPLAIN QUERY PLAN.
-
-With `--keep PATH` the store is written to PATH and reused by later runs with the same counts.
+Seeded random rows written in chunks into the tables `connectors.store.make_engine` creates: 200
+owners in eight teams, deals closing over a year and a half (won, lost and open; amounts by team;
+created a sales cycle before they close; 1% deleted), and calls, emails and meetings. SQLite gets
+executemany; PostgreSQL gets COPY. `build_store` reuses a SQLite file whose counts match.
+(Formerly benchmarks/compute_krs.py.)
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import random
-import resource
-import statistics
-import sys
-import tempfile
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,10 +22,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from connectors.store import Activity, Deal, Owner, make_engine
-from okr_mapping import compute_key_results
-from okr_mapping.loader import load_config
 
-CONFIG_PATH = Path(__file__).with_name("compute_krs.yaml")
+CONFIG_PATH = Path(__file__).with_name("compute_krs.yaml")  # the 50 key results bench.compute times
 AS_OF = date(2026, 11, 27)
 SPAN_START = date(2025, 7, 1)  # deals close over a year and a half: 2025-Q3 .. 2026-Q4
 SPAN_END = date(2026, 12, 31)
@@ -111,6 +94,14 @@ class Store:
 
     def _insert(self, table: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
         names = ", ".join(columns)
+        if self.engine.dialect.name == "postgresql":
+            booleans = [n for n, column in enumerate(columns) if str(table.c[column].type) == "BOOLEAN"]
+            with self.engine.begin() as conn:
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row([bool(value) if n in booleans else value for n, value in enumerate(row)])
+            return
         marks = ", ".join("?" for _ in columns)
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
@@ -231,17 +222,25 @@ def build_store(path: Path, deals: int, activities: int, owners: int, seed: int)
         engine.dispose()
         if found == (deals, activities):
             return None, f"reused {path}"
-        raise SystemExit(f"{path} holds {found[0]:,} deals and {found[1]:,} activities, not "
+        raise RuntimeError(f"{path} holds {found[0]:,} deals and {found[1]:,} activities, not "
                          f"{deals:,} / {activities:,}; remove it or pass other counts")
     started = time.perf_counter()
     engine = make_engine(f"sqlite:///{path}")
-    store = Store(engine, seed, owners)
-    store.deals(deals)
-    store.activities(activities, deals)
+    fill_store(engine, deals, activities, owners, seed)
     with engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
     return time.perf_counter() - started, "generated"
+
+
+def fill_store(engine: Engine, deals: int, activities: int, owners: int, seed: int) -> None:
+    """Write the generated org into the (empty) store of `engine`, SQLite or PostgreSQL."""
+    store = Store(engine, seed, owners)
+    store.deals(deals)
+    store.activities(activities, deals)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
 
 
 def _drop_os_cache(path: Path) -> None:
@@ -275,122 +274,3 @@ def _timed(run: Callable[[], list[Any]]) -> tuple[float, list[Any]]:
     started = time.perf_counter()
     results = run()
     return time.perf_counter() - started, results
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def profile(engine: Engine, statements: list[tuple[str, Any]], top: int) -> Iterator[str]:
-    """Each distinct statement timed once (warm), the slowest `top` with their query plans."""
-    timings = []
-    seen = set()
-    with engine.connect() as conn:
-        for statement, parameters in statements:
-            key = (statement, repr(parameters))
-            if key in seen:
-                continue
-            seen.add(key)
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            started = time.perf_counter()
-            rows = cursor.execute(statement, parameters).fetchall()
-            elapsed = time.perf_counter() - started
-            plan = cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()
-            cursor.close()
-            timings.append((elapsed, len(rows), statement, parameters, plan))
-    total = sum(t[0] for t in timings)
-    yield f"{len(timings)} distinct queries, {total:.2f} s in all when run one by one (warm)."
-    for elapsed, rows, statement, parameters, plan in sorted(timings, key=lambda t: -t[0])[:top]:
-        yield ""
-        yield f"-- {elapsed * 1000:.0f} ms, {rows} rows, parameters {parameters}"
-        yield " ".join(statement.split())
-        yield from (f"   plan: {' ' * 2 * (row[1] != 0)}{row[3]}" for row in plan)
-
-
-def run(args: argparse.Namespace, path: Path) -> str:
-    config = load_config(args.config)
-    kr_count = sum(len(objective.key_results) for objective in config.objectives)
-    generated, note = build_store(path, args.deals, args.activities, args.owners, args.seed)
-    size_mb = sum(f.stat().st_size for f in path.parent.glob(f"{path.name}*")) / 1e6
-    rss_before = _rss_mb()
-
-    def compute(engine: Engine) -> list[Any]:
-        return compute_key_results(engine, config, source=SOURCE, as_of=args.as_of)
-
-    cold, warm = [], []
-    results: list[Any] = []
-    queries = 0
-    for _ in range(args.repeat):
-        _drop_os_cache(path)
-        engine = make_engine(f"sqlite:///{path}")
-        log = QueryLog(engine)
-        seconds, results = _timed(lambda: compute(engine))  # noqa: B023 - called at once
-        cold.append(seconds)
-        queries = log.count
-        engine.dispose()
-    engine = make_engine(f"sqlite:///{path}")
-    log = QueryLog(engine, record=args.profile)
-    compute(engine)  # warm the engine and the caches
-    for _ in range(args.repeat):
-        warm.append(_timed(lambda: compute(engine))[0])
-    tracemalloc.start()
-    compute(engine)
-    traced_peak = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
-    rss_peak = _rss_mb()
-
-    groups = sum(1 for result in results if result.group is not None)
-    stamp = f"`{args.command}` ({date.today().isoformat()})"
-    lines = [
-        f"### {kr_count} KRs, {args.deals:,} deals and {args.activities:,} activities (SQLite)",
-        "",
-        stamp,
-        "",
-        "| KRs | KR results | SQL queries | cold min | cold median | warm min | warm median "
-        "| peak Python allocations (tracemalloc) | peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| {kr_count} | {len(results):,} | {queries} | {min(cold):.2f} s | {statistics.median(cold):.2f} s "
-        f"| {min(warm):.2f} s | {statistics.median(warm):.2f} s | {traced_peak:.1f} MB | {rss_peak:.0f} MB |",
-        "",
-        f"{args.repeat} cold runs (a new engine, the store's pages dropped from the OS cache) and {args.repeat} "
-        f"warm runs (the same engine again); as of {args.as_of}, source {SOURCE}. {len(results):,} results: "
-        f"{len(results) - groups} single, {groups} per owner or team. Store: {args.owners} owners, "
-        f"{size_mb:,.0f} MB on disk, {note}"
-        + (f" in {generated:.0f} s." if generated is not None else ".")
-        + f" Peak RSS before computing: {rss_before:.0f} MB.",
-    ]
-    if args.profile:
-        lines.extend(["", "Profile:", *profile(engine, log.statements[-queries:], args.top)])
-    engine.dispose()
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deals", type=int, default=1_000_000, help="deals to generate (default 1000000)")
-    parser.add_argument("--activities", type=int, default=2_000_000,
-                        help="calls, emails and meetings to generate (default 2000000)")
-    parser.add_argument("--owners", type=int, default=200, help="reps, in eight teams (default 200)")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="write the store here and reuse it next time (default: a temporary directory)")
-    parser.add_argument("--config", type=Path, default=CONFIG_PATH, help="the KR config (default compute_krs.yaml)")
-    parser.add_argument("--as-of", type=date.fromisoformat, default=AS_OF, help="the run's day (default 2026-11-27)")
-    parser.add_argument("--repeat", type=int, default=3, help="cold and warm runs each (default 3)")
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--profile", action="store_true",
-                        help="time each distinct query once and show the slowest with EXPLAIN QUERY PLAN")
-    parser.add_argument("--top", type=int, default=8, help="queries shown by --profile (default 8)")
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    args.command = " ".join([".venv/bin/python -m benchmarks.compute_krs", *given])
-    if args.keep is not None:
-        args.keep.parent.mkdir(parents=True, exist_ok=True)
-        print(run(args, args.keep.resolve()))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="okr-sync-krs-") as workdir:
-        print(run(args, Path(workdir) / "store.db"))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
