@@ -79,7 +79,8 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.SSLError):  # the generic request method (campaigns): not transient
         return False
     return isinstance(exc, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError
-                      | requests.exceptions.ConnectionError | requests.exceptions.Timeout)
+                      | requests.exceptions.ConnectionError | requests.exceptions.Timeout
+                      | requests.exceptions.ChunkedEncodingError)
 
 
 class UnreadableAnswer(Exception):

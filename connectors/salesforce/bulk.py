@@ -19,8 +19,8 @@ leaves one unused job in the org, which Salesforce deletes after 7 days.
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -31,13 +31,16 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceOperationError, SalesforceResourceNotFound
 
 from connectors.incremental import Cursor, later
-from connectors.salesforce.helpers import bulk_soql, csv_record, parse_datetime
-from connectors.salesforce.settings import BULK_JOB_TIMEOUT_SECONDS, StreamSpec
+from connectors.salesforce.helpers import RETRY_ATTEMPTS, bulk_soql, csv_record, parse_datetime
+from connectors.salesforce.settings import BULK_JOB_TIMEOUT_SECONDS, BULK_POLL_MAX_SECONDS, StreamSpec
 
 Page = tuple[list[dict[str, Any]], Cursor]
 JSON = "application/json"
 CSV = "text/csv"
 DONE, ENDED = "JobComplete", ("Failed", "Aborted")
+STREAM_PIECE_BYTES = 1 << 16  # a results chunk is decoded and parsed 64 KiB at a time
+# what a connection lost while a chunk streams raises from iter_content (requests wraps urllib3's)
+READ_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
 class BulkJobGone(Exception):
@@ -72,11 +75,8 @@ class BulkQueryReader:
         held: list[dict[str, Any]] = []  # one page held back: only the job's last page moves the cursor
         locator = ""
         while True:
-            try:
-                text, locator = self._call(operation, self._query_results, job_id, locator)
-            except SalesforceResourceNotFound:
-                raise BulkJobGone(job_id) from None
-            for row in csv.DictReader(io.StringIO(text)):
+            rows, locator = self._results_chunk(operation, job_id, locator)
+            for row in rows:
                 record = csv_record(row, self._csv_types)
                 newest = later(newest, Cursor(parse_datetime(record["SystemModstamp"]), record["Id"]))
                 if len(held) == self.query_batch_size:
@@ -87,15 +87,55 @@ class BulkQueryReader:
                 break
         yield held, newest
 
+    def _results_chunk(self, operation: str, job_id: str, locator: str) -> tuple[Iterator[dict[str, str]], str]:
+        """One results call: (its CSV rows, read as they arrive; the next chunk's locator or "").
+
+        The chunk is never held whole (up to bulk_max_records rows: hundreds of MB on a wide object).
+        A connection lost while the rows stream asks for the same chunk again (the same locator
+        returns the same rows) and skips the rows already taken, at most RETRY_ATTEMPTS times.
+        """
+        try:
+            response, following = self._call(operation, self._query_results, job_id, locator)
+        except SalesforceResourceNotFound:
+            raise BulkJobGone(job_id) from None
+
+        def rows() -> Iterator[dict[str, str]]:
+            current, taken, attempts = response, 0, 1
+            try:
+                while True:
+                    try:
+                        for seen, row in enumerate(csv.DictReader(_text_lines(current)), 1):
+                            if seen > taken:
+                                taken = seen
+                                yield row
+                        return
+                    except READ_ERRORS:
+                        current.close()
+                        if attempts >= RETRY_ATTEMPTS:
+                            raise
+                        attempts += 1
+                        try:
+                            current, _ = self._call(operation, self._query_results, job_id, locator)
+                        except SalesforceResourceNotFound:
+                            raise BulkJobGone(job_id) from None
+            finally:
+                current.close()
+
+        return rows(), following
+
     def _wait_for_job(self, operation: str, job_id: str) -> None:
-        """Poll the job every bulk_poll_seconds (the first poll after one wait) until it completes.
+        """Poll the job until it completes: the first poll after bulk_poll_seconds, each later wait
+        twice the one before, up to BULK_POLL_MAX_SECONDS (a small job is read soon, a long one
+        costs few polls).
 
         A job that failed or was aborted, or is still running after BULK_JOB_TIMEOUT_SECONDS, is a
         SalesforceOperationError (as simple-salesforce raises it).
         """
         deadline = time.monotonic() + BULK_JOB_TIMEOUT_SECONDS
+        wait = self.bulk_poll_seconds
         while True:
-            time.sleep(self.bulk_poll_seconds)
+            time.sleep(wait)
+            wait = min(wait * 2, max(self.bulk_poll_seconds, BULK_POLL_MAX_SECONDS))
             info = self._call(operation, self._query_job, job_id)
             state = info.get("state")
             if state == DONE:
@@ -120,18 +160,32 @@ class BulkQueryReader:
         info = self._bulk_request("GET", f"query/{job_id}", JSON).json()
         return info if isinstance(info, dict) else {}
 
-    def _query_results(self, job_id: str, locator: str) -> tuple[str, str]:
-        """GET jobs/query/{id}/results: (CSV text, locator of the next chunk or "" after the last)."""
+    def _query_results(self, job_id: str, locator: str) -> tuple[requests.Response, str]:
+        """GET jobs/query/{id}/results: (the streamed response, locator of the next chunk or "" after the last)."""
         params: dict[str, Any] = {"maxRecords": self.bulk_max_records}
         if locator:
             params["locator"] = locator
-        response = self._bulk_request("GET", f"query/{job_id}/results", CSV, params=params)
+        response = self._bulk_request("GET", f"query/{job_id}/results", CSV, params=params, stream=True)
         following = response.headers.get("Sforce-Locator", "")
-        text = response.content.decode("utf-8").replace("\x00", "")  # as simple-salesforce reads it
-        return text, "" if following == "null" else following
+        return response, "" if following == "null" else following
 
     def _bulk_request(self, method: str, path: str, accept: str, **kwargs: Any) -> requests.Response:
         """One request under jobs/ with the client's current headers; an error status raises the
         SalesforceError of simple-salesforce's exception_handler (401: SalesforceExpiredSession)."""
         return self.client._call_salesforce(method, self.client.bulk2_url + path, headers={"Accept": accept},
                                             **kwargs)
+
+
+def _text_lines(response: requests.Response) -> Iterator[str]:
+    """The response body as UTF-8 lines ending in "\\n" (csv reads a quoted line break across them),
+    NULs dropped as simple-salesforce drops them, decoded piece by piece as the body arrives."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    tail = ""
+    for piece in response.iter_content(STREAM_PIECE_BYTES):
+        lines = (tail + decoder.decode(piece).replace("\x00", "")).split("\n")
+        tail = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    tail += decoder.decode(b"", final=True).replace("\x00", "")
+    if tail:
+        yield tail

@@ -71,12 +71,13 @@ def with_timeout(session: requests.Session, timeout: tuple[float, float]) -> req
 
 
 def is_transient(error: BaseException) -> bool:
-    """429, 5xx, the 403 concurrency limit and broken connections are worth another try; nothing else."""
+    """429, 5xx, the 403 concurrency limit and broken connections (an answer cut off half way
+    included) are worth another try; nothing else."""
     if isinstance(error, SalesforceRefusedRequest):
         return hit_limit(error, CONCURRENCY_LIMIT)
     if isinstance(error, SalesforceGeneralError):
         return error.status == 429 or error.status >= 500
-    return isinstance(error, requests.ConnectionError | requests.Timeout)
+    return isinstance(error, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 _retrying = retry(retry=retry_if_exception(is_transient), wait=wait_random_exponential(multiplier=0.5, max=8),

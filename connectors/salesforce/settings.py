@@ -47,7 +47,8 @@ BULK_THRESHOLD = 10_000
 # The job's steps go through the same call layer as every REST call (bulk.py): each is retried on
 # transient failures and, with refresh-token credentials, repeated once after renewing an expired session.
 BULK_MAX_RECORDS = 50_000  # maxRecords of each results call (simple-salesforce's default too)
-BULK_POLL_SECONDS = 2.0  # the first status poll after this wait, then one poll every this many seconds
+BULK_POLL_SECONDS = 0.5  # the first status poll after this wait; each later wait doubles, up to:
+BULK_POLL_MAX_SECONDS = 8.0  # a 10 s job costs 5 polls, a 60 s one 11 (simple-salesforce polls every 2 s)
 BULK_JOB_TIMEOUT_SECONDS = 86_400  # a job still running after this fails (simple-salesforce's 24 h too)
 # Daily API allocation guard (SalesforceSource._call). Every response's `Sforce-Limit-Info:
 # api-usage=USED/MAX` header is read by a response hook (no extra call). Before each request after

@@ -31,21 +31,26 @@ Bodies follow each CRM's documented answers (/work/shared/reference/crm-api-fact
 Two faults live in the CRM faces themselves, which alone know what a request reads; the middleware
 hands them the request's `RequestFaults` in the ASGI scope (`request_faults(scope)`):
 - `locator_expiry` (Salesforce): each queryMore request, and each Bulk 2.0 results request that
-  carries a locator, draws one more number from the plan's RNG (only when the rate is above 0, so
-  other plans keep their sequences) and, on a hit, finds its cursor expired: the cursor is really
-  evicted, so sending the same URL again fails too (connectors.sandbox.salesforce_api).
+  carries a locator, draws one number from that kind's own RNG (seeded from the plan's seed and the
+  kind, so requests that threads interleave between them do not change its draws) and, on a hit,
+  finds its cursor expired: the cursor is really evicted, so sending the same URL again fails too
+  (connectors.sandbox.salesforce_api).
 - `index_lag_ms` (HubSpot): search does not see a record until the wall clock reaches its
   modification time plus a per-record delay in [0, index_lag_ms] (connectors.sandbox.hubspot_search
   `index_delay_ms`), so a record modified earlier can surface after one modified later. Lists,
   reads and archived lists are not affected. Records stamped ahead of the wall clock (an org
   ticked into the future) stay hidden until the wall clock reaches them.
 - `partial_failure` (both): each record of a batch write (Salesforce sObject Collections, HubSpot
-  batch create / update / upsert) draws one more number and, on a hit, is refused alone as a record
+  batch create / update / upsert) draws one number from that kind's own RNG and, on a hit, is refused alone as a record
   busy in another transaction: Salesforce UNABLE_TO_LOCK_ROW in its entry of the answer, HubSpot one
   error (category CONFLICT) of a 207 answer, the other records written. The faces ask through
   connectors.sandbox.rejections, which reads the request's faults with `current_request_faults()`.
-Those count in `injected` (``locator_expiry`` per expired cursor, ``index_lag`` per search answer
-that left out at least one matching record, ``partial_failure`` per refused record).
+- `cut` (both): each answered request draws one number from that kind's own RNG and, on a hit,
+  its answer breaks off half way: status, headers and half the first piece of the body are sent,
+  then the connection closes (a network failure while a body streams).
+Those count in `injected` (``cut`` per broken answer, ``locator_expiry`` per expired cursor,
+``index_lag`` per search answer that left out at least one matching record, ``partial_failure``
+per refused record).
 """
 
 from __future__ import annotations
@@ -87,12 +92,13 @@ class FaultPlan:
     slow_ms: int = 0
     partial_failure: float = 0.0  # per record of a batch write: refused alone (row lock / 207 CONFLICT)
     daily_quota: int | None = None  # requests the CRM still accepts today (then its daily-limit answer)
+    cut: float = 0.0  # per answered request: the body breaks off half way (the connection closes)
 
     def __post_init__(self) -> None:
         rates = (self.rate_limit, self.server_error, self.unavailable, self.drop, self.slow)
         if any(rate < 0 for rate in rates) or sum(rates) > 1 + 1e-9:
             raise ValueError(f"fault rates must be >= 0 and sum to at most 1: {rates}")
-        for name in ("locator_expiry", "partial_failure"):
+        for name in ("locator_expiry", "partial_failure", "cut"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must lie in [0, 1]: {getattr(self, name)}")
         counts = (self.latency_ms, self.index_lag_ms, self.slow_ms, self.expire_after or 0, self.daily_quota or 0)
@@ -110,7 +116,7 @@ class RequestFaults:
         self._middleware = middleware
 
     def draw(self, kind: str, rate: float) -> bool:
-        """Whether the fault `kind` strikes this request (one draw from the plan's RNG; none at rate 0)."""
+        """Whether the fault `kind` strikes this request (one draw from the kind's RNG; none at rate 0)."""
         return rate > 0 and self._middleware._draw(kind, rate)
 
     def count(self, kind: str) -> None:
@@ -193,6 +199,7 @@ class FaultMiddleware:
         self._lock = threading.Lock()
         self._plan: FaultPlan | None = None
         self._rng = random.Random(0)
+        self._kind_rngs: dict[str, random.Random] = {}  # one stream per face-applied fault kind
         self._calls = 0  # calls since the plan was set or the last login
         self._used = 0  # calls counted against the plan's daily quota (since the plan was set)
         self.injected: dict[str, int] = {}  # faults answered since the plan was set, by kind
@@ -205,6 +212,7 @@ class FaultMiddleware:
         with self._lock:
             self._plan = plan
             self._rng = random.Random(plan.seed if plan else 0)
+            self._kind_rngs = {}
             self._calls = 0
             self._used = 0
             self.injected = {}
@@ -236,7 +244,9 @@ class FaultMiddleware:
 
     def _draw(self, kind: str, rate: float) -> bool:
         with self._lock:
-            if self._rng.random() >= rate:
+            seed = self._plan.seed if self._plan else 0
+            rng = self._kind_rngs.setdefault(kind, random.Random(f"{seed} {kind}"))
+            if rng.random() >= rate:
                 return False
             self.injected[kind] = self.injected.get(kind, 0) + 1
             return True
@@ -258,8 +268,9 @@ class FaultMiddleware:
                 return
             scope[SCOPE_KEY] = faults = RequestFaults(plan, self)
             token = _CURRENT.set(faults)
+            answer = _cutting(send) if faults.draw("cut", plan.cut) else send
             try:
-                await self._serve(scope, receive, self._quota_headers(plan, send), plan, fault == "slow")
+                await self._serve(scope, receive, self._quota_headers(plan, answer), plan, fault == "slow")
             finally:
                 _CURRENT.reset(token)
             return
@@ -308,6 +319,27 @@ class FaultMiddleware:
             await send(message)
 
         return reporting
+
+
+def _cutting(send: Send) -> Send:
+    """`send`, breaking the connection off half way through the first piece of the body (`cut`):
+    the client has the status and headers, then a short body (requests: ``ChunkedEncodingError``;
+    urllib3: ``ProtocolError``, IncompleteRead)."""
+    cut = False
+
+    async def cutting(message: Message) -> None:
+        nonlocal cut
+        if cut:
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body = message.get("body", b"")
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        cut = True
+        await _drop(send)
+
+    return cutting
 
 
 async def _drop(send: Send) -> None:

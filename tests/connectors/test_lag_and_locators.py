@@ -120,7 +120,7 @@ def clean_salesforce(org: SandboxServer, tmp_path_factory: pytest.TempPathFactor
     return expected
 
 
-@pytest.mark.parametrize("seed", (4, 10))
+@pytest.mark.parametrize("seed", (4, 11))
 def test_salesforce_restarts_expired_query_locators_and_stores_what_a_clean_run_does(
         org: SandboxServer, tmp_path: Any, clean_salesforce: dict[str, list[Any]], seed: int) -> None:
     faulty = _store(tmp_path, "faulty")

@@ -325,6 +325,26 @@ def test_transient_faults_during_a_bulk_job_converge(
     assert result.api_calls <= clean_calls + sum(injected.values()), (result.api_calls, clean_calls, injected)
 
 
+@pytest.mark.parametrize(("seed", "broken"), [(3, "results"), (7, "rest")])
+def test_answers_cut_off_half_way_are_asked_again_and_results_resume_where_they_broke(
+        org: SandboxServer, tmp_path: Path, fast_retries: None, seed: int, broken: str) -> None:
+    """A results chunk streams: a connection lost mid-body asks for the same chunk again and skips
+    the rows already stored, so nothing is lost or stored twice; a REST answer cut off is retried."""
+    set_polls_to_complete(org.state, 2)
+    clean, clean_calls, clean_kinds = clean_read(org, tmp_path, "calls")
+    store = make_engine(store_url(tmp_path, 'cut'))
+    org.set_faults("salesforce", FaultPlan(cut=0.3, seed=seed))
+    source, calls = bulk_source(org)
+    with source:
+        result = source.extract(store, "calls")
+    cut = org.faults["salesforce"].injected.get("cut", 0)
+    org.set_faults("salesforce", None)
+    assert same_store(store, clean, "calls") and result.records == len(stream_rows(clean, "calls"))
+    kinds = calls.count()
+    assert kinds[broken] > clean_kinds[broken], (kinds, cut)  # the seed cuts one of these
+    assert result.api_calls == clean_calls + cut  # each cut answer costs one more call, nothing else
+
+
 @pytest.mark.parametrize(("expire_after", "step", "stored"), [(3, "poll", 200), (6, "results", 400)])
 def test_an_expiry_without_refresh_credentials_stops_clearly_then_the_next_run_converges(
         org: SandboxServer, tmp_path: Path, expire_after: int, step: str, stored: int) -> None:

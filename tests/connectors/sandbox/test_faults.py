@@ -213,6 +213,21 @@ def test_hubspot_session_expiry_and_drop(org: SandboxServer, hs: hubspot.Client)
     assert search(hs).total > 0
 
 
+def test_an_answer_cut_off_half_way_is_a_broken_body_on_both_faces(
+        org: SandboxServer, sf: Salesforce, hs: hubspot.Client) -> None:
+    org.set_faults("salesforce", FaultPlan(cut=1.0))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # status and headers came, then half a body
+        sf.query(USERS)
+    assert org.faults["salesforce"].injected == {"cut": 1}
+    org.set_faults("hubspot", FaultPlan(cut=1.0))
+    with pytest.raises(urllib3.exceptions.ProtocolError):
+        search(hs)
+    assert org.faults["hubspot"].injected["cut"] >= 1
+    org.set_faults("salesforce", None)
+    org.set_faults("hubspot", None)
+    assert sf.query(USERS)["totalSize"] == 4 and search(hs).total > 0
+
+
 def test_hubspot_seeded_determinism(org: SandboxServer, hs: hubspot.Client) -> None:
     def outcomes() -> list[int]:
         org.set_faults("hubspot", FaultPlan(rate_limit=0.3, server_error=0.3, seed=7))
