@@ -101,6 +101,8 @@ class SourceRun:
         found = [f"{self.source}: {self.error}"] if self.error else []
         if self.writeback is not None and self.writeback.failed:
             found.append(f"{self.source}: {self.writeback.failed} record(s) rejected (retried next run)")
+        if self.alerts is not None and self.alerts.sent is not None and self.alerts.sent.failed:
+            found.append(f"{self.source}: {self.alerts.sent.failed} alert(s) not sent (sent next run)")
         if self.plan is None and self.writeback is None:  # stopped by a gate (forced runs wrote anyway)
             found += [f"{self.source}: writeback stopped: {reason} (check the data; `--force` writes anyway)"
                       for reason in self.blocked]

@@ -121,6 +121,11 @@ def markdown_report(report: SyncReport) -> str:
             parts.append(f"Writeback: {wb.created} created, {wb.updated} updated, {wb.unchanged} unchanged, "
                          f"{wb.failed} failed.")
             parts.extend(f"- rejected: {error}" for error in wb.errors)
+        sent = run.alerts.sent if run.alerts is not None else None
+        if sent is not None and (sent.created or sent.reconciled or sent.failed or sent.skipped):
+            parts.append(f"Alerts: {sent.created} created, {sent.reconciled} recovered after a crash, "
+                         f"{sent.failed} failed (sent next run), {sent.skipped} waiting for their key result.")
+            parts.extend(f"- not sent: {error}" for error in sent.errors)
         parts.extend(f"**Writeback stopped by a safety gate:** {reason}" for reason in run.blocked
                      if run.writeback is None and run.plan is None)
         if run.plan is not None:
