@@ -106,6 +106,7 @@ from connectors.salesforce.settings import (
 from connectors.salesforce.writeback import OkrWriter
 from connectors.store import session_scope, upsert_rows
 from connectors.timeouts import timeout_from_env
+from connectors.tls import ca_bundle_from_env
 
 __all__ = ["QuotaReserveReached", "SalesforceSource"]
 
@@ -193,13 +194,14 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         zone_of(time_zone)
         values = {name: (env.get(name) or "").strip() for name in (
             *dict.fromkeys(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
-            "SALESFORCE_API_VERSION", "OKR_SYNC_CA_BUNDLE")}
+            "SALESFORCE_API_VERSION")}
+        ca_bundle = ca_bundle_from_env(env)  # checked before any login
         lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)  # checked before any login
         bulk_threshold = bulk_threshold_from_env(env, BULK_THRESHOLD_ENV, BULK_THRESHOLD)
         min_quota_share = min_quota_share_from_env(env, MIN_QUOTA_SHARE_ENV, MIN_QUOTA_SHARE)
         timeout = timeout_from_env(env, REQUEST_TIMEOUT)
         method = credential_method(values)
-        session = with_timeout(session or make_session(values["OKR_SYNC_CA_BUNDLE"] or None), timeout)
+        session = with_timeout(session or make_session(ca_bundle), timeout)
         calls = CallCounter()  # hooked before the client logs in, so the login call counts too
         session.hooks["response"].append(calls)
         domain = values["SALESFORCE_DOMAIN"] or LOGIN_DOMAIN

@@ -72,6 +72,14 @@ def test_client_credentials_need_a_my_domain() -> None:
     assert "SALESFORCE_DOMAIN" in message and SECRET not in message
 
 
+def test_a_ca_bundle_that_is_not_a_file_is_refused_before_any_call(sandbox: SandboxServer) -> None:
+    calls = sandbox.calls("salesforce")
+    env = sandbox.connection_env() | {"OKR_SYNC_CA_BUNDLE": "/no/such/ca.pem"}
+    message = config_error(env)
+    assert "OKR_SYNC_CA_BUNDLE" in message and "/no/such/ca.pem" in message and "not a file" in message
+    assert sandbox.calls("salesforce") == calls
+
+
 def test_session_id_flow_makes_no_login_call(sandbox: SandboxServer, store: Engine) -> None:
     with SalesforceSource.from_env(sandbox.connection_env()) as source:
         assert source.api_calls == 0
