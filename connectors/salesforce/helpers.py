@@ -40,8 +40,10 @@ RETRY_ATTEMPTS = 5
 LIMIT_CODE = "REQUEST_LIMIT_EXCEEDED"  # sent with 403 for both the daily and the concurrency limit
 DAILY_LIMIT = "TotalRequests"  # the org's rolling 24 h allocation: retrying only burns more of it
 CONCURRENCY_LIMIT = "ConcurrentPerOrgLongTxn"  # too many long requests at once: worth another try
-SESSION_HINT = ("the access token is expired or wrong — refresh SALESFORCE_ACCESS_TOKEN or use "
-                "username/password or client credentials")
+SESSION_HINT = ("the access token is expired or wrong — refresh SALESFORCE_ACCESS_TOKEN, or for unattended "
+                "runs use a refresh token (SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET, "
+                "SALESFORCE_REFRESH_TOKEN: the session is renewed by itself), username/password or client "
+                "credentials")
 MAX_DETAIL = 500  # characters of a non-JSON error body kept in a message
 T = TypeVar("T")
 

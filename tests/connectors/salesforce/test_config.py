@@ -113,7 +113,7 @@ def test_a_rejected_token_is_a_clear_error_without_the_token(sandbox: SandboxSer
         source.extract(store, "users")
     message = str(caught.value)
     assert message.startswith("Salesforce rejected the session (INVALID_SESSION_ID) during the query of User")
-    assert "SALESFORCE_ACCESS_TOKEN" in message
+    assert "SALESFORCE_ACCESS_TOKEN" in message and "SALESFORCE_REFRESH_TOKEN" in message
     shown = "".join(traceback.format_exception(caught.value))  # what a traceback would print
     assert SECRET not in shown and "SalesforceExpiredSession" not in shown
     del caught
