@@ -75,7 +75,7 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
     from connectors.errors import ConnectorConfigError, ConnectorError
     from flows.extract_progress import extract_progress
     from flows.nightly import SyncFailed, nightly_sync
-    from flows.sources import SOURCE_NAMES, make_source
+    from flows.sources import SOURCE_NAMES, check_credentials
     from okr_mapping import ConfigError, load_config
 
     unknown = [name for name in sources or [] if name not in SOURCE_NAMES]
@@ -84,7 +84,7 @@ def _run_sync(config: Path, sources: list[str] | None, database_url: str | None,
     try:
         chosen = sources or [load_config(config).source]
         for name in chosen:
-            make_source(name).close()
+            check_credentials(name)
         _quiet_known_tracebacks()
         # A SecretStr, so Prefect stores the flow run's parameter masked: the URL may carry a password
         secret_url = SecretStr(database_url) if database_url else None

@@ -34,6 +34,18 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def check_credentials(name: str, env: Mapping[str, str] | None = None) -> None:
+    """The connector's credentials and settings from `env` checked without a call to the CRM (a login
+    costs API quota): ConnectorConfigError naming what is missing or wrong."""
+    environment = os.environ if env is None else env
+    if name == "salesforce":
+        from connectors.salesforce import SalesforceSource
+
+        SalesforceSource.check_env(environment)
+        return
+    make_source(name, environment).close()  # HubSpot's client is built without a request
+
+
 def make_source(name: str, env: Mapping[str, str] | None = None,
                 custom_fields: Mapping[str, Mapping[str, str]] | None = None, time_zone: str = "UTC") -> Source:
     """The connector for `name`, configured from `env` (default: the process environment).

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import requests
 from simple_salesforce import Salesforce
@@ -192,49 +192,41 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
         """
         custom_fields = validate_custom_fields(custom_fields)
         zone_of(time_zone)
-        values = {name: (env.get(name) or "").strip() for name in (
-            *dict.fromkeys(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
-            "SALESFORCE_API_VERSION")}
-        ca_bundle = ca_bundle_from_env(env)  # checked before any login
-        lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)  # checked before any login
-        bulk_threshold = bulk_threshold_from_env(env, BULK_THRESHOLD_ENV, BULK_THRESHOLD)
-        min_quota_share = min_quota_share_from_env(env, MIN_QUOTA_SHARE_ENV, MIN_QUOTA_SHARE)
-        timeout = timeout_from_env(env, REQUEST_TIMEOUT)
-        method = credential_method(values)
-        session = with_timeout(session or make_session(ca_bundle), timeout)
+        read = _read_env(env)
+        values = read.values
+        session = with_timeout(session or make_session(read.ca_bundle), read.timeout)
         calls = CallCounter()  # hooked before the client logs in, so the login call counts too
         session.hooks["response"].append(calls)
-        domain = values["SALESFORCE_DOMAIN"] or LOGIN_DOMAIN
-        version = values["SALESFORCE_API_VERSION"] or API_VERSION
-        options: dict[str, Any] = {"session": session, "version": version}
+        options: dict[str, Any] = {"session": session, "version": read.version}
         refresh = None
-        if method == "refresh_token":
-            refresh = RefreshTokenLogin(session, domain, values["SALESFORCE_CLIENT_ID"],
+        if read.method == "refresh_token":
+            refresh = RefreshTokenLogin(session, read.domain, values["SALESFORCE_CLIENT_ID"],
                                         values["SALESFORCE_CLIENT_SECRET"], values["SALESFORCE_REFRESH_TOKEN"])
             token, instance_url = refresh()
             options |= {"instance_url": instance_url, "session_id": token}
-        elif method == "session":
+        elif read.method == "session":
             options |= {"instance_url": values["SALESFORCE_INSTANCE_URL"],
                         "session_id": values["SALESFORCE_ACCESS_TOKEN"]}
-        elif method == "password":
+        elif read.method == "password":
             options |= {"username": values["SALESFORCE_USERNAME"], "password": values["SALESFORCE_PASSWORD"],
-                        "security_token": values["SALESFORCE_SECURITY_TOKEN"], "domain": domain}
+                        "security_token": values["SALESFORCE_SECURITY_TOKEN"], "domain": read.domain}
         else:
-            if domain in ("login", "test"):
-                raise ConnectorConfigError(
-                    "The Salesforce client-credentials flow needs SALESFORCE_DOMAIN set to the org's My "
-                    "Domain (e.g. 'acme.my' for https://acme.my.salesforce.com); 'login' and 'test' cannot "
-                    "issue tokens.")
             options |= {"consumer_key": values["SALESFORCE_CLIENT_ID"],
-                        "consumer_secret": values["SALESFORCE_CLIENT_SECRET"], "domain": domain}
+                        "consumer_secret": values["SALESFORCE_CLIENT_SECRET"], "domain": read.domain}
         try:
             client = Salesforce(**options)
         except SalesforceError as error:
             secrets = tuple(values[name] for name in SECRET_VARIABLES)
             raise api_error(error, "login", secrets) from None
-        return cls(client, calls, lookback=lookback, bulk_threshold=bulk_threshold,
-                   min_quota_share=min_quota_share, refresh=refresh, custom_fields=custom_fields,
+        return cls(client, calls, lookback=read.lookback, bulk_threshold=read.bulk_threshold,
+                   min_quota_share=read.min_quota_share, refresh=refresh, custom_fields=custom_fields,
                    time_zone=time_zone)
+
+    @staticmethod
+    def check_env(env: Mapping[str, str] = os.environ) -> None:
+        """What from_env reads, checked without a call (no login spent): a complete credential set and
+        valid settings, else the ConnectorConfigError from_env would raise."""
+        _read_env(env)
 
     # -- the call layer --------------------------------------------------------------------------
     def _call(self, operation: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -401,6 +393,43 @@ class SalesforceSource(BulkQueryReader, OkrWriter):
     def _secrets(self) -> tuple[str, ...]:
         """What must never reach a message: the session token and any refresh credentials."""
         return (str(self.client.session_id or ""), *(self._refresh.secrets if self._refresh else ()))
+
+
+class _EnvSettings(NamedTuple):
+    """Everything SalesforceSource.from_env reads from the environment, checked."""
+
+    values: dict[str, str]  # the credential and connection variables, stripped ("" when unset)
+    method: str  # which credential set is complete (auth.CREDENTIAL_SETS)
+    domain: str
+    version: str
+    ca_bundle: str | None
+    timeout: tuple[float, float]
+    lookback: timedelta
+    bulk_threshold: int
+    min_quota_share: float
+
+
+def _read_env(env: Mapping[str, str]) -> _EnvSettings:
+    """The environment's Salesforce settings, each checked before any call (ConnectorConfigError)."""
+    values = {name: (env.get(name) or "").strip() for name in (
+        *dict.fromkeys(name for names in CREDENTIAL_SETS.values() for name in names), "SALESFORCE_DOMAIN",
+        "SALESFORCE_API_VERSION")}
+    # the settings first, then the credentials: a bad setting is named even where credentials are missing
+    lookback = lookback_from_env(env, LOOKBACK_ENV, LOOKBACK_MINUTES)
+    bulk_threshold = bulk_threshold_from_env(env, BULK_THRESHOLD_ENV, BULK_THRESHOLD)
+    min_quota_share = min_quota_share_from_env(env, MIN_QUOTA_SHARE_ENV, MIN_QUOTA_SHARE)
+    timeout = timeout_from_env(env, REQUEST_TIMEOUT)
+    ca_bundle = ca_bundle_from_env(env)
+    settings = _EnvSettings(
+        values=values, method=credential_method(values), domain=values["SALESFORCE_DOMAIN"] or LOGIN_DOMAIN,
+        version=values["SALESFORCE_API_VERSION"] or API_VERSION, ca_bundle=ca_bundle, timeout=timeout,
+        lookback=lookback, bulk_threshold=bulk_threshold, min_quota_share=min_quota_share)
+    if settings.method == "client_credentials" and settings.domain in ("login", "test"):
+        raise ConnectorConfigError(
+            "The Salesforce client-credentials flow needs SALESFORCE_DOMAIN set to the org's My "
+            "Domain (e.g. 'acme.my' for https://acme.my.salesforce.com); 'login' and 'test' cannot "
+            "issue tokens.")
+    return settings
 
 
 def _cursor_after(records: list[dict[str, Any]]) -> Cursor:
