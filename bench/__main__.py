@@ -24,7 +24,7 @@ from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Context, log, machine
+from bench.common import CRMS, ROOT, Context, log, machine
 from bench.render import render
 
 BENCHMARKS = ("calls", "memory", "ratelimit", "compute", "writeback", "naive")
@@ -43,6 +43,14 @@ def _only(text: str) -> list[str]:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    return names
+
+
+def _crms(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(names) - set(CRMS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown CRM(s) {', '.join(unknown) or text!r}; known: {', '.join(CRMS)}")
     return names
 
 
@@ -66,6 +74,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help=f"markdown rendered (default {MARKDOWN})")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "okr-sync-bench-cache",
                         help="where generated orgs and compute stores are kept between runs")
+    parser.add_argument("--crms", type=_crms, default=CRMS,
+                        help=f"CRMs whose syncs run, comma-separated (default all: {','.join(CRMS)})")
     parser.add_argument("--deadline", type=_deadline, default=None,
                         help="HH:MM UTC: start no measurement after it (recorded as not measured)")
     parser.add_argument("--max-minutes", type=float, default=30.0,
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="okr-sync-bench-"))
     ctx = Context(workdir=workdir, cache=args.cache, quick=args.quick, deadline=args.deadline,
-                  max_minutes=args.max_minutes, pg_url=args.pg_url)
+                  max_minutes=args.max_minutes, pg_url=args.pg_url, crms=args.crms)
     try:
         for name in BENCHMARKS:
             if name not in args.only:

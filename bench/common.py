@@ -168,6 +168,7 @@ class Context:
     deadline: datetime | None = None  # no measurement starts after this (UTC)
     max_minutes: float = 30.0  # a measurement estimated to take longer is not started
     pg_url: str | None = None  # PostgreSQL server for the compute benchmark (a database is created and dropped)
+    crms: tuple[str, ...] = CRMS  # the CRMs whose syncs are measured (the others' figures are kept)
     memo: dict[Any, Any] | None = None
 
     def cached(self, key: Any, compute: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import CRMS, Context, not_measured
+from bench.common import Context, not_measured
 from bench.syncs import full_and_incremental
 
 COMMAND = ".venv/bin/python -m bench --only memory --sizes {size}"
@@ -20,10 +20,10 @@ def run(ctx: Context, sizes: list[int]) -> dict[str, Any]:
     for deals in sizes:
         late = ctx.too_late()
         if late:
-            figures.update({f"{crm}/{deals}": not_measured(late) for crm in CRMS})
+            figures.update({f"{crm}/{deals}": not_measured(late) for crm in ctx.crms})
             continue
         syncs = full_and_incremental(ctx, deals)
-        for crm in CRMS:
+        for crm in ctx.crms:
             if syncs[crm].get("skipped"):
                 figures[f"{crm}/{deals}"] = not_measured(syncs[crm]["skipped"])
                 continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import CRMS, Context, SandboxProcess, fresh_copy, log, not_measured, run_child, seeded_org, stamp
+from bench.common import Context, SandboxProcess, fresh_copy, log, not_measured, run_child, seeded_org, stamp
 
 COMMAND = ".venv/bin/python -m bench --only naive --sizes {size}"
 SECONDS_PER_DEAL = {"salesforce": 0.002, "hubspot": 0.009}  # on this machine under load, for the budget
@@ -21,7 +21,7 @@ def run(ctx: Context, sizes: list[int]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for deals in sizes:
         todo = []
-        for crm in CRMS:
+        for crm in ctx.crms:
             minutes = SECONDS_PER_DEAL[crm] * deals / 60
             late = ctx.too_late()
             if late:

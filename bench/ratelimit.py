@@ -10,7 +10,9 @@ own pace is searches / 4 per second: expected wall / issue bound = (searches / 4
 Salesforce has no per-second limit, only a daily allocation and 25 long-running requests at once; the
 connector reads 4 streams at once (flows.parallel). With 100 ms latency per request the bound is
 calls x 100 ms / 4 (requests in flight all the time, no work between them). Bulk 2.0 jobs add the
-client's poll waits (2 s before the first status poll, connectors.salesforce.settings), reported apart.
+client's poll waits (the first status poll 0.5 s after a job starts, each later wait doubled:
+connectors.salesforce.settings; the sandbox completes a job on its second poll, so 1.5 s a job),
+reported apart.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from bench.common import CRMS, Context, SandboxProcess, fresh_copy, log, not_measured, seeded_org, stamp, sync_in_child
+from bench.common import Context, SandboxProcess, fresh_copy, log, not_measured, seeded_org, stamp, sync_in_child
+from bench.syncs import SECONDS_PER_DEAL
+from connectors.salesforce.settings import BULK_POLL_SECONDS
+from connectors.sandbox.salesforce_bulk import DEFAULT_POLLS_TO_COMPLETE
 
 COMMAND = ".venv/bin/python -m bench --only ratelimit --sizes {size}"
 LATENCY_MS = 100
 HUBSPOT_LIMIT, HUBSPOT_WINDOW_S, HUBSPOT_SEARCHES_PER_S = 190, 10.0, 5
 CLIENT_SEARCHES_PER_S = 4  # 90% of 5, at least one below (connectors.ratelimit.with_margin)
 SALESFORCE_PARALLEL = 4
+# the client's waits before a sandbox job is seen complete (it completes on the second status poll)
+POLL_WAIT_PER_JOB = sum(BULK_POLL_SECONDS * 2**poll for poll in range(DEFAULT_POLLS_TO_COMPLETE))
 # calls per deal of a full sync (measured at 10,000 deals), for the time estimate of a size
 CALLS_PER_DEAL = {"hubspot": 0.056, "salesforce": 0.0035}
 
@@ -33,13 +40,13 @@ def estimate_minutes(crm: str, deals: int) -> float:
     calls = CALLS_PER_DEAL[crm] * deals
     if crm == "hubspot":
         return calls / CLIENT_SEARCHES_PER_S / 60
-    return deals * 0.002 / 60 + calls * LATENCY_MS / 1000 / SALESFORCE_PARALLEL / 60
+    return deals * SECONDS_PER_DEAL["salesforce"] / 60 + calls * LATENCY_MS / 1000 / SALESFORCE_PARALLEL / 60
 
 
 def run(ctx: Context, sizes: list[int]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for deals in sizes:
-        for crm in CRMS:
+        for crm in ctx.crms:
             key = f"{crm}/{deals}"
             minutes = estimate_minutes(crm, deals)
             late = ctx.too_late()
@@ -86,5 +93,5 @@ def measure(ctx: Context, crm: str, deals: int) -> dict[str, Any]:
         per_stream_bound = max(full["calls"].values()) * LATENCY_MS / 1000
         figure |= {"bulk_jobs": jobs, "bound_seconds": round(max(bound, per_stream_bound), 1),
                    "over_bound": round(seconds / max(bound, per_stream_bound), 2),
-                   "poll_wait_seconds": 2.0 * math.ceil(jobs / SALESFORCE_PARALLEL)}
+                   "poll_wait_seconds": POLL_WAIT_PER_JOB * math.ceil(jobs / SALESFORCE_PARALLEL)}
     return figure

@@ -41,3 +41,12 @@ def test_quick_run_writes_figures_and_keeps_earlier_ones(tmp_path: Path) -> None
     assert text == render(json.loads(results.read_text()))
     assert "| salesforce | 10,000 | 84,000 | 123 MB |" in text
     assert "not measured (not run yet)" in text
+
+
+def test_a_run_limited_to_one_crm_measures_only_its_syncs(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    assert main(["--quick", "--only", "memory", "--sizes", "200", "--crms", "salesforce", "--results", str(results),
+                 "--markdown", str(tmp_path / "BENCHMARKS.md"), "--cache", str(tmp_path / "cache")]) == 0
+    assert set(json.loads(results.read_text())["figures"]["memory"]) == {"salesforce/200"}
+    with pytest.raises(SystemExit):  # argparse: exit 2 and the known CRMs named
+        main(["--crms", "pipedrive"])
