@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from functools import cached_property
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -51,6 +50,7 @@ from connectors.local_dates import DEFAULT_TIME_ZONE, zone_of
 from connectors.okr_records import OkrRecords
 from connectors.results import StreamResult, WritebackResult
 from connectors.timeouts import timeout_from_env
+from connectors.tls import ca_bundle_from_env
 
 log = logging.getLogger(__name__)
 SOURCE = settings.SOURCE
@@ -119,10 +119,7 @@ class HubSpotSource:
         host = (env.get(settings.HOST_ENV) or settings.DEFAULT_HOST).strip()
         if not host.startswith(("https://", "http://")):
             raise ConnectorConfigError(f"{settings.HOST_ENV} must be an http(s) URL, got {host!r}")
-        ca_bundle = (env.get(settings.CA_BUNDLE_ENV) or "").strip() or None
-        if ca_bundle and not Path(ca_bundle).is_file():
-            raise ConnectorConfigError(
-                f"{settings.CA_BUNDLE_ENV} points to {ca_bundle!r}, which is not a file")
+        ca_bundle = ca_bundle_from_env(env)
         lookback = lookback_from_env(env, settings.LOOKBACK_ENV, settings.LOOKBACK_MINUTES)
         return cls(token, host, ca_bundle, lookback=lookback, tier=helpers.tier_from_env(env),
                    custom_fields=custom_fields, time_zone=time_zone,

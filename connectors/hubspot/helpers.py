@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import requests
 import urllib3
@@ -22,12 +22,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_base
 
 from connectors.errors import ConnectorConfigError, ConnectorError
-from connectors.hubspot import settings
+from connectors.hubspot import raw_pages, settings
 from connectors.incremental import Cursor
 from connectors.ratelimit import CallCount, Clock, CompositeLimiter, Sleep, SlidingWindowLimiter, with_margin
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -154,7 +155,7 @@ class RateLimits:
             name=f"HubSpot {tier}", clock=clock, sleep=sleep)
         self.daily_remaining: int | None = None  # the portal's daily quota left, as its last answer said
         self.search = CompositeLimiter([self.overall, SlidingWindowLimiter(
-            with_margin(settings.SEARCH_RATE_LIMIT, settings.RATE_LIMIT_MARGIN), settings.SEARCH_WINDOW_SECONDS,
+            settings.SEARCH_RATE_LIMIT, settings.SEARCH_WINDOW_SECONDS + settings.SEARCH_WINDOW_MARGIN_SECONDS,
             name="HubSpot search", clock=clock, sleep=sleep)])
 
     def __repr__(self) -> str:
@@ -196,24 +197,51 @@ class CallCounter(CallCount):
     """Requests sent to HubSpot, retries included (each attempt costs API quota); thread-safe."""
 
 
+@overload
 def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
+             sleep: Callable[[float], None] = ..., limits: RateLimits | None = ...,
+             timeout: tuple[float, float] | None = ..., decode: None = ..., **kwargs: Any) -> T: ...
+
+
+@overload
+def call_api(counter: CallCounter, fn: Callable[..., Any], *args: Any,
+             sleep: Callable[[float], None] = ..., limits: RateLimits | None = ...,
+             timeout: tuple[float, float] | None = ..., decode: Callable[[Any], R], **kwargs: Any) -> R: ...
+
+
+def call_api(counter: CallCounter, fn: Callable[..., Any], *args: Any,
              sleep: Callable[[float], None] = time.sleep, limits: RateLimits | None = None,
-             timeout: tuple[float, float] | None = None, **kwargs: Any) -> T:
+             timeout: tuple[float, float] | None = None, decode: Callable[[Any], Any] | None = None,
+             **kwargs: Any) -> Any:
     """Call one generated API method with retries on transient failures; other errors raise at once.
 
     Each attempt first waits for its rate limit slots (`limits`) and gives up on an answer after
     `timeout` (connect, read) seconds (default settings.REQUEST_TIMEOUT), a transient failure. A
     429 for the daily quota raises a ConnectorError at once: nothing succeeds before the quota resets.
-    """
 
-    def attempt() -> T:
+    With `decode` the SDK's models are skipped (connectors.hubspot.raw_pages: they cost more CPU
+    than the rest of a sync): the method returns the raw answer, whose body is read within the
+    attempt (one broken off half way is retried like a dropped connection), and `decode` turns its
+    JSON into the result; a body that is not JSON or not the shape `decode` expects is an
+    UnreadableAnswer. A non-2xx answer raises the SDK's ApiException either way.
+    """
+    name = getattr(fn, "__name__", fn)
+
+    def attempt() -> Any:
         if limits is not None:
             limits.acquire(fn)
         counter.add()
+        raw: Any = None
+        body: bytes | str = b""
         try:
-            result = fn(*args, _request_timeout=timeout or settings.REQUEST_TIMEOUT, **kwargs)
+            if decode is None:
+                result = fn(*args, _request_timeout=timeout or settings.REQUEST_TIMEOUT, **kwargs)
+            else:
+                raw = fn(*args, _request_timeout=timeout or settings.REQUEST_TIMEOUT, _preload_content=False,
+                         **kwargs)
+                body = raw.data  # urllib3 reads the whole body here (ProtocolError when it breaks off)
         except (json.JSONDecodeError, requests.exceptions.JSONDecodeError) as exc:  # the generic method (requests)
-            raise UnreadableAnswer(f"the {getattr(fn, '__name__', fn)} request", f"is not valid JSON ({exc})") from None
+            raise UnreadableAnswer(f"the {name} request", f"is not valid JSON ({exc})") from None
         except Exception as exc:
             if is_daily_limit(exc):
                 raise ConnectorError(
@@ -223,14 +251,19 @@ def call_api(counter: CallCounter, fn: Callable[..., T], *args: Any,
             raise
         if limits is not None:
             limits.observe(fn)
+        if decode is not None:
+            try:
+                return decode(raw_pages.answer_json(body, raw.headers.get("content-type")))
+            except raw_pages.WrongShape as error:
+                raise UnreadableAnswer(f"the {name} request", str(error)) from None
         problem = _unreadable(fn)
         if problem is not None:
-            raise UnreadableAnswer(f"the {getattr(fn, '__name__', fn)} request", problem)
+            raise UnreadableAnswer(f"the {name} request", problem)
         return result
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.warning("HubSpot call %s failed (%s); retry %d of %d", getattr(fn, "__name__", fn),
+        log.warning("HubSpot call %s failed (%s); retry %d of %d", name,
                     api_message(error) if error else "?", state.attempt_number, settings.RETRY_ATTEMPTS - 1)
 
     retrying = Retrying(
@@ -363,19 +396,14 @@ def cursor_key(cursor: Cursor) -> tuple[int, int]:
 
 
 # -- canonical records (the mappers live in connectors.hubspot.mappers) ------------------------
-def associated_ids(response: Any) -> dict[str, str]:
-    """From-id -> the one associated id of a v4 batch read (primary type first, then lowest id).
+def associated_ids(answer: Any) -> dict[str, str]:
+    """From-id -> the one associated id of a v4 batch read's JSON (primary type first, then lowest id).
 
-    Ids with no association come back as errors of a 207 and are simply absent here.
+    Ids with no association come back as errors of a 207 and are simply absent here; an answer of
+    another shape raises raw_pages.WrongShape.
     """
-    chosen: dict[str, str] = {}
-    for result in response.results or []:
-        candidates = [(not any(spec.type_id in settings.PRIMARY_ASSOCIATION_TYPE_IDS
-                               for spec in target.association_types or []), int(target.to_object_id))
-                      for target in result.to or []]
-        if candidates:
-            chosen[str(result._from.id)] = str(min(candidates)[1])
-    return chosen
+    return {source: str(min((not primary, number) for number, primary in targets)[1])
+            for source, targets in raw_pages.association_targets(answer).items() if targets}
 
 
 def archived_stamp(record: Any, cursor_property: str = settings.CURSOR_PROPERTY) -> datetime:

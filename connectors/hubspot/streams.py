@@ -20,15 +20,11 @@ from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-from hubspot.crm.associations.v4 import (
-    BatchInputPublicFetchAssociationsBatchRequest,
-    PublicFetchAssociationsBatchRequest,
-)
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from connectors.errors import BadRecord, ConnectorError
-from connectors.hubspot import campaigns, custom_fields, helpers, settings
+from connectors.hubspot import campaigns, custom_fields, helpers, raw_pages, settings
 from connectors.hubspot.mappers import Labels, Stage, options_of, owner_row, stage_from_pipeline
 from connectors.hubspot.paging import KeysetPager
 from connectors.hubspot.writer import StreamWriter
@@ -117,7 +113,7 @@ class StreamReader:
             with session_scope(engine) as session:
                 save_cursor(session, SOURCE, stream, cursor, 0)
         for page in self._archived_pages(spec.object_type, properties):
-            writer.archive(checked_identities(stream, page, spec.cursor_property), cursor)
+            writer.archive(checked_identities(stream, page, spec.cursor_property, archived=True), cursor)
         save_field_set(engine, SOURCE, stream, field_set)
         return writer.records
 
@@ -183,22 +179,24 @@ class StreamReader:
                                             for pipeline in pipelines.results or [] for stage in pipeline.stages or []}
         return self._pipelines[object_type]
 
-    def _search(self, stream: str, request: Any) -> list[Any]:
+    def _search(self, stream: str, request: Any) -> list[raw_pages.Record]:
         """One search page's records (the pager never follows `paging.next`), each with an id and a
-        modification time the pager can order by (else a BadRecord)."""
+        modification time the pager can order by (else a BadRecord). Decoded from the raw JSON
+        (connectors.hubspot.raw_pages): the SDK's models cost more CPU than the rest of the sync."""
         spec = settings.SEARCH_STREAMS[stream]
-        page = list(self.call(self.api().search.do_search, spec.object_type, request).results or [])
-        return checked_identities(stream, page, spec.cursor_property)
+        page = self.call(self.api().search.do_search, spec.object_type, request, decode=raw_pages.records_page)
+        return checked_identities(stream, page.results, spec.cursor_property)
 
-    def _archived_pages(self, object_type: str, properties: tuple[str, ...]) -> Iterator[list[Any]]:
-        """Every archived record, a list page at a time (no cursor: the list cannot filter on archivedAt)."""
+    def _archived_pages(self, object_type: str, properties: tuple[str, ...]) -> Iterator[list[raw_pages.Record]]:
+        """Every archived record, a list page at a time (no cursor: the list cannot filter on archivedAt),
+        decoded from the raw JSON as the search pages are."""
         after: str | None = None
         seen: set[str] = set()
         while True:
             page = self.call(self.api().objects.get_page, object_type, limit=settings.ARCHIVED_PAGE_SIZE,
-                             after=after, properties=list(properties), archived=True)
-            yield list(page.results or [])
-            after = page.paging.next.after if page.paging and page.paging.next else None
+                             after=after, properties=list(properties), archived=True, decode=raw_pages.records_page)
+            yield page.results
+            after = page.after
             if not after:
                 return
             if after in seen:
@@ -206,22 +204,24 @@ class StreamReader:
             seen.add(after)
 
     def associations(self, stream: str, ids: list[str]) -> dict[str, str]:
-        """Each record's associated id (e.g. deal -> company): one v4 batch read per 1000 ids."""
+        """Each record's associated id (e.g. deal -> company): one v4 batch read per 1000 ids, the request
+        a plain JSON body and the answer decoded from its JSON (building or reading a model per id
+        costs more CPU than the request: connectors.hubspot.raw_pages)."""
         spec = settings.SEARCH_STREAMS[stream]
         assert spec.association is not None
         links: dict[str, str] = {}
         for start in range(0, len(ids), settings.ASSOCIATION_BATCH_LIMIT):
             chunk = ids[start:start + settings.ASSOCIATION_BATCH_LIMIT]
-            request = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[PublicFetchAssociationsBatchRequest(id=record_id) for record_id in chunk])
-            links.update(helpers.associated_ids(
-                self.call(self.api().associations.get_page, spec.object_type, spec.association[0], request)))
+            request = {"inputs": [{"id": record_id} for record_id in chunk]}
+            links.update(self.call(self.api().associations.get_page, spec.object_type, spec.association[0], request,
+                                   decode=helpers.associated_ids))
         return links
 
 
-def checked_identities(stream: str, page: list[Any], cursor_property: str) -> list[Any]:
-    """`page`, once every record has a HubSpot id (digits) and a readable modification time: what the
-    pager orders and the writer stores by. The first that has not stops the stream (BadRecord)."""
+def checked_identities(stream: str, page: list[Any], cursor_property: str, archived: bool = False) -> list[Any]:
+    """`page`, once every record has a HubSpot id (digits) and a readable modification time (`archived`:
+    and archive time): what the pager orders and the writer stores by. The first that has not stops
+    the stream (BadRecord); the time stays text until read (connectors.hubspot.raw_pages)."""
     for position, record in enumerate(page, 1):
         record_id = record.id if isinstance(record.id, str) and record.id.isdigit() else None
         if record_id is None:  # named by its hs_object_id property, when it has one
@@ -233,4 +233,10 @@ def checked_identities(stream: str, page: list[Any], cursor_property: str) -> li
         except (TypeError, ValueError, OverflowError) as error:
             value = (record.properties or {}).get(cursor_property)
             raise unreadable(SOURCE, stream, record_id, cursor_property, value, error, position) from None
+        if archived:
+            try:
+                helpers.parse_time(record.archived_at)
+            except (TypeError, ValueError, OverflowError) as error:
+                raise unreadable(SOURCE, stream, record_id, "archivedAt", record.archived_at, error,
+                                 position) from None
     return page
