@@ -23,7 +23,7 @@ from flows.close_period import close_period_command
 from flows.deploy_commands import deployments_command, serve_command
 from flows.report_cli import report_command
 from flows.setup_commands import setup_app
-from flows.terminal import console, errors
+from flows.terminal import checked_source_and_config, console, errors
 from flows.terminal import fail as _fail
 
 # Prefect reads these at import: no telemetry (no network here) and a quiet local API server.
@@ -251,17 +251,10 @@ def explain(
 
     from connectors.store import make_engine
     from flows.explain import print_explanation
-    from flows.sources import SOURCE_NAMES
-    from okr_mapping import ConfigError, load_config
     from okr_mapping.explain import ExplainError, explain_key_result
 
     day = _checked_options("table", as_of)
-    if source is not None and source not in SOURCE_NAMES:
-        raise _fail(f"unknown --source {source}; use {' or '.join(SOURCE_NAMES)}", 2)
-    try:
-        loaded = load_config(config)
-    except ConfigError as error:
-        raise _fail(f"the config has problems:\n{error}", 2) from None
+    loaded = checked_source_and_config(source, config)
     try:
         explanation = explain_key_result(make_engine(database_url), loaded, kr, source, day, group, limit)
     except ExplainError as error:

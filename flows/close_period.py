@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from flows.terminal import console, fail
+from flows.terminal import checked_source_and_config, console, fail
 
 if TYPE_CHECKING:  # the CLI imports this module at start: the domain loads only when a close runs
     from sqlalchemy.engine import Engine
@@ -154,15 +154,8 @@ def close_period_command(
     from connectors.errors import ConnectorConfigError, ConnectorError
     from connectors.store import database_url as resolve_url
     from connectors.store import make_engine
-    from flows.sources import SOURCE_NAMES
-    from okr_mapping import ConfigError, load_config
 
-    if source is not None and source not in SOURCE_NAMES:
-        raise fail(f"unknown --source {source}; use {' or '.join(SOURCE_NAMES)}", 2)
-    try:
-        loaded = load_config(config)
-    except ConfigError as error:
-        raise fail(f"the config has problems:\n{error}", 2) from None
+    loaded = checked_source_and_config(source, config)
     try:
         report = close_period(make_engine(resolve_url(database_url)), loaded, config, period, source, force=force,
                               reopen=reopen, write=not no_writeback)
