@@ -25,6 +25,18 @@ DEFAULT_HOST = "https://api.hubapi.com"
 SEARCH_PAGE_SIZE = 200
 OWNERS_PAGE_SIZE = 100
 BATCH_SIZE = 100  # batch endpoints accept at most 100 inputs
+# Writeback retries within a run (writeback.py Writeback._upsert_retrying). An input refused alone in
+# a 207 answer with one of these error categories was refused for a passing reason, not for its
+# values: CONFLICT is what HubSpot answers for a record being written by another request at the same
+# time (the sandbox sends it, "The record is being updated by another request; retry later", for a
+# FaultPlan's partial_failure and a "row_lock" rule: connectors.sandbox.rejections / hubspot_writes);
+# such an input was not written. okr-sync only sends batch upserts on the unique okr_key, where a
+# CONFLICT cannot mean a duplicate value (batch create's CONFLICT), and repeating one never makes a
+# second record. Those inputs alone are sent again in one more upsert per batch after each wait of
+# WRITE_RETRY_WAITS (seconds); still refused after the last, they are reported as refused and sent
+# again next run. VALIDATION_ERROR and every other category are the record's own fault: never retried.
+TRANSIENT_WRITE_CATEGORIES = frozenset({"CONFLICT"})
+WRITE_RETRY_WAITS: tuple[float, ...] = (1.0, 3.0)  # the other request is usually done within seconds
 # (connect, read) seconds; $OKR_SYNC_HTTP_TIMEOUT_SECONDS sets the read one (connectors.timeouts)
 REQUEST_TIMEOUT = (10.0, 60.0)
 

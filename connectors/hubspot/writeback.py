@@ -9,9 +9,12 @@ record is later written); a refused row is not in the ledger, so the next run se
 
 HubSpot refuses records two ways: one input of a 207 answer (the others written), or the whole
 batch with a 400 (a validation error in any input). A refused batch is split in halves until
-each refused record stands alone; its 400 message becomes the record's Rejection. 401/403 stop the
-run; 429/5xx are retried (helpers.call_api) and, when retries run out, count the batch as failed
-(not as rejections: the records are not at fault).
+each refused record stands alone; its 400 message becomes the record's Rejection. An input refused
+in a 207 for a passing reason (settings.TRANSIENT_WRITE_CATEGORIES: CONFLICT, a record busy in
+another request) is sent again within the run, with the others so refused in its batch, after each
+short wait of settings.WRITE_RETRY_WAITS; still refused after the last, it is a Rejection like any
+other. 401/403 stop the run; 429/5xx are retried (helpers.call_api) and, when retries run out, count
+the batch as failed (not as rejections: the records are not at fault).
 
 Key results are associated with their objective and check-ins with their key result (v4 batch
 associate, one call per batch) when the record is first written: new in HubSpot's answer, or
@@ -21,6 +24,7 @@ associating twice changes nothing). The parent's record id comes from the parent
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,6 +84,9 @@ class BatchOutcome:
     new: set[str] = field(default_factory=set)
     rejected: list[Rejection] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (key, why): not the record's fault
+    # refused for a passing reason (settings.TRANSIENT_WRITE_CATEGORIES): ((payload, fingerprint), what
+    # HubSpot said), sent again by Writeback._upsert_retrying, a Rejection once it gives up
+    busy: list[tuple[tuple[Mapping[str, Any], str], Rejection]] = field(default_factory=list)
 
     def add_to(self, result: WritebackResult) -> None:
         result.created += len(self.new)
@@ -147,7 +154,7 @@ class Writeback:
         synced = helpers.iso_ms(datetime.now(UTC))
         for start in range(0, len(pending), settings.BATCH_SIZE):
             outcome = BatchOutcome()
-            self._upsert(kind, types[kind], pending[start:start + settings.BATCH_SIZE], synced, outcome)
+            self._upsert_retrying(kind, types[kind], pending[start:start + settings.BATCH_SIZE], synced, outcome)
             if link is not None:
                 fresh = [(key, record_id, payload) for key, _, record_id, payload in outcome.written
                          if key in outcome.new or key not in known]
@@ -159,6 +166,24 @@ class Writeback:
             record_written(engine, target, outcome.written)
             record_rejections(engine, SOURCE, outcome.rejected, written=[(kind, entry[0]) for entry in outcome.written])
             outcome.add_to(result)
+
+    def _upsert_retrying(self, kind: str, type_id: str, batch: Pending, synced: str, outcome: BatchOutcome) -> None:
+        """Upsert one batch, then send again the inputs refused for a passing reason (CONFLICT).
+
+        The other request is usually done within seconds while the next run is a day away, so after
+        each wait of settings.WRITE_RETRY_WAITS those inputs alone go again in one upsert (none when
+        there are none); an upsert on okr_key never makes a second record. Still refused after the
+        last wait, they become Rejections; the caller ledgers the batch once, as before.
+        """
+        self._upsert(kind, type_id, batch, synced, outcome)
+        for wait in settings.WRITE_RETRY_WAITS:
+            if not outcome.busy:
+                break
+            again, outcome.busy = outcome.busy, []
+            time.sleep(wait)
+            self._upsert(kind, type_id, [entry for entry, _rejection in again], synced, outcome)
+        outcome.rejected += [rejection for _entry, rejection in outcome.busy]
+        outcome.busy = []
 
     def _upsert(self, kind: str, type_id: str, batch: Pending, synced: str, outcome: BatchOutcome) -> None:
         """Upsert one batch; a whole-batch 400 is split in halves down to the refused records."""
@@ -188,13 +213,16 @@ class Writeback:
                 outcome.written.append((key, digest, str(record.id), payload))
                 if record.new:
                     outcome.new.add(key)
-        messages = {key: error.message for error in getattr(response, "errors", None) or []
-                    for key in (error.context or {}).get("id", [])}
-        for key in waiting:  # sent, not confirmed: pending again next run
-            if key in messages:
-                outcome.rejected.append(Rejection(kind, key, messages[key]))
-            else:
+        errors = {key: error for error in getattr(response, "errors", None) or []
+                  for key in (error.context or {}).get("id", [])}
+        for key, entry in waiting.items():  # sent, not confirmed: sent again (busy) or pending next run
+            error = errors.get(key)
+            if error is None:
                 outcome.failed.append((key, "not confirmed by HubSpot"))
+            elif error.category in settings.TRANSIENT_WRITE_CATEGORIES:
+                outcome.busy.append((entry, Rejection(kind, key, error.message)))
+            else:
+                outcome.rejected.append(Rejection(kind, key, error.message))
 
     def _refused(self, exc: Exception, action: str) -> int | None:
         """The HTTP status of a request HubSpot refused, for the caller to work around; re-raises what

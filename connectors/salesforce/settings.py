@@ -12,6 +12,17 @@ from typing import Literal
 API_VERSION = "62.0"
 QUERY_BATCH_SIZE = 2000  # Sforce-Query-Options batchSize: Salesforce allows 200-2000
 WRITE_BATCH_SIZE = 200  # sObject Collections take at most 200 records per call
+# Writeback retries within a run (writeback.py OkrWriter._write_batch). A record refused in its own
+# entry of the sObject Collections answer with one of these codes only (all its errors) was refused
+# for a passing reason, not for its content: Salesforce answers UNABLE_TO_LOCK_ROW ("unable to obtain
+# exclusive access to this record") when another transaction holds the row's lock (the sandbox sends
+# it for a FaultPlan's partial_failure and for a "row_lock" rule: connectors.sandbox.rejections /
+# salesforce_writes). Those records alone are sent again in one more call per batch after each wait
+# of WRITE_RETRY_WAITS (seconds); still refused after the last, they are reported as refused and sent
+# again next run. Every other code (FIELD_CUSTOM_VALIDATION_EXCEPTION, STRING_TOO_LONG, INVALID_FIELD,
+# a whole-call 400...) is the record's own fault and is never retried within the run.
+TRANSIENT_WRITE_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW"})
+WRITE_RETRY_WAITS: tuple[float, ...] = (1.0, 3.0)  # a lock is usually released within seconds
 REPLICATION_KEY = "SystemModstamp"  # changes on user AND automated updates, unlike LastModifiedDate
 PRIMARY_KEY = "Id"
 LOGIN_DOMAIN = "login"

@@ -5,13 +5,16 @@ sObject Collections call, parents first (objectives, key results, check-ins; a p
 in an earlier call than its children, as lookups resolve against records already saved), and
 only rows whose content changed since the last confirmed write (the ledger, one target per
 object). The ledger is written after every call, so a run that dies between two calls re-sends
-only what was not confirmed. A record the org refuses (validation rule, locked row, unknown
-parent or owner) is reported, kept in the rejection table and sent again next run; a call refused
-as a whole with a 400 is split in halves until the refused records stand alone.
+only what was not confirmed. A record refused for a passing reason (a locked row: settings.
+TRANSIENT_WRITE_ERRORS) is sent again within the run, with the others so refused in its batch, after
+each short wait of settings.WRITE_RETRY_WAITS. A record the org still refuses (validation rule,
+locked row, unknown parent or owner) is reported, kept in the rejection table and sent again next
+run; a call refused as a whole with a 400 is split in halves until the refused records stand alone.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,6 +28,7 @@ from connectors.errors import ConnectorError
 from connectors.ledger import PlannedChange, pending_rows, plan_rows, record_rejections, record_written
 from connectors.okr_records import OKR_OBJECTS, OkrRecords, ledger_target
 from connectors.results import Rejection, WritebackResult
+from connectors.salesforce import settings
 from connectors.salesforce.helpers import SOURCE, describe_errors, error_items, okr_payload, sf_datetime
 from connectors.salesforce.settings import (
     EXTERNAL_ID,
@@ -37,6 +41,7 @@ from connectors.salesforce.settings import (
 from connectors.salesforce.setup_check import SetupChecker
 
 Pending = tuple[Mapping[str, Any], str]  # (ledger row, fingerprint)
+Answer = tuple[Pending, dict[str, Any]]  # a row sent and the org's result for it
 # A whole-request 400 is split in halves; past this many extra calls for one batch the records
 # still unisolated are reported as refused (and sent again next run) instead of costing more calls.
 MAX_SPLIT_CALLS = 64
@@ -82,9 +87,7 @@ class OkrWriter(SetupChecker):
             self._ensure_writable(spec, _fields_sent(pending))
             batches = _batches(kind, pending)
             for number, batch in enumerate(batches, start=1):
-                which = f"batch {number} of {len(batches)}"
-                outcomes = self._upsert_isolating(spec, batch, synced, which, [MAX_SPLIT_CALLS])
-                self._record(engine, kind, batch, outcomes, result)
+                self._write_batch(engine, spec, batch, synced, f"batch {number} of {len(batches)}", result)
         result.api_calls = self.api_calls - calls_before
         return result
 
@@ -97,6 +100,34 @@ class OkrWriter(SetupChecker):
         return self.write_okrs(engine, OkrRecords(key_results=rows))
 
     # -- one batch -------------------------------------------------------------------------------
+    def _write_batch(self, engine: Engine, spec: OkrObjectSpec, batch: Sequence[Pending], synced: str, which: str,
+                     result: WritebackResult) -> None:
+        """Upsert one batch, then send again the records refused for a passing reason (a locked row).
+
+        A lock is usually released within seconds while the next run is a day away, so after each
+        wait of settings.WRITE_RETRY_WAITS those records alone go again in one call (none when there
+        are none): upserts by Key__c, safe to repeat. Written rows reach the ledger after every call;
+        refused ones are reported once, with their last answer, in batch order.
+        """
+        budget = [MAX_SPLIT_CALLS]  # one split budget for the batch and its retries
+        answers = list(zip(batch, self._upsert_isolating(spec, batch, synced, which, budget), strict=True))
+        self._record(engine, spec.kind, _written(answers), result)
+        for attempt, wait in enumerate(settings.WRITE_RETRY_WAITS, start=1):
+            again = [index for index, (_entry, outcome) in enumerate(answers) if _transient(outcome)]
+            if not again:
+                break
+            time.sleep(wait)
+            rows = [answers[index][0] for index in again]
+            try:
+                outcomes = self._upsert_isolating(spec, rows, synced, f"{which}, retry {attempt}", budget)
+            except Exception:
+                self._record(engine, spec.kind, _refused(answers), result)  # as known before this call
+                raise
+            for index, outcome in zip(again, outcomes, strict=True):
+                answers[index] = (answers[index][0], outcome)
+            self._record(engine, spec.kind, _written(list(zip(rows, outcomes, strict=True))), result)
+        self._record(engine, spec.kind, _refused(answers), result)
+
     def _upsert_isolating(self, spec: OkrObjectSpec, batch: Sequence[Pending], synced: str, which: str,
                           budget: list[int]) -> list[dict[str, Any]]:
         """One result per row of `batch`; a call refused as a whole (400) is split in halves."""
@@ -133,11 +164,12 @@ class OkrWriter(SetupChecker):
                                  "records; nothing of it was confirmed, the rows go again next run.")
         return outcomes
 
-    def _record(self, engine: Engine, kind: str, batch: Sequence[Pending], outcomes: list[dict[str, Any]],
-                result: WritebackResult) -> None:
-        """Count one batch into `result`; confirm its written rows in the ledger and its rejections."""
+    def _record(self, engine: Engine, kind: str, answers: Sequence[Answer], result: WritebackResult) -> None:
+        """Count answered rows into `result`; confirm the written ones in the ledger, keep the rejections."""
+        if not answers:
+            return
         written, rejections = [], []
-        for (row, digest), outcome in zip(batch, outcomes, strict=True):
+        for (row, digest), outcome in answers:
             key = str(row["key"])
             if outcome.get("success"):
                 written.append((key, digest, outcome.get("id"), row))
@@ -154,6 +186,20 @@ class OkrWriter(SetupChecker):
         result.rejected.extend(rejections)
         record_written(engine, ledger_target(SOURCE, kind), written)  # type: ignore[arg-type]
         record_rejections(engine, SOURCE, rejections, written=[(kind, key) for key, *_rest in written])
+
+
+def _transient(outcome: Mapping[str, Any]) -> bool:
+    """Whether a record was refused for a passing reason only (settings.TRANSIENT_WRITE_ERRORS)."""
+    codes = {error.get("statusCode") for error in outcome.get("errors") or []}
+    return not outcome.get("success") and bool(codes) and codes <= settings.TRANSIENT_WRITE_ERRORS
+
+
+def _written(answers: Sequence[Answer]) -> list[Answer]:
+    return [(entry, outcome) for entry, outcome in answers if outcome.get("success")]
+
+
+def _refused(answers: Sequence[Answer]) -> list[Answer]:
+    return [(entry, outcome) for entry, outcome in answers if not outcome.get("success")]
 
 
 def ledger_rows(spec: OkrObjectSpec, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,16 +16,26 @@ from hubspot.crm.associations.v4 import (
 from sqlalchemy.engine import Engine
 
 from connectors.hubspot import HubSpotSource, settings
+from connectors.hubspot import writeback as hs_writeback
 from connectors.hubspot.writeback import payloads
 from connectors.ledger import open_rejections
 from connectors.okr_records import OkrRecords
 from connectors.results import Rejection
+from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.ids import hs_id
+from connectors.sandbox.rejections import BUSY_MESSAGES
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.tick import tick
 from tests.conftest import private_sandbox
 
 pytestmark = pytest.mark.integration
+SHIPPED_WAITS = settings.WRITE_RETRY_WAITS  # before any test sets them to 0
+
+
+@pytest.fixture(autouse=True)
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs refused as busy (CONFLICT) are sent again at once here (as many times as shipped)."""
+    monkeypatch.setattr(settings, "WRITE_RETRY_WAITS", tuple(0.0 for _ in SHIPPED_WAITS))
 
 
 @pytest.fixture
@@ -254,8 +265,9 @@ def test_rejected_records_are_reported_kept_and_sent_again_until_the_cause_is_go
     org.reject("hubspot", "okr_key_result", f"{prefix}-7", "row_lock", "Record is being updated")
     first = hs.write_key_results(store, rows)
     # schemas + the batch of 10 (400), split: [0-4] 400 -> [0,1] ok, [2-4] 400 -> [2] ok, [3,4] 400 ->
-    # [3] 400 (rejected), [4] ok; [5-9] 207 (7 refused alone): 9 upserts
-    assert (first.created, first.failed, first.api_calls) == (8, 2, 1 + 9)
+    # [3] 400 (rejected), [4] ok; [5-9] 207 (7 refused alone, CONFLICT): 9 upserts; then [7] once per
+    # retry round (the rule keeps it busy)
+    assert (first.created, first.failed, first.api_calls) == (8, 2, 1 + 9 + len(SHIPPED_WAITS))
     assert sorted(first.rejected, key=lambda r: r.key) == [
         Rejection("key_result", f"{prefix}-3", "HTTP 400 VALIDATION_ERROR: Target must be positive"),
         Rejection("key_result", f"{prefix}-7", "Record is being updated")]
@@ -267,7 +279,7 @@ def test_rejected_records_are_reported_kept_and_sent_again_until_the_cause_is_go
         ("key_result", f"{prefix}-3", 1), ("key_result", f"{prefix}-7", 1)]
 
     again = hs.write_key_results(store, rows)  # only the two refused rows are pending: [3,7] 400 -> [3], [7]
-    assert (again.unchanged, again.created, again.failed, again.api_calls) == (8, 0, 2, 3)
+    assert (again.unchanged, again.created, again.failed, again.api_calls) == (8, 0, 2, 3 + len(SHIPPED_WAITS))
     assert [entry.attempts for entry in open_rejections(store, "hubspot")] == [2, 2]
 
     org.clear_rejections("hubspot")
@@ -341,3 +353,129 @@ def test_a_checkin_whose_key_result_was_refused_is_associated_once_the_key_resul
     kr_id = str(stored(org, "key_result", prefix)[refused_kr]["id"] + offset)
     assert associated(hs, "checkin", "key_result", [checkin_id]) == {checkin_id: [kr_id]}
     assert hs.write_okrs(store, records).api_calls == 0  # all confirmed now
+
+
+# -- inputs refused as busy (207 CONFLICT) are sent again within the run ----------------------------
+BUSY = "CONFLICT"
+Calls = list[tuple[list[str], dict[str, str | None]]]
+
+
+def upsert_calls(hs: HubSpotSource, monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Spy on batch upserts that HubSpot answered: each call's keys, in order, and per key the
+    category of its error (None: written)."""
+    real = hs._api.batch.upsert
+    calls: Calls = []
+
+    def spying(*args: Any, **kwargs: Any) -> Any:
+        response = real(*args, **kwargs)
+        keys = [item.id for item in args[1].inputs]
+        categories: dict[str, str | None] = dict.fromkeys(keys)
+        for error in getattr(response, "errors", None) or []:
+            categories.update(dict.fromkeys((error.context or {}).get("id", []), error.category))
+        calls.append((keys, categories))
+        return response
+
+    wrapped: Callable[..., Any] = spying
+    monkeypatch.setattr(hs._api.batch, "upsert", wrapped)
+    return calls
+
+
+def retry_calls(calls: Calls) -> int:
+    """How many calls were retry rounds; asserts that each call after one with busy inputs sends
+    exactly those again, up to len(WRITE_RETRY_WAITS) times, and then a batch goes on."""
+    retries, busy, rounds = 0, [], 0
+    for keys, categories in calls:
+        assert len(keys) <= settings.BATCH_SIZE
+        if busy and rounds < len(SHIPPED_WAITS):
+            assert keys == busy, "a retry round sends only the inputs refused as busy"
+            retries, rounds = retries + 1, rounds + 1
+        else:
+            rounds = 0
+        busy = [key for key in keys if categories[key] == BUSY]
+    return retries
+
+
+def held_keys(org: SandboxServer, kind: str, prefix: str) -> list[str]:
+    """The keys of HubSpot's records of one OKR object under `prefix`, one entry per record (duplicates kept)."""
+    return sorted(row["unique_key"] for row in org.state.custom_records("hubspot", settings.OKR_OBJECT_NAMES[kind])
+                  if (row["unique_key"] or "").startswith(prefix))
+
+
+def test_inputs_refused_as_busy_are_written_and_associated_within_the_run(
+        org: SandboxServer, hs: HubSpotSource, store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"busy-{uuid.uuid4().hex[:6]}"
+    records = okr_records(prefix, krs=4)  # 2 objectives, 4 key results, 4 check-ins
+    calls = upsert_calls(hs, monkeypatch)
+    org.set_faults("hubspot", FaultPlan(partial_failure=0.3, seed=7))
+    try:
+        result = hs.write_okrs(store, records)
+        struck = org.faults["hubspot"].injected.get("partial_failure", 0)
+    finally:
+        org.set_faults("hubspot", None)
+    assert struck == sum(category == BUSY for _keys, categories in calls for category in categories.values()) > 0
+    retries = retry_calls(calls)
+    assert retries >= 1
+    # a clean run: schemas, one upsert per object, one association call for KRs and one for check-ins
+    # (made once the batch's retries are done); then one upsert per batch and round that had busy inputs
+    assert result.api_calls == 6 + retries
+    assert (result.created, result.updated, result.failed, result.rejected, result.errors) == (10, 0, 0, [], [])
+    for kind in ("objective", "key_result", "checkin"):
+        assert held_keys(org, kind, prefix) == sorted(row["key"] for row in records.rows(kind))  # once each
+    assert_crm_holds(org, records, prefix)
+    offset = 30_000_000_000
+    ids = {key: str(row["id"] + offset) for kind in ("objective", "key_result")
+           for key, row in stored(org, kind, prefix).items()}
+    kr_links = associated(hs, "key_result", "objective", [ids[row["key"]] for row in records.key_results])
+    assert kr_links == {ids[row["key"]]: [ids[row["objective_key"]]] for row in records.key_results}
+    checkin_ids = [str(row["id"] + offset) for row in stored(org, "checkin", prefix).values()]
+    checkin_links = associated(hs, "checkin", "key_result", checkin_ids)
+    assert sorted(target for targets in checkin_links.values() for target in targets) == sorted(
+        ids[row["key"]] for row in records.key_results)
+    assert open_rejections(store, "hubspot") == []
+    assert hs.write_okrs(store, records).api_calls == 0  # every record is in the ledger
+
+
+def test_inputs_still_busy_after_the_last_round_are_reported_and_sent_again_next_run(
+        org: SandboxServer, hs: HubSpotSource, store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"busy-{uuid.uuid4().hex[:6]}"
+    rows = kr_rows(prefix, 150)  # two batches: 100 and 50
+    waits: list[float] = []
+    monkeypatch.setattr(settings, "WRITE_RETRY_WAITS", SHIPPED_WAITS)
+    monkeypatch.setattr(hs_writeback, "time", SimpleNamespace(sleep=waits.append))
+    calls = upsert_calls(hs, monkeypatch)
+    org.set_faults("hubspot", FaultPlan(partial_failure=1.0, seed=3))
+    try:
+        result = hs.write_key_results(store, rows)
+    finally:
+        org.set_faults("hubspot", None)
+    assert SHIPPED_WAITS == (1.0, 3.0) and waits == [*SHIPPED_WAITS] * 2  # per batch, then it gives up
+    rounds = 1 + len(SHIPPED_WAITS)
+    assert [len(keys) for keys, _categories in calls] == [100] * rounds + [50] * rounds
+    assert retry_calls(calls) == 2 * len(SHIPPED_WAITS)
+    assert (result.created, result.failed, result.api_calls) == (0, 150, 1 + 2 * rounds)
+    assert sorted(result.rejected, key=lambda rejection: rejection.key) == sorted(
+        (Rejection("key_result", row["key"], BUSY_MESSAGES["hubspot"]) for row in rows),
+        key=lambda rejection: rejection.key)  # as without retries
+    assert not held_keys(org, "key_result", prefix)
+    assert {(entry.key, entry.attempts) for entry in open_rejections(store, "hubspot")} == {
+        (row["key"], 1) for row in rows}  # one run, one attempt
+
+    again = hs.write_key_results(store, rows)  # nothing busy the next night
+    assert (again.created, again.failed, again.api_calls) == (150, 0, 2)
+    assert held_keys(org, "key_result", prefix) == sorted(row["key"] for row in rows)
+    assert open_rejections(store, "hubspot") == [] and waits == [*SHIPPED_WAITS] * 2
+
+
+def test_inputs_refused_for_their_content_are_not_sent_again_within_the_run(
+        org: SandboxServer, hs: HubSpotSource, store: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"bad-{uuid.uuid4().hex[:6]}"
+    rows = kr_rows(prefix, 4)
+    rows[1]["target"] = "half a million"  # refused alone: 207 VALIDATION_ERROR
+    org.reject("hubspot", "okr_key_result", f"{prefix}-2", "validation", "Target must be positive")  # 400
+    calls = upsert_calls(hs, monkeypatch)
+    result = hs.write_key_results(store, rows)
+    # schemas; [0-3] 400 -> [0,1] 207 (1 refused), [2,3] 400 -> [2] 400 (refused), [3] ok: no retry round
+    assert (result.created, result.failed, result.api_calls) == (2, 2, 1 + 5)
+    assert calls == [([f"{prefix}-0", f"{prefix}-1"], {f"{prefix}-0": None, f"{prefix}-1": "VALIDATION_ERROR"}),
+                     ([f"{prefix}-3"], {f"{prefix}-3": None})]  # the upserts answered (a 400 raises)
+    assert sorted(rejection.key for rejection in result.rejected) == [f"{prefix}-1", f"{prefix}-2"]

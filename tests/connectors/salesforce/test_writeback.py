@@ -8,6 +8,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,19 +16,31 @@ from simple_salesforce import format_soql
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from connectors.errors import ConnectorError
 from connectors.ledger import open_rejections
 from connectors.okr_records import OkrRecords
 from connectors.results import Rejection
 from connectors.salesforce import SalesforceSource
+from connectors.salesforce import settings as sf_settings
+from connectors.salesforce import writeback as sf_writeback
 from connectors.salesforce.settings import KR_TEXT_FIELDS, OKR_OBJECT_SPECS, OWNER_FIELD
 from connectors.salesforce.writeback import ledger_rows
+from connectors.sandbox.faults import FaultPlan
 from connectors.sandbox.ids import sf_id
+from connectors.sandbox.rejections import BUSY_MESSAGES
 from connectors.sandbox.server import SandboxServer
 from connectors.sandbox.tick import tick
 from connectors.store import WritebackLedger
 from tests.conftest import private_sandbox
 
 KR = "OKR_Key_Result__c"
+SHIPPED_WAITS = sf_settings.WRITE_RETRY_WAITS  # before any test sets them to 0
+
+
+@pytest.fixture(autouse=True)
+def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records refused for a locked row are sent again at once here (as many times as shipped)."""
+    monkeypatch.setattr(sf_settings, "WRITE_RETRY_WAITS", tuple(0.0 for _ in SHIPPED_WAITS))
 
 
 @pytest.fixture
@@ -361,7 +374,8 @@ def test_rejected_records_are_reported_the_rest_written_and_retried(
         ("key_result", refused_kr, 1), ("checkin", locked, 1), ("checkin", orphan, 1)]  # oldest first
 
     second = okr_source.write_okrs(store, records)  # the cause is still there: only the three go again
-    assert (second.failed, second.unchanged, second.api_calls) == (3, 11, 2)
+    # one call per object, then the locked check-in alone once per retry round (the rule holds the lock)
+    assert (second.failed, second.unchanged, second.api_calls) == (3, 11, 2 + len(SHIPPED_WAITS))
     assert [entry.attempts for entry in open_rejections(store, "salesforce")] == [2, 2, 2]
 
     org.clear_rejections("salesforce")
@@ -399,3 +413,149 @@ def test_an_unknown_or_inactive_owner_fails_that_record_alone(
     assert [rejection.message.split(":")[0] for rejection in result.rejected] == [
         "INACTIVE_OWNER_OR_USER", "INVALID_CROSS_REFERENCE_KEY"]
     assert read_back(okr_source, KR, prefix)[f"{prefix}-2"][OWNER_FIELD] == sf_id("User", 2)
+
+
+# -- records refused for a locked row are sent again within the run ---------------------------------
+LOCKED = "UNABLE_TO_LOCK_ROW"
+
+
+def upsert_calls(org_source: SalesforceSource) -> list[tuple[list[str], dict[str, str | None]]]:
+    """Spy on the HTTP traffic (a response hook): each upsert call's keys, in order, and per key the
+    first error code of its result (None: written)."""
+    calls: list[tuple[list[str], dict[str, str | None]]] = []
+
+    def hook(response: Any, *_args: Any, **_kwargs: Any) -> None:
+        request = response.request
+        if request.method == "PATCH" and "/composite/sobjects/" in request.url and response.status_code == 200:
+            keys = [record["Key__c"] for record in json.loads(request.body)["records"]]
+            codes = [None if outcome["success"] else outcome["errors"][0]["statusCode"] for outcome in response.json()]
+            calls.append((keys, dict(zip(keys, codes, strict=True))))
+
+    org_source.client.session.hooks["response"].append(hook)
+    return calls
+
+
+def retry_calls(calls: list[tuple[list[str], dict[str, str | None]]]) -> int:
+    """How many calls were retry rounds; asserts that each call after one with locked rows sends
+    exactly those rows again, up to len(WRITE_RETRY_WAITS) times, and then a batch goes on."""
+    retries, locked, rounds = 0, [], 0
+    for keys, codes in calls:
+        assert len(keys) <= sf_settings.WRITE_BATCH_SIZE
+        if locked and rounds < len(SHIPPED_WAITS):
+            assert keys == locked, "a retry round sends only the rows refused for a locked row"
+            retries, rounds = retries + 1, rounds + 1
+        else:
+            rounds = 0
+        locked = [key for key in keys if codes[key] == LOCKED]
+    return retries
+
+
+def held_keys(org: SandboxServer, sobject: str, prefix: str) -> list[str]:
+    """The keys of the org's records of `sobject` under `prefix`, one entry per record (duplicates kept)."""
+    return sorted(row["unique_key"] for row in org.state.custom_records("salesforce", sobject)
+                  if (row["unique_key"] or "").startswith(prefix))
+
+
+def test_records_refused_for_a_locked_row_are_written_within_the_run(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    records = okr_records(prefix, krs=3)  # 2 objectives (a parent and its child), 6 key results, 6 check-ins
+    calls = upsert_calls(okr_source)
+    org.set_faults("salesforce", FaultPlan(partial_failure=0.3, seed=7))
+    try:
+        result = okr_source.write_okrs(store, records)
+        struck = org.faults["salesforce"].injected.get("partial_failure", 0)
+    finally:
+        org.set_faults("salesforce", None)
+    assert struck == sum(code == LOCKED for _keys, codes in calls for code in codes.values()) > 0
+    retries = retry_calls(calls)
+    assert retries >= 1
+    # a clean run: 3 describes, objectives in 2 calls (parent first), key results, check-ins; then one
+    # call per batch and round that had locked rows
+    assert result.api_calls == 3 + 4 + retries
+    assert (result.created, result.updated, result.failed, result.rejected, result.errors) == (14, 0, 0, [], [])
+    for sobject, kind in ((OBJECTIVE, "objective"), (KR, "key_result"), (CHECKIN, "checkin")):
+        assert held_keys(org, sobject, prefix) == sorted(row["key"] for row in records.rows(kind))  # once each
+    assert_org_holds(okr_source, records, prefix)
+    assert open_rejections(store, "salesforce") == []
+    assert okr_source.write_okrs(store, records).api_calls == 0  # every record is in the ledger
+
+
+def test_rows_still_locked_after_the_last_round_are_reported_and_sent_again_next_run(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = kr_rows(prefix, 250)  # two batches: 200 and 50
+    waits: list[float] = []
+    monkeypatch.setattr(sf_settings, "WRITE_RETRY_WAITS", SHIPPED_WAITS)
+    monkeypatch.setattr(sf_writeback, "time", SimpleNamespace(sleep=waits.append))
+    calls = upsert_calls(okr_source)
+    org.set_faults("salesforce", FaultPlan(partial_failure=1.0, seed=3))
+    try:
+        result = okr_source.write_key_results(store, rows)
+    finally:
+        org.set_faults("salesforce", None)
+    assert SHIPPED_WAITS == (1.0, 3.0) and waits == [*SHIPPED_WAITS] * 2  # per batch, then it gives up
+    rounds = 1 + len(SHIPPED_WAITS)
+    assert [len(keys) for keys, _codes in calls] == [200] * rounds + [50] * rounds
+    assert retry_calls(calls) == 2 * len(SHIPPED_WAITS)
+    assert (result.created, result.failed, result.api_calls) == (0, 250, 1 + 2 * rounds)
+    busy = f"{LOCKED}: {BUSY_MESSAGES['salesforce']}"
+    assert result.rejected == [Rejection("key_result", row["key"], busy) for row in rows]  # as without retries
+    assert not held_keys(org, KR, prefix)
+    assert {(entry.key, entry.attempts) for entry in open_rejections(store, "salesforce")} == {
+        (row["key"], 1) for row in rows}  # one run, one attempt
+
+    again = okr_source.write_key_results(store, rows)  # the locks are gone the next night
+    assert (again.created, again.failed, again.api_calls) == (250, 0, 2)
+    assert held_keys(org, KR, prefix) == sorted(row["key"] for row in rows)
+    assert open_rejections(store, "salesforce") == [] and waits == [*SHIPPED_WAITS] * 2
+
+
+def test_a_record_refused_for_its_content_is_not_sent_again_within_the_run(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str) -> None:
+    rows = kr_rows(prefix, 3)
+    refused = f"{prefix}-1"
+    org.reject("salesforce", KR, refused, "validation", "Target must be above the baseline")
+    calls = upsert_calls(okr_source)
+    result = okr_source.write_key_results(store, rows)
+    assert (result.created, result.failed, result.api_calls) == (2, 1, 1 + 1)  # describe, one upsert: no retry
+    assert [keys for keys, _codes in calls] == [[row["key"] for row in rows]]
+    assert result.rejected == [Rejection("key_result", refused, "FIELD_CUSTOM_VALIDATION_EXCEPTION: Target must"
+                                                                " be above the baseline")]
+
+
+@pytest.mark.parametrize(("errors", "transient"), [
+    ([{"statusCode": LOCKED, "message": "unable to obtain exclusive access to this record"}], True),
+    ([{"statusCode": LOCKED, "message": "locked"}, {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                                                    "message": "Target must be positive"}], False),
+    ([{"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "Target must be positive"}], False),
+    ([], False),
+])
+def test_only_a_refusal_for_a_locked_row_alone_is_retried(errors: list[dict[str, str]], transient: bool) -> None:
+    assert sf_writeback._transient({"id": None, "success": False, "errors": errors}) is transient
+
+
+def test_a_retry_call_that_fails_keeps_what_the_first_call_wrote_and_reports_the_locked_row(
+        org: SandboxServer, store: Engine, okr_source: SalesforceSource, prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = kr_rows(prefix, 3)
+    locked = f"{prefix}-1"
+    org.reject("salesforce", KR, locked, "row_lock", BUSY_MESSAGES["salesforce"])
+    upsert = okr_source._upsert
+    sent: list[int] = []
+
+    def fails_on_the_retry(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        sent.append(len(args[1]))
+        if len(sent) == 2:
+            raise ConnectorError("Salesforce upsert failed: HTTP 503 SERVER_UNAVAILABLE")
+        return upsert(*args, **kwargs)
+
+    monkeypatch.setattr(okr_source, "_upsert", fails_on_the_retry)
+    with pytest.raises(ConnectorError, match="503"):
+        okr_source.write_key_results(store, rows)
+    assert sent == [3, 1]
+    assert [(entry.key, entry.attempts) for entry in open_rejections(store, "salesforce")] == [(locked, 1)]
+    monkeypatch.undo()
+    org.clear_rejections("salesforce")
+    again = okr_source.write_key_results(store, rows)  # the two written by the first call are in the ledger
+    assert (again.created, again.unchanged, again.failed) == (1, 2, 0)
+    assert held_keys(org, KR, prefix) == sorted(row["key"] for row in rows)
