@@ -2,8 +2,8 @@
 
 HubSpot: the sandbox enforces 190 requests per rolling 10 s and 5 searches per second
 (connectors.sandbox.hubspot_limits) and answers every request 100 ms late (FaultPlan(latency_ms=100)).
-The issue's bound is calls / (190 / 10 s). The client keeps to 90% of each limit (171 per 10 s, 4
-searches per second; connectors.hubspot.settings), and nearly every call of a full sync is a search,
+The issue's bound is calls / (190 / 10 s). The client keeps to 171 per 10 s and to 4 searches a
+second on average (5 per 1.25 s; connectors.hubspot.settings), and nearly every call of a full sync is a search,
 so the bound the search limit sets, searches / 5 per second, is the one that binds, and the client's
 own pace is searches / 4 per second: expected wall / issue bound = (searches / 4) / (calls / 19) ~ 4.4.
 

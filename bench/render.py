@@ -141,8 +141,8 @@ def ratelimit(results: dict[str, Any]) -> list[str]:
              "per second per account, both in `connectors/sandbox/hubspot_limits.py`) and answers every request "
              "100 ms late (`FaultPlan(latency_ms=100)`). The issue's bound is calls ÷ (190 / 10 s). Nearly every "
              "call of a full sync is a search, so the search limit binds first: searches ÷ 5 per second. The "
-             "client keeps to 90% of each limit (171 per 10 s, 4 searches per second: "
-             "`connectors/hubspot/settings.py`), leaving room for other apps of the portal and for requests in "
+             "client keeps to 90% of the 10-second limit (171) and to 4 searches a second on average (5 per "
+             "1.25 s: `connectors/hubspot/settings.py`), leaving room for other apps of the portal and for requests in "
              "flight, so its own pace is max(calls ÷ 17.1, searches ÷ 4) per second. Expected: wall ≈ the "
              "client's pace ≈ 1.25 × the search bound ≈ 3.8-4 × the issue's bound (searches are 80-83% of "
              "the calls).", "",
