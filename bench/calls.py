@@ -9,28 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Context, not_measured
-from bench.syncs import full_and_incremental
+from bench.common import Context
+from bench.syncs import per_crm
 
 COMMAND = ".venv/bin/python -m bench --only calls --sizes {size}"
 
 
 def run(ctx: Context, sizes: list[int]) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    for deals in sizes:
-        late = ctx.too_late()
-        if late:
-            figures.update({f"{crm}/{deals}": not_measured(late) for crm in ctx.crms})
-            continue
-        syncs = full_and_incremental(ctx, deals)
-        for crm in ctx.crms:
-            figures[f"{crm}/{deals}"] = figure(syncs, crm, deals)
-    return figures
+    return per_crm(ctx, sizes, figure)
 
 
 def figure(syncs: dict[str, Any], crm: str, deals: int) -> dict[str, Any]:
-    if syncs[crm].get("skipped"):
-        return not_measured(syncs[crm]["skipped"])
     full, incremental = syncs[crm]["full"], syncs[crm]["incremental"]
     minimum = sum(syncs[crm]["minimum"].values())
     return {

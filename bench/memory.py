@@ -9,27 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.common import Context, not_measured
-from bench.syncs import full_and_incremental
+from bench.common import Context
+from bench.syncs import per_crm
 
 COMMAND = ".venv/bin/python -m bench --only memory --sizes {size}"
 
 
 def run(ctx: Context, sizes: list[int]) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    for deals in sizes:
-        late = ctx.too_late()
-        if late:
-            figures.update({f"{crm}/{deals}": not_measured(late) for crm in ctx.crms})
-            continue
-        syncs = full_and_incremental(ctx, deals)
-        for crm in ctx.crms:
-            if syncs[crm].get("skipped"):
-                figures[f"{crm}/{deals}"] = not_measured(syncs[crm]["skipped"])
-                continue
-            full = syncs[crm]["full"]
-            figures[f"{crm}/{deals}"] = {
-                "crm": crm, "deals": deals, "records": full["records"], "peak_rss_mb": full["peak_rss_mb"],
-                "rss_before_sync_mb": full["rss_before_sync_mb"], "seconds": full["seconds"],
-                "command": COMMAND.format(size=deals), **syncs[crm]["full_stamp"]}
-    return figures
+    return per_crm(ctx, sizes, figure)
+
+
+def figure(syncs: dict[str, Any], crm: str, deals: int) -> dict[str, Any]:
+    full = syncs[crm]["full"]
+    return {"crm": crm, "deals": deals, "records": full["records"], "peak_rss_mb": full["peak_rss_mb"],
+            "rss_before_sync_mb": full["rss_before_sync_mb"], "seconds": full["seconds"],
+            "command": COMMAND.format(size=deals), **syncs[crm]["full_stamp"]}

@@ -8,9 +8,10 @@ HubSpot client's own rate limiter lifted: the calls are the same, the waits go);
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from bench.common import Context, SandboxProcess, fresh_copy, log, seeded_org, stamp, sync_in_child
+from bench.common import Context, SandboxProcess, fresh_copy, log, not_measured, seeded_org, stamp, sync_in_child
 
 # Seconds per deal of a full unthrottled sync on the shared 2-core machine, as measured on 2026-11-27
 # (Salesforce 100,000 deals in 73 s at a load of 4.6 once Bulk results streamed; HubSpot 10,000 in
@@ -31,6 +32,23 @@ def skipped(ctx: Context, crm: str, deals: int) -> str | None:
         return (f"not run: a full {crm} sync of {deals:,} deals through the sandbox is estimated at "
                 f"{estimate:.0f} min on this machine, over the run's {ctx.max_minutes:.0f} min budget")
     return ctx.too_late()
+
+
+def per_crm(ctx: Context, sizes: list[int],
+            figure: Callable[[dict[str, Any], str, int], dict[str, Any]]) -> dict[str, Any]:
+    """One figure per CRM and size from the shared syncs (`figure(syncs, crm, deals)`); a size past
+    the deadline or a sync left out is recorded as not measured, with the reason."""
+    figures: dict[str, Any] = {}
+    for deals in sizes:
+        late = ctx.too_late()
+        if late:
+            figures.update({f"{crm}/{deals}": not_measured(late) for crm in ctx.crms})
+            continue
+        syncs = full_and_incremental(ctx, deals)
+        for crm in ctx.crms:
+            left_out = syncs[crm].get("skipped")
+            figures[f"{crm}/{deals}"] = not_measured(left_out) if left_out else figure(syncs, crm, deals)
+    return figures
 
 
 def full_and_incremental(ctx: Context, deals: int) -> dict[str, Any]:

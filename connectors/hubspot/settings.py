@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.tls import CA_BUNDLE_ENV  # noqa: F401  (read by connectors.tls, for both CRMs)
-
 SOURCE = "hubspot"
 
 # Environment (credentials come from here only).

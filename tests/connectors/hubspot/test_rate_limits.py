@@ -18,6 +18,7 @@ from connectors.hubspot import HubSpotSource, helpers, settings
 from connectors.sandbox.hubspot_limits import HubSpotRateLimits
 from connectors.sandbox.server import SandboxServer
 from connectors.store import Activity, Deal
+from connectors.tls import CA_BUNDLE_ENV
 from tests.conftest import private_sandbox
 
 
@@ -159,7 +160,7 @@ def test_without_the_client_limiter_the_sandbox_answers_429(limited_org: Sandbox
                                                              enforced: HubSpotRateLimits) -> None:
     """The check above can fail: the same sync, unpaced, runs into the sandbox's limits."""
     env = limited_org.connection_env()
-    with HubSpotSource(env[settings.TOKEN_ENV], env[settings.HOST_ENV], env[settings.CA_BUNDLE_ENV],
+    with HubSpotSource(env[settings.TOKEN_ENV], env[settings.HOST_ENV], env[CA_BUNDLE_ENV],
                        sleep=lambda _seconds: None, rate_limits=Unlimited()) as source, \
             contextlib.suppress(ConnectorError):  # retries without waiting may run out: the 429s count
         full_sync(source, store)

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 from connectors.errors import ConnectorConfigError, ConnectorError
 from connectors.hubspot import HubSpotSource, settings
 from connectors.sandbox.server import SandboxServer
+from connectors.tls import CA_BUNDLE_ENV
 
 
 def test_from_env_names_the_missing_variable() -> None:
@@ -20,8 +21,8 @@ def test_from_env_names_the_missing_variable() -> None:
 def test_from_env_checks_host_and_ca_bundle() -> None:
     with pytest.raises(ConnectorConfigError, match=settings.HOST_ENV):
         HubSpotSource.from_env({settings.TOKEN_ENV: "pat-x", settings.HOST_ENV: "api.hubapi.com"})
-    with pytest.raises(ConnectorConfigError, match=settings.CA_BUNDLE_ENV):
-        HubSpotSource.from_env({settings.TOKEN_ENV: "pat-x", settings.CA_BUNDLE_ENV: "/no/such/ca.pem"})
+    with pytest.raises(ConnectorConfigError, match=CA_BUNDLE_ENV):
+        HubSpotSource.from_env({settings.TOKEN_ENV: "pat-x", CA_BUNDLE_ENV: "/no/such/ca.pem"})
     source = HubSpotSource.from_env({settings.TOKEN_ENV: "pat-secret-123"})
     assert source.host == settings.DEFAULT_HOST and "pat-secret-123" not in repr(source)
 
@@ -41,7 +42,7 @@ def test_rate_limits_and_server_errors_are_retried(sandbox: SandboxServer, store
     env = sandbox.connection_env()
     faults = sandbox.counters["hubspot"].app.state.faults
     waits: list[float] = []
-    with HubSpotSource(env[settings.TOKEN_ENV], env[settings.HOST_ENV], env[settings.CA_BUNDLE_ENV],
+    with HubSpotSource(env[settings.TOKEN_ENV], env[settings.HOST_ENV], env[CA_BUNDLE_ENV],
                        sleep=waits.append) as source:
         faults.extend([429, 503])
         result = source.extract(store, "owners")
